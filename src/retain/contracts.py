@@ -1,0 +1,320 @@
+"""Data contracts: the four tables retain reads, their columns and types, and their validation.
+
+Every table is a pandas DataFrame with the columns below. Timestamps are timezone-naive UTC
+(``datetime64[ns]``); identifiers are strings. ``validate_table`` coerces a raw frame to the
+contract and splits it into the rows that can be used and the rows that cannot, each rejected
+row carrying the reason, so that nothing is dropped silently.
+
+Feedback themes are stored as one string per row, theme ids joined by ``|`` (``"billing|pricing"``);
+an empty string means "labelled, no theme", a missing value means "not labelled".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+ColumnKind = Literal["id", "timestamp", "float", "int", "bool", "category", "text"]
+
+THEME_SEPARATOR = "|"
+SENTIMENTS = ("negative", "neutral", "positive")
+EVENT_TYPES = ("login", "usage", "purchase")
+CHANNELS = ("phone", "email", "chat", "social")
+FEEDBACK_SOURCES = ("review", "survey", "ticket_comment")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table contract."""
+
+    name: str
+    kind: ColumnKind
+    required: bool = True
+    nullable: bool = False
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """The columns of one table and its primary key."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+CUSTOMERS = TableContract(
+    name="customers",
+    key=("customer_id",),
+    description="One row per customer.",
+    columns=(
+        Column("customer_id", "id", description="Unique customer identifier."),
+        Column("signup_at", "timestamp", description="When the customer signed up."),
+        Column("segment", "category", description="Customer segment, e.g. consumer, smb, enterprise."),
+        Column("plan", "category", description="Subscription plan."),
+        Column("region", "category", description="Sales region."),
+        Column("monthly_value", "float", min_value=0.0, description="Recurring revenue per month."),
+        Column(
+            "churned_at", "timestamp", required=False, nullable=True,
+            description="When the customer left; missing while active. Used only for labels.",
+        ),
+    ),
+)
+
+EVENTS = TableContract(
+    name="events",
+    key=(),
+    description="Behaviour: one row per event.",
+    columns=(
+        Column("customer_id", "id"),
+        Column("occurred_at", "timestamp"),
+        Column("event_type", "category", description="login, usage, purchase, or any other type."),
+        Column("amount", "float", required=False, nullable=True, description="Money, for purchases."),
+    ),
+)
+
+TICKETS = TableContract(
+    name="tickets",
+    key=("ticket_id",),
+    description="Support history: one row per ticket.",
+    columns=(
+        Column("ticket_id", "id"),
+        Column("customer_id", "id"),
+        Column("opened_at", "timestamp"),
+        Column("first_response_at", "timestamp", nullable=True, description="Missing if never answered."),
+        Column("resolved_at", "timestamp", nullable=True, description="Missing while unresolved."),
+        Column("channel", "category", allowed=CHANNELS),
+        Column("reopened_count", "int", required=False, min_value=0),
+        Column(
+            "csat", "float", required=False, nullable=True, min_value=1, max_value=5,
+            description="Satisfaction survey 1-5, returned when the ticket is resolved.",
+        ),
+        Column("escalated", "bool", required=False),
+    ),
+)
+
+FEEDBACK = TableContract(
+    name="feedback",
+    key=("feedback_id",),
+    description="Text feedback: reviews, survey answers, ticket comments.",
+    columns=(
+        Column("feedback_id", "id"),
+        Column("customer_id", "id"),
+        Column("created_at", "timestamp"),
+        Column("source", "category", allowed=FEEDBACK_SOURCES),
+        Column("text", "text"),
+        Column("rating", "float", required=False, nullable=True, min_value=1, max_value=5),
+        Column("nps", "float", required=False, nullable=True, min_value=0, max_value=10),
+        Column("ces", "float", required=False, nullable=True, min_value=1, max_value=7),
+        Column(
+            "sentiment", "category", required=False, nullable=True, allowed=SENTIMENTS,
+            description="Training label; missing if unlabelled.",
+        ),
+        Column(
+            "themes", "text", required=False, nullable=True,
+            description="Training label: theme ids joined by '|'; '' = no theme; missing if unlabelled.",
+        ),
+    ),
+)
+
+CONTRACTS: dict[str, TableContract] = {
+    c.name: c for c in (CUSTOMERS, EVENTS, TICKETS, FEEDBACK)
+}
+
+_BOOL_TRUE = {"true", "1", "yes", "y", "t"}
+_BOOL_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class World:
+    """The four tables that describe a customer base at one moment."""
+
+    customers: pd.DataFrame
+    events: pd.DataFrame
+    tickets: pd.DataFrame
+    feedback: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "customers": self.customers,
+            "events": self.events,
+            "tickets": self.tickets,
+            "feedback": self.feedback,
+        }
+
+
+class ContractError(ValueError):
+    """A table cannot be used at all (a required column is missing, the file is unreadable...)."""
+
+
+@dataclass
+class Validated:
+    """The result of validating one table: usable rows and rejected rows with reasons."""
+
+    table: str
+    source: str
+    valid: pd.DataFrame
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.valid) + len(self.rejected)
+
+    def summary(self) -> str:
+        if self.rejected.empty:
+            return f"{self.source}: {len(self.valid)} rows used"
+        counts = self.rejected["reason"].value_counts()
+        parts = "; ".join(f"{n} rows {reason}" for reason, n in counts.items())
+        return (
+            f"{self.source}: {len(self.valid)} of {self.n_input} rows used, "
+            f"{len(self.rejected)} rejected ({parts})"
+        )
+
+
+def split_themes(themes: pd.Series) -> list[list[str]]:
+    """Turn the ``|``-joined theme column into lists of theme ids (missing -> empty list)."""
+    return [
+        [t for t in str(v).split(THEME_SEPARATOR) if t] if isinstance(v, str) else []
+        for v in themes
+    ]
+
+
+def join_themes(theme_lists: list[list[str]]) -> list[str]:
+    """Inverse of :func:`split_themes`."""
+    return [THEME_SEPARATOR.join(ts) for ts in theme_lists]
+
+
+def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> Validated:
+    """Coerce ``raw`` to ``contract`` and split usable rows from rejected ones.
+
+    Parameters
+    ----------
+    raw:
+        The table as read, already renamed to the contract's column names.
+    contract:
+        The table's contract.
+    source:
+        Where the table came from (a file path), used in every message.
+
+    Returns
+    -------
+    Validated
+        ``valid`` holds the typed, usable rows in contract column order (plus any extra columns
+        the input had); ``rejected`` holds the original rows that cannot be used, with a
+        ``reason`` column naming the column and the problem.
+
+    Raises
+    ------
+    ContractError
+        If a required column is missing: nothing in the table could be used.
+    """
+    missing = [c.name for c in contract.columns if c.required and c.name not in raw.columns]
+    if missing:
+        raise ContractError(
+            f"{source}: table '{contract.name}' is missing required column(s) "
+            f"{', '.join(repr(m) for m in missing)} ({len(raw)} rows not read). "
+            f"Found columns: {', '.join(map(str, raw.columns))}. "
+            "Map your own names onto these in the config's data.columns section."
+        )
+    raw = raw.reset_index(drop=True)
+    typed = pd.DataFrame(index=raw.index)
+    reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+
+    def reject(mask: pd.Series | np.ndarray, reason: str) -> None:
+        mask = pd.Series(mask, index=raw.index) & reasons.isna()
+        reasons[mask] = reason
+
+    for col in contract.columns:
+        if col.name not in raw.columns:
+            typed[col.name] = _default_column(col, len(raw))
+            continue
+        values, bad_type = _coerce(raw[col.name], col)
+        typed[col.name] = values
+        present = raw[col.name].notna() & (raw[col.name].astype("string").str.strip() != "")
+        reject(bad_type & present, f"column '{col.name}': not a valid {col.kind}")
+        if not col.nullable:
+            reject(values.isna(), f"column '{col.name}': missing value")
+        if col.allowed is not None and col.kind == "category":
+            outside = values.notna() & ~values.isin(col.allowed)
+            reject(outside, f"column '{col.name}': not one of {', '.join(col.allowed)}")
+        if col.min_value is not None:
+            reject(values.notna() & (values < col.min_value), f"column '{col.name}': below {col.min_value}")
+        if col.max_value is not None:
+            reject(values.notna() & (values > col.max_value), f"column '{col.name}': above {col.max_value}")
+
+    if contract.key:
+        dup = typed.duplicated(subset=list(contract.key), keep="first")
+        reject(dup, f"column(s) {', '.join(contract.key)}: duplicate key")
+
+    extra = [c for c in raw.columns if c not in typed.columns]
+    for c in extra:
+        typed[c] = raw[c]
+    ok = reasons.isna()
+    rejected = raw.loc[~ok].copy()
+    rejected.insert(0, "reason", reasons[~ok].astype(str))
+    rejected.insert(0, "source_row", rejected.index + 1)
+    valid = typed.loc[ok].reset_index(drop=True)
+    return Validated(table=contract.name, source=source, valid=valid, rejected=rejected.reset_index(drop=True))
+
+
+def _default_column(col: Column, n: int) -> pd.Series:
+    if col.kind == "timestamp":
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
+    if col.kind == "int":
+        return pd.Series(0, index=range(n), dtype="int64")
+    if col.kind == "bool":
+        return pd.Series(False, index=range(n), dtype="bool")
+    if col.kind == "float":
+        return pd.Series(np.nan, index=range(n), dtype="float64")
+    return pd.Series(pd.NA, index=range(n), dtype="object")
+
+
+def _coerce(values: pd.Series, col: Column) -> tuple[pd.Series, pd.Series]:
+    """Return the typed column and a mask of values that failed to convert."""
+    if col.kind == "timestamp":
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            typed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        else:
+            typed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+        typed = typed.astype("datetime64[ns]")
+        return typed, typed.isna()
+    if col.kind in ("float", "int"):
+        typed = pd.to_numeric(values, errors="coerce").astype("float64")
+        bad = typed.isna()
+        if col.kind == "int":
+            bad = bad | (typed.notna() & (typed != np.round(typed)))
+            filled = typed.fillna(0) if not col.nullable else typed
+            if not col.nullable and not bad.any():
+                return filled.astype("int64"), bad
+            return filled, bad
+        return typed, bad
+    if col.kind == "bool":
+        if values.dtype == bool:
+            return values, pd.Series(False, index=values.index)
+        text = values.astype("string").str.strip().str.lower()
+        typed = text.isin(_BOOL_TRUE)
+        bad = ~(text.isin(_BOOL_TRUE) | text.isin(_BOOL_FALSE)) & text.notna()
+        return typed.astype(bool), bad
+    # id, category, text: strings; missing stays missing
+    typed = values.astype("string").str.strip() if col.kind != "text" else values.astype("string")
+    typed = typed.astype(object).where(typed.notna(), None)
+    if col.kind != "text":
+        typed = typed.where(typed != "", None)
+    return pd.Series(typed, index=values.index, dtype=object), pd.Series(False, index=values.index)
