@@ -1,0 +1,175 @@
+"""The ``retain`` command: argument parsing, logging and exit codes. The work is in ``retain.jobs``.
+
+Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champion model yet;
+1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="retain",
+    help=(
+        "Turn what customers say and do into action: classify feedback into themes and "
+        "sentiment, predict churn from behaviour and support history, and rank at-risk "
+        "customers with reasons and a recommended action.\n\n"
+        "Start with `retain demo`: it builds a synthetic world, trains, registers and scores."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+EXIT_NO_MODEL = 4
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")]
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a job, turning known failures into a clear message and an exit code."""
+    from retain.config import ConfigError
+    from retain.contracts import ContractError
+    from retain.scoring import ScoringError
+    from retain.tracking import NoChampionError
+    from retain.training import TrainingError
+
+    try:
+        return job(*args, **kwargs)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    except (ContractError, TrainingError, ScoringError) as exc:
+        raise _fail(str(exc), EXIT_DATA) from None
+    except NoChampionError as exc:
+        raise _fail(str(exc), EXIT_NO_MODEL) from None
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Directory to write customers, events, tickets, feedback.")],
+    customers: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
+    start: Annotated[str, typer.Option(help="First day of the simulated span (YYYY-MM-DD).")] = "2024-01-01",
+    end: Annotated[str, typer.Option(help="Last day of the simulated span (YYYY-MM-DD).")] = "2025-12-31",
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Generate a synthetic customer base with a planted, documented churn structure.
+
+    The four tables follow retain's data contracts (docs/data_contracts.md); the feedback
+    carries its true sentiment and theme labels. See docs/synthetic_world.md.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+
+    paths = _run(jobs.run_synth, out, customers, seed, date.fromisoformat(start), date.fromisoformat(end), file_format, not quiet)
+    for name, path in paths.items():
+        typer.echo(f"{name:<10} {path}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training config (YAML).")] = Path("configs/train.yaml"),
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the text and churn models, evaluate them, and register them in MLflow.
+
+    The sentiment and theme models are evaluated on the latest labelled feedback; the churn
+    model on the last date whose churn window is observed, against a logistic-regression
+    baseline. Each model gets the `champion` alias only if it beats its baseline and the
+    current champion on the same evaluation data.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import TrainConfig
+
+    cfg = _run(_load, config, TrainConfig)
+    outcome = _run(jobs.run_train, cfg, show_progress=not quiet)
+    typer.echo(jobs.format_training_outcome(outcome))
+
+
+@app.command()
+def score(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")] = Path("configs/score.yaml"),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default: the end of the data."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many customers to print.")] = 10,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score customers with the champion models and write the ranked at-risk list.
+
+    Writes ranked_customers.parquet, ranked_customers.csv and score_summary.json to the
+    config's scoring.output_dir, each atomically: a crash leaves the previous list intact.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import ScoreConfig
+
+    cfg = _run(_load, config, ScoreConfig)
+    when = date.fromisoformat(as_of) if as_of else None
+    outcome = _run(jobs.run_score, cfg, when)
+    typer.echo(jobs.format_score_outcome(outcome, top=top))
+
+
+@app.command()
+def demo(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Demo config (YAML); default: built-in.")] = None,
+    customers: Annotated[int | None, typer.Option(min=100, help="Override the number of synthetic customers.")] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run everything on a synthetic world: generate, train, register, score, and show the top 10."""
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import DemoConfig
+
+    cfg = _run(_load, config, DemoConfig) if config else DemoConfig()
+    if customers is not None:
+        cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"customers": customers})})
+    outcome = _run(jobs.run_demo, cfg, show_progress=not quiet)
+    typer.echo(jobs.format_demo_outcome(outcome))
+
+
+def _load(path: Path, model):  # type: ignore[no-untyped-def]
+    from retain.config import load_config
+
+    return load_config(path, model)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retain.config import DataConfig
+from retain.contracts import (
+    CONTRACTS,
+    TICKETS,
+    ContractError,
+    contracts_markdown,
+    join_themes,
+    split_themes,
+    validate_table,
+)
+from retain.data import atomic_write, load_world, write_frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_tables(directory: Path, **overrides: pd.DataFrame) -> None:
+    tables = {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["C1", "C2", "C3"],
+                "signup_at": ["2024-01-01", "2024-02-01", "not a date"],
+                "segment": ["smb", "consumer", "smb"],
+                "plan": ["basic", "pro", "plus"],
+                "region": ["north", "south", "east"],
+                "monthly_value": ["10.5", "99", "20"],
+                "churned_at": ["", "2024-06-01", ""],
+            }
+        ),
+        "events": pd.DataFrame(
+            {
+                "customer_id": ["C1", "C2", "C9", "C1"],
+                "occurred_at": ["2024-03-01T10:00:00+02:00", "2024-03-02", "2024-03-03", "2024-03-04"],
+                "event_type": ["login", "usage", "login", "purchase"],
+                "amount": ["", "", "", "12.5"],
+            }
+        ),
+        "tickets": pd.DataFrame(
+            {
+                "ticket_id": ["T1", "T2"],
+                "customer_id": ["C1", "C2"],
+                "opened_at": ["2024-03-01 09:00", "2024-03-05 10:00"],
+                "first_response_at": ["2024-03-01 12:00", ""],
+                "resolved_at": ["2024-03-02 09:00", ""],
+                "channel": ["email", "pigeon"],
+                "reopened_count": ["0", "1"],
+                "csat": ["4", ""],
+                "escalated": ["false", "true"],
+            }
+        ),
+        "feedback": pd.DataFrame(
+            {
+                "feedback_id": ["F1"],
+                "customer_id": ["C1"],
+                "created_at": ["2024-03-03"],
+                "source": ["review"],
+                "text": ["Great service"],
+            }
+        ),
+    }
+    tables.update(overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(directory / f"{name}.csv", index=False)
+
+
+def test_every_row_is_used_or_reported(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    loaded = load_world(DataConfig(path=tmp_path))
+    reports = loaded.reports
+    assert len(reports["customers"].valid) == 2
+    assert reports["customers"].rejected["reason"].tolist() == ["column 'signup_at': not a valid timestamp"]
+    # C9 is not a customer; C3's rows would be rejected the same way
+    assert reports["events"].rejected["reason"].tolist() == ["column 'customer_id': unknown customer"]
+    assert reports["tickets"].rejected["reason"].tolist() == [
+        "column 'channel': not one of phone, email, chat, social"
+    ]
+    for report in reports.values():
+        assert report.n_input == {"customers": 3, "events": 4, "tickets": 2, "feedback": 1}[report.table]
+    quarantine = pd.read_csv(tmp_path / "quarantine" / "tickets.csv")
+    assert quarantine["ticket_id"].tolist() == ["T2"]
+    assert "tickets.csv: 1 of 2 rows used" in loaded.summary()
+
+
+def test_types_follow_the_contract(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    world = load_world(DataConfig(path=tmp_path)).world
+    assert world.events["occurred_at"].dtype == "datetime64[ns]"
+    # a time zone is converted to UTC and dropped
+    assert world.events["occurred_at"].iloc[0] == pd.Timestamp("2024-03-01 08:00")
+    assert world.tickets["escalated"].dtype == bool
+    assert world.tickets["reopened_count"].dtype == "int64"
+    assert world.customers["monthly_value"].tolist() == [10.5, 99.0]
+    assert pd.isna(world.customers["churned_at"].iloc[0])
+    # optional columns absent from the file are added empty
+    assert world.feedback["nps"].isna().all()
+
+
+def test_column_mapping_renames_user_columns(tmp_path: Path) -> None:
+    feedback = pd.DataFrame(
+        {"id": ["F1"], "customer_id": ["C1"], "when": ["2024-03-03"], "source": ["survey"], "comment": ["ok"]}
+    )
+    _write_tables(tmp_path, feedback=feedback)
+    config = DataConfig(
+        path=tmp_path,
+        columns={"feedback": {"feedback_id": "id", "created_at": "when", "text": "comment"}},
+    )
+    world = load_world(config).world
+    assert world.feedback.loc[0, "text"] == "ok"
+
+
+def test_missing_required_column_names_file_column_and_rows(tmp_path: Path) -> None:
+    tickets = pd.DataFrame({"ticket_id": ["T1", "T2"], "customer_id": ["C1", "C1"]})
+    _write_tables(tmp_path, tickets=tickets)
+    with pytest.raises(ContractError) as err:
+        load_world(DataConfig(path=tmp_path))
+    message = str(err.value)
+    assert "tickets.csv" in message and "'opened_at'" in message and "2 rows" in message
+
+
+def test_mapping_to_a_column_the_file_lacks_is_an_error(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    config = DataConfig(path=tmp_path, columns={"tickets": {"opened_at": "created"}})
+    with pytest.raises(ContractError, match="'created'"):
+        load_world(config)
+
+
+def test_missing_table_file(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    (tmp_path / "events.csv").unlink()
+    with pytest.raises(ContractError, match="no file for table 'events'"):
+        load_world(DataConfig(path=tmp_path))
+
+
+def test_duplicate_keys_and_out_of_range_values_are_rejected() -> None:
+    raw = pd.DataFrame(
+        {
+            "ticket_id": ["T1", "T1", "T3"],
+            "customer_id": ["C1", "C1", "C1"],
+            "opened_at": ["2024-01-01"] * 3,
+            "first_response_at": [""] * 3,
+            "resolved_at": [""] * 3,
+            "channel": ["chat"] * 3,
+            "csat": ["5", "4", "9"],
+        }
+    )
+    result = validate_table(raw, TICKETS, "t.csv")
+    assert result.valid["ticket_id"].tolist() == ["T1"]
+    assert result.rejected["reason"].tolist() == [
+        "column(s) ticket_id: duplicate key",
+        "column 'csat': above 5",
+    ]
+    assert result.rejected["source_row"].tolist() == [2, 3]
+
+
+def test_atomic_write_keeps_the_previous_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "list.csv"
+    write_frame(pd.DataFrame({"a": [1]}), target)
+
+    def crash(path: Path) -> None:
+        path.write_text("half written")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert pd.read_csv(target)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["list.csv"]
+
+
+def test_themes_round_trip() -> None:
+    column = pd.Series(["billing|pricing", "", None])
+    assert split_themes(column) == [["billing", "pricing"], [], []]
+    assert join_themes([["billing", "pricing"], []]) == ["billing|pricing", ""]
+
+
+def test_data_contracts_doc_is_current() -> None:
+    assert (REPO / "docs" / "data_contracts.md").read_text() == contracts_markdown(), (
+        "regenerate docs/data_contracts.md from retain.contracts.contracts_markdown()"
+    )
+    assert set(CONTRACTS) == {"customers", "events", "tickets", "feedback"}
