@@ -97,7 +97,7 @@ SIGNALS: dict[str, Signal] = {
     "engagement": Signal("Low engagement"),
     "purchases": Signal("Few or small purchases"),
     "tenure": Signal("New customer", "Customer for {:.0f} days", ("tenure_days",)),
-    "value": Signal("Plan value", "Monthly value {:.0f}", ("monthly_value",)),
+    "value": Signal("Low monthly value", "Pays {:.0f} a month", ("monthly_value",)),
     "plan": Signal("Plan type"),
     "segment": Signal("Customer segment"),
     "region": Signal("Region"),

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from retain.config import Playbook, PlaybookRule, RiskTier
+from retain.ranking import rank_customers, risk_tiers
+from retain.reasons import signal_contributions, top_reasons
+
+TIERS = (
+    RiskTier(name="high", min_probability=0.5),
+    RiskTier(name="medium", min_probability=0.2),
+    RiskTier(name="low", min_probability=0.0),
+)
+FEATURE_SIGNALS = {
+    "first_response_hours_mean_90d": "slow_first_response",
+    "first_response_hours_max_90d": "slow_first_response",
+    "open_tickets": "open_tickets",
+    "oldest_open_ticket_hours": "open_tickets",
+    "tenure_days": "tenure",
+}
+
+
+def _attributions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "first_response_hours_mean_90d": [0.4, -0.1, 0.0],
+            "first_response_hours_max_90d": [0.3, -0.2, 0.0],
+            "open_tickets": [0.1, 0.5, -0.3],
+            "oldest_open_ticket_hours": [0.2, 0.1, 0.0],
+            "tenure_days": [-0.5, 0.2, -0.1],
+            "baseline": [-2.0, -2.0, -2.0],
+        },
+        index=[10, 11, 12],
+    )
+
+
+def _features() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "first_response_hours_mean_90d": [31.2, 2.0, np.nan],
+            "first_response_hours_max_90d": [60.0, 3.0, np.nan],
+            "open_tickets": [1.0, 2.0, 0.0],
+            "oldest_open_ticket_hours": [5.0, 48.0, np.nan],
+            "tenure_days": [400.0, 20.0, 900.0],
+        },
+        index=[10, 11, 12],
+    )
+
+
+def test_contributions_are_summed_per_signal() -> None:
+    sums = signal_contributions(_attributions(), FEATURE_SIGNALS)
+    assert list(sums.columns) == ["open_tickets", "slow_first_response", "tenure"]
+    np.testing.assert_allclose(sums["slow_first_response"], [0.7, -0.3, 0.0])
+    np.testing.assert_allclose(sums["open_tickets"], [0.3, 0.6, -0.3])
+
+
+def test_top_reasons_keep_only_risk_raising_signals_with_figures() -> None:
+    reasons = top_reasons(_attributions(), _features(), FEATURE_SIGNALS, k=3)
+    assert reasons.loc[10, "reason_1_signal"] == "slow_first_response"
+    assert reasons.loc[10, "reason_1"] == "Waited 31 h on average for a first reply to tickets (last 90 days)"
+    assert reasons.loc[10, "reason_2_signal"] == "open_tickets"
+    assert reasons.loc[10, "reason_2"] == "1 ticket(s) still open, the oldest for 5 h"
+    assert reasons.loc[10, "reason_3_signal"] is None  # tenure lowers this customer's risk
+    assert reasons.loc[11, "reason_1_signal"] == "open_tickets"
+    assert reasons.loc[11, "reason_2"] == "Customer for 20 days"
+    assert reasons.loc[12].isna().all()  # nothing raises customer 12's risk
+
+
+def test_tiers_by_probability() -> None:
+    tiers = risk_tiers(pd.Series([0.9, 0.5, 0.49, 0.2, 0.0]), TIERS)
+    assert tiers.tolist() == ["high", "high", "medium", "medium", "low"]
+
+
+def test_ranking_by_value_at_risk_with_playbook_actions() -> None:
+    scored = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "churn_probability": [0.9, 0.3, 0.6, 0.3],
+            "monthly_value": [10.0, 100.0, 50.0, 100.0],
+        }
+    )
+    reasons = pd.DataFrame(
+        {
+            "reason_1": ["r", "r", "r", None],
+            "reason_2": [None, "r", None, None],
+            "reason_1_signal": ["theme_pricing", "tenure", "theme_pricing", None],
+            "reason_2_signal": [None, "open_tickets", None, None],
+        }
+    )
+    playbook = Playbook(
+        default_action="default",
+        rules=(
+            PlaybookRule(signal="theme_pricing", action="discount", min_tier="medium"),
+            PlaybookRule(signal="open_tickets", action="escalate"),
+        ),
+    )
+    ranked = rank_customers(scored, reasons, playbook, TIERS)
+    # value at risk: A 9, B 30, C 30, D 30 -> ties broken by probability, then id
+    assert ranked["customer_id"].tolist() == ["C", "B", "D", "A"]
+    assert ranked["rank"].tolist() == [1, 2, 3, 4]
+    np.testing.assert_allclose(ranked["value_at_risk"], [30.0, 30.0, 30.0, 9.0])
+    actions = dict(zip(ranked["customer_id"], ranked["recommended_action"], strict=True))
+    # B's first reason has no rule, its second does; D has no reasons
+    assert actions == {"C": "discount", "B": "escalate", "D": "default", "A": "discount"}
+
+
+def test_min_tier_blocks_a_rule_below_it() -> None:
+    scored = pd.DataFrame({"customer_id": ["L"], "churn_probability": [0.1], "monthly_value": [5.0]})
+    reasons = pd.DataFrame({"reason_1": ["r"], "reason_1_signal": ["theme_pricing"]})
+    playbook = Playbook(
+        default_action="default",
+        rules=(PlaybookRule(signal="theme_pricing", action="discount", min_tier="medium"),),
+    )
+    ranked = rank_customers(scored, reasons, playbook, TIERS)
+    assert ranked.loc[0, "recommended_action"] == "default"
