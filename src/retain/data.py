@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +188,13 @@ def _temporary_sibling(path: Path) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_figures(figures: Mapping[str, Any], directory: Path) -> dict[str, Path]:
+    """Save matplotlib figures as ``<name>.png`` in ``directory`` (atomically, each)."""
+    paths = {}
+    for name, figure in figures.items():
+        path = directory / f"{name}.png"
+        atomic_write(path, lambda p, f=figure: f.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+        paths[name] = path
+    return paths

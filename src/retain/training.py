@@ -65,6 +65,7 @@ class TextModels:
     n_train: int = 0
     n_test: int = 0
     train_until: pd.Timestamp | None = None
+    evaluation_id: str = ""
 
 
 @dataclass
@@ -186,6 +187,7 @@ def train_text_models(
         n_train=len(fit_rows),
         n_test=len(test_rows),
         train_until=fit_rows["created_at"].max(),
+        evaluation_id=_fingerprint(np.sort(test_rows["feedback_id"].astype(str).to_numpy())),
     )
 
 
@@ -232,7 +234,7 @@ def train_churn_models(
         num_leaves=config.num_leaves,
         min_child_samples=config.min_child_samples,
         calibration=config.calibration,
-    ).fit(fit_rows[columns], fit_rows["churned"].to_numpy())
+    ).fit(fit_rows[columns], fit_rows["churned"].to_numpy(), groups=fit_rows["customer_id"].to_numpy())
     baseline = make_logistic_baseline().fit(fit_rows[columns], fit_rows["churned"].to_numpy())
 
     y_test = test_rows["churned"].to_numpy()
@@ -290,6 +292,10 @@ def train(
     table = build_training_table(world, dates, text.feedback_scores, theme_ids, feature_config, show_progress)
     churn = train_churn_models(table, dates, churn_config)
     return TrainingResult(dates=dates, text=text, churn=churn, evaluation_id=evaluation_fingerprint(world, dates))
+
+
+def _fingerprint(ids: np.ndarray) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
 def _texts(rows: pd.DataFrame) -> list[str]:

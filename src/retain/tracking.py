@@ -1,0 +1,847 @@
+"""MLflow tracking: runs, model logging, the model registry and the champion alias.
+
+This is the only module that talks to MLflow. ``mlflow`` is imported inside the functions that
+need it, so ``import retain.tracking`` stays fast and works without touching a tracking store.
+
+Where things go
+---------------
+The store is ``TrackingConfig.tracking_uri``: by default a local SQLite file
+``sqlite:///mlflow.db`` (relative to the working directory), or ``$MLFLOW_TRACKING_URI`` when it
+is set, or any URI given in the job's YAML. When the experiment does not exist yet it is created;
+for a SQLite store its artifacts are put in ``mlartifacts/<experiment>`` next to the database
+file (not in the working directory), so a store in a temporary directory keeps everything there.
+Other stores (a tracking server, PostgreSQL) keep their own artifact root.
+
+Public API
+----------
+Runs::
+
+    with tracked_run(tracking, "churn", tags={"as_of": "2025-06-30"}) as run:
+        run.log_params(config.churn)                    # nested dicts / pydantic models flattened
+        run.log_metrics({"roc_auc": 0.81, "lift_at_10": 3.2})   # NaN / inf skipped with a warning
+        run.log_figures({"calibration": fig})          # plots/calibration.png; figure closed
+        run.log_frame(importances, "importances")      # tables/importances.parquet
+        run.set_tags({"n_customers": "5000"})
+        tag_text_models(run, {tracking.sentiment_model: "3", tracking.theme_model: "2"})
+        model_uri = run.log_model(model, "churn", input_example=X.head(5),
+                                  extra_requirements=("lightgbm", "retain"))
+
+Registry and champion::
+
+    version = register_model(tracking, model_uri, tracking.churn_model)
+    decision = promote_if_better(
+        tracking, tracking.churn_model, version, metric="roc_auc", value=0.81,
+        baseline_value=0.74, evaluation_id="test-2025-06-30-abc123",
+    )
+    model, version = load_champion(tracking, tracking.churn_model)   # native sklearn object
+
+Reading back: ``champion_version``, ``model_version_tags``, ``text_models_used``.
+
+Champion rule
+-------------
+A new version becomes champion (alias ``TrackingConfig.champion_alias``) only when its metric
+strictly beats its baseline *and* strictly beats the current champion, if that champion was
+evaluated on the same evaluation data (same ``evaluation_id``). A champion evaluated on other
+data cannot be compared and does not block; the decision's reason says so. The metric, baseline,
+evaluation id and the decision (``promotion.promoted``, ``promotion.reason``) are stored as tags
+on the model version, so later decisions and people can see why.
+
+Models are logged with the sklearn flavour in the ``cloudpickle`` format (custom estimators load
+back without a skops trust list; loading runs code from the artifact, so only point retain at
+stores you trust) and with an explicit ``pip_requirements`` list (MLflow's own inference of the
+requirements takes seconds per model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+
+    from retain.config import TrackingConfig
+
+__all__ = [
+    "BASE_REQUIREMENTS",
+    "NoChampionError",
+    "PromotionDecision",
+    "TrackedRun",
+    "champion_version",
+    "flatten_params",
+    "load_champion",
+    "log_model",
+    "model_version_tags",
+    "pinned_requirements",
+    "promote_if_better",
+    "register_model",
+    "tag_text_models",
+    "text_models_used",
+    "tracked_run",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Packages every logged sklearn model needs to load back (pinned to the installed versions).
+BASE_REQUIREMENTS: tuple[str, ...] = ("scikit-learn", "cloudpickle", "numpy", "pandas")
+
+# Tag keys. Model-version tags carry the champion decision; run tags the text models used.
+METRIC_TAG = "metric.{metric}"
+BASELINE_TAG = "baseline.{metric}"
+EVALUATION_TAG = "evaluation_id"
+PROMOTED_TAG = "promotion.promoted"
+REASON_TAG = "promotion.reason"
+PREVIOUS_CHAMPION_TAG = "promotion.previous_champion"
+TEXT_MODEL_TAG_PREFIX = "text_model."
+
+# MLflow limits a parameter value to 6000 characters.
+_MAX_PARAM_LENGTH = 6000
+# We choose cloudpickle on purpose (see module docstring); MLflow warns about it on every save.
+_CLOUDPICKLE_WARNING = "Saving scikit-learn models in the pickle or cloudpickle format"
+
+
+class NoChampionError(LookupError):
+    """There is no champion version of a registered model (nothing trained and promoted yet)."""
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a model version became the champion, and why.
+
+    Attributes
+    ----------
+    promoted
+        True when the version now holds the champion alias.
+    reason
+        One sentence a person can read, naming the metric values compared.
+    previous_champion
+        The version that held the alias before the decision, or None if there was none.
+    """
+
+    promoted: bool
+    reason: str
+    previous_champion: str | None
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """Handle of an active MLflow run, yielded by :func:`tracked_run`.
+
+    Attributes
+    ----------
+    run_id
+        The MLflow run id.
+    experiment_id
+        The id of the experiment the run belongs to.
+    tracking
+        The tracking settings the run was started with.
+    """
+
+    run_id: str
+    experiment_id: str
+    tracking: TrackingConfig
+
+    def log_params(self, params: Mapping[str, Any] | BaseModel, prefix: str = "") -> None:
+        """Log parameters, flattening nested mappings and pydantic models into dotted keys.
+
+        Parameters
+        ----------
+        params
+            A mapping (values may be nested mappings, pydantic models, lists) or a pydantic model.
+        prefix
+            Put before every key, e.g. ``"churn"`` gives ``churn.n_estimators``.
+        """
+        from mlflow.entities import Param
+
+        flat = flatten_params(params, prefix)
+        for key, value in flat.items():
+            if len(value) > _MAX_PARAM_LENGTH:
+                logger.warning(
+                    "parameter %s is %d characters long; truncated to %d",
+                    key,
+                    len(value),
+                    _MAX_PARAM_LENGTH,
+                )
+                flat[key] = value[:_MAX_PARAM_LENGTH]
+        _client(self.tracking).log_batch(self.run_id, params=[Param(k, v) for k, v in flat.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log metric values; NaN and infinite values are skipped with a warning.
+
+        Parameters
+        ----------
+        metrics
+            Metric name to value (Python or NumPy numbers).
+        step
+            Optional step, for metrics recorded more than once in a run.
+        """
+        import time
+
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        finite: list[Metric] = []
+        skipped: list[str] = []
+        for name, value in metrics.items():
+            number = float(value)
+            if math.isfinite(number):
+                finite.append(Metric(name, number, timestamp, step or 0))
+            else:
+                skipped.append(f"{name}={number}")
+        if skipped:
+            logger.warning("metrics not logged (not finite): %s", ", ".join(skipped))
+        if finite:
+            _client(self.tracking).log_batch(self.run_id, metrics=finite)
+
+    def log_figures(self, figures: Mapping[str, Figure]) -> None:
+        """Save matplotlib figures as ``plots/<name>.png`` artifacts and close them.
+
+        Parameters
+        ----------
+        figures
+            Artifact name (without ``.png``) to figure. Every figure is closed afterwards, also
+            when logging fails, so a training job does not accumulate open figures.
+        """
+        import matplotlib.pyplot as plt
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="retain-plots-") as tmp:
+                for name, figure in figures.items():
+                    figure.savefig(Path(tmp) / f"{name}.png", dpi=110, bbox_inches="tight")
+                _client(self.tracking).log_artifacts(self.run_id, tmp, artifact_path="plots")
+        finally:
+            for figure in figures.values():
+                plt.close(figure)
+
+    def log_frame(
+        self, frame: pd.DataFrame, name: str, fmt: Literal["parquet", "csv"] = "parquet"
+    ) -> str:
+        """Save a DataFrame as a ``tables/<name>.<fmt>`` artifact.
+
+        The index is written only when it carries information (is not a plain RangeIndex).
+
+        Parameters
+        ----------
+        frame
+            The table to save; it is not modified.
+        name
+            Artifact file name without extension.
+        fmt
+            ``"parquet"`` (keeps dtypes, including categories) or ``"csv"`` (readable anywhere).
+
+        Returns
+        -------
+        str
+            The artifact path inside the run, e.g. ``tables/importances.parquet``.
+        """
+        import pandas as pd
+
+        keep_index = not isinstance(frame.index, pd.RangeIndex)
+        with tempfile.TemporaryDirectory(prefix="retain-table-") as tmp:
+            path = Path(tmp) / f"{name}.{fmt}"
+            if fmt == "parquet":
+                frame.to_parquet(path, index=keep_index)
+            elif fmt == "csv":
+                frame.to_csv(path, index=keep_index)
+            else:
+                raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+            _client(self.tracking).log_artifact(self.run_id, str(path), artifact_path="tables")
+        return f"tables/{path.name}"
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags (values are converted to strings)."""
+        from mlflow.entities import RunTag
+
+        _client(self.tracking).log_batch(
+            self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]
+        )
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        input_example: Any = None,
+        *,
+        extra_requirements: Sequence[str] = (),
+        pip_requirements: Sequence[str] | None = None,
+    ) -> str:
+        """Log a fitted sklearn-contract model in this run; see :func:`log_model`."""
+        return log_model(
+            self,
+            model,
+            name,
+            input_example,
+            extra_requirements=extra_requirements,
+            pip_requirements=pip_requirements,
+        )
+
+
+@contextlib.contextmanager
+def tracked_run(
+    tracking: TrackingConfig,
+    run_name: str,
+    tags: Mapping[str, Any] | None = None,
+    *,
+    nested: bool = False,
+) -> Iterator[TrackedRun]:
+    """Start an MLflow run in the configured store and experiment.
+
+    Sets the tracking URI, creates the experiment if it is missing and starts a run; the run is
+    ended when the block exits, with status FAILED if the block raised.
+
+    Parameters
+    ----------
+    tracking
+        Store URI and experiment name.
+    run_name
+        Name shown in the MLflow UI, e.g. ``"sentiment"`` or ``"churn"``.
+    tags
+        Run tags (values are converted to strings). ``retain.version`` is added.
+    nested
+        Start the run as a child of the currently active run.
+
+    Yields
+    ------
+    TrackedRun
+        Handle to log parameters, metrics, figures, tables and models.
+    """
+    import mlflow
+
+    experiment_id = _use_experiment(tracking)
+    run_tags = {"retain.version": _installed_version("retain") or "unknown"}
+    run_tags.update({k: str(v) for k, v in (tags or {}).items()})
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags=run_tags, nested=nested
+    ) as run:
+        logger.info(
+            "MLflow run %s (%s) in experiment %r", run_name, run.info.run_id, tracking.experiment
+        )
+        yield TrackedRun(run_id=run.info.run_id, experiment_id=experiment_id, tracking=tracking)
+
+
+def log_model(
+    run: TrackedRun,
+    model: Any,
+    name: str,
+    input_example: Any = None,
+    *,
+    extra_requirements: Sequence[str] = (),
+    pip_requirements: Sequence[str] | None = None,
+) -> str:
+    """Log a fitted sklearn-contract model with the sklearn flavour (cloudpickle format).
+
+    Parameters
+    ----------
+    run
+        The run to log into; it must be the active run (inside its :func:`tracked_run` block).
+    model
+        A fitted scikit-learn estimator or Pipeline, or any class following that contract.
+    name
+        Name of the logged model inside the run, e.g. ``"sentiment"``.
+    input_example
+        A few rows of real input (a list/Series of strings for text models, a DataFrame for the
+        churn model). Used only to infer the signature; the example itself is not stored. When
+        the inferred signature cannot be checked against the example (e.g. pandas ``category``
+        columns), the model is logged without a signature and a warning says why.
+    extra_requirements
+        Packages the model needs beyond :data:`BASE_REQUIREMENTS`, e.g. ``("lightgbm",
+        "retain")`` for the churn model. Bare names are pinned to the installed version.
+    pip_requirements
+        The complete requirement list, replacing the default one.
+
+    Returns
+    -------
+    str
+        The model URI (``models:/<model_id>``) to pass to :func:`register_model`.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run.run_id:
+        raise RuntimeError(
+            f"log_model needs run {run.run_id} to be active: call it inside its tracked_run block"
+        )
+    requirements = (
+        list(pip_requirements)
+        if pip_requirements is not None
+        else pinned_requirements(*BASE_REQUIREMENTS, *extra_requirements)
+    )
+    signature = _infer_signature(model, input_example, name) if input_example is not None else None
+    with _drop_log_records("mlflow.sklearn", _CLOUDPICKLE_WARNING):
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pip_requirements=requirements,
+            # False, not None: None would make MLflow try to infer one again.
+            signature=signature if signature is not None else False,
+        )
+    logger.info("logged model %r as %s", name, info.model_uri)
+    return info.model_uri
+
+
+def register_model(
+    tracking: TrackingConfig,
+    model_uri: str,
+    name: str,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Register a logged model as a new version of the registered model ``name``.
+
+    Parameters
+    ----------
+    tracking
+        The store holding the registry.
+    model_uri
+        URI returned by :func:`log_model`.
+    name
+        Registered model name, e.g. ``tracking.churn_model``; created if missing.
+    tags
+        Optional model-version tags.
+
+    Returns
+    -------
+    str
+        The new version number, as a string ("1", "2", ...).
+    """
+    import mlflow
+
+    _use_store(tracking)
+    # mlflow.register_model prints two status lines straight to stderr; keep them for DEBUG.
+    # Errors are raised as exceptions and MLflow's own warnings go through logging, so neither
+    # is hidden.
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        version = mlflow.register_model(
+            model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
+    if captured.getvalue().strip():
+        logger.debug("mlflow: %s", captured.getvalue().strip())
+    logger.info("registered %s as %s version %s", model_uri, name, version.version)
+    return str(version.version)
+
+
+def promote_if_better(
+    tracking: TrackingConfig,
+    name: str,
+    version: str | int,
+    metric: str,
+    value: float,
+    baseline_value: float,
+    higher_is_better: bool = True,
+    *,
+    evaluation_id: str,
+) -> PromotionDecision:
+    """Make ``version`` the champion if it beats its baseline and the comparable champion.
+
+    The version must strictly beat ``baseline_value``, and, when the current champion was
+    evaluated on the same data (its ``evaluation_id`` tag equals ``evaluation_id`` and it has a
+    ``metric.<metric>`` tag), strictly beat the champion's value too. A champion evaluated on
+    different data does not block; the reason says it was not compared. A NaN or infinite value
+    or baseline never promotes.
+
+    The metric, baseline and evaluation id are stored as tags of the version before the alias
+    moves; the decision (``promotion.promoted``, ``promotion.reason``) after.
+
+    Parameters
+    ----------
+    tracking
+        Store and champion alias name.
+    name
+        Registered model name.
+    version
+        The candidate version.
+    metric
+        Metric name, e.g. ``"roc_auc"``.
+    value
+        The candidate's metric on the evaluation data.
+    baseline_value
+        The baseline's metric on the same data (e.g. logistic regression for churn, a majority
+        class predictor for text).
+    higher_is_better
+        False for losses (log loss, Brier score).
+    evaluation_id
+        Identifies the evaluation data (e.g. test as_of date plus a hash of the test ids).
+
+    Returns
+    -------
+    PromotionDecision
+        Whether the alias moved, why, and which version held it before.
+    """
+    client = _client(tracking)
+    version = str(version)
+    alias = tracking.champion_alias
+    previous = champion_version(tracking, name)
+    if previous == version:
+        return PromotionDecision(False, f"version {version} is already the {alias}", previous)
+
+    evaluation_tags = {
+        METRIC_TAG.format(metric=metric): repr(float(value)),
+        BASELINE_TAG.format(metric=metric): repr(float(baseline_value)),
+        EVALUATION_TAG: evaluation_id,
+    }
+    for key, tag_value in evaluation_tags.items():
+        client.set_model_version_tag(name, version, key, tag_value)
+
+    promoted, reason = _decide(
+        tracking,
+        name,
+        previous,
+        metric,
+        float(value),
+        float(baseline_value),
+        higher_is_better,
+        evaluation_id,
+    )
+    if promoted:
+        client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "true" if promoted else "false")
+    client.set_model_version_tag(name, version, REASON_TAG, reason)
+    if previous is not None:
+        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
+    logger.info(
+        "%s version %s %s: %s",
+        name,
+        version,
+        f"is now the {alias}" if promoted else "not promoted",
+        reason,
+    )
+    return PromotionDecision(promoted, reason, previous)
+
+
+def champion_version(tracking: TrackingConfig, name: str) -> str | None:
+    """The version holding the champion alias, or None (no such model, or no champion yet)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        registered = _client(tracking).get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    version = registered.aliases.get(tracking.champion_alias)
+    return None if version is None else str(version)
+
+
+def load_champion(tracking: TrackingConfig, name: str) -> tuple[Any, str]:
+    """Load the champion version of a registered model as its native sklearn object.
+
+    The alias is resolved once and that version is loaded, so the returned version is the one
+    loaded even if a training job moves the alias at the same moment.
+
+    Parameters
+    ----------
+    tracking
+        Store and champion alias name.
+    name
+        Registered model name, e.g. ``tracking.churn_model``.
+
+    Returns
+    -------
+    tuple
+        ``(model, version)``: the estimator exactly as logged (``predict_proba`` and custom
+        methods work) and its version string.
+
+    Raises
+    ------
+    NoChampionError
+        When the model is not registered or has no champion yet.
+    """
+    import mlflow.sklearn
+
+    _use_store(tracking)  # load_model resolves models:/ URIs against the global registry URI
+    version = champion_version(tracking, name)
+    if version is None:
+        raise NoChampionError(
+            f"no {tracking.champion_alias!r} version of model {name!r} in {tracking.tracking_uri}:"
+            " run `retain train` first"
+        )
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    logger.info("loaded %s version %s (%s)", name, version, tracking.champion_alias)
+    return model, version
+
+
+def model_version_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
+    """All tags of one model version (metric, baseline, evaluation id, promotion decision...)."""
+    return dict(_client(tracking).get_model_version(name, str(version)).tags)
+
+
+def tag_text_models(run: TrackedRun, versions: Mapping[str, str | int]) -> None:
+    """Record on a run which text model versions produced its feedback scores.
+
+    Parameters
+    ----------
+    run
+        Typically the churn run.
+    versions
+        Registered text model name to version, e.g.
+        ``{tracking.sentiment_model: "3", tracking.theme_model: "2"}``; stored as run tags
+        ``text_model.<name>``.
+    """
+    run.set_tags({f"{TEXT_MODEL_TAG_PREFIX}{model}": str(v) for model, v in versions.items()})
+
+
+def text_models_used(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
+    """The text model versions recorded (by :func:`tag_text_models`) on a version's run.
+
+    Returns
+    -------
+    dict
+        Registered text model name to version; empty if the run recorded none.
+    """
+    client = _client(tracking)
+    model_version = client.get_model_version(name, str(version))
+    if not model_version.run_id:
+        return {}
+    tags = client.get_run(model_version.run_id).data.tags
+    return {
+        key.removeprefix(TEXT_MODEL_TAG_PREFIX): value
+        for key, value in tags.items()
+        if key.startswith(TEXT_MODEL_TAG_PREFIX)
+    }
+
+
+def flatten_params(params: Mapping[str, Any] | BaseModel, prefix: str = "") -> dict[str, str]:
+    """Flatten nested parameters into ``{"a.b.c": "value"}`` strings for MLflow.
+
+    Pydantic models are dumped in JSON mode (paths and dates become strings). Lists of plain
+    values become one JSON string (``"[30, 90]"``); lists containing mappings are indexed
+    (``tiers.0.name``).
+
+    Parameters
+    ----------
+    params
+        A mapping or a pydantic model.
+    prefix
+        Key prefix, joined with a dot.
+
+    Returns
+    -------
+    dict
+        Dotted key to string value.
+    """
+    if isinstance(params, BaseModel):
+        params = params.model_dump(mode="json")
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        full_key = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, full_key))
+        elif isinstance(value, (list, tuple)) and any(
+            isinstance(v, (Mapping, BaseModel)) for v in value
+        ):
+            flat.update(flatten_params({str(i): v for i, v in enumerate(value)}, full_key))
+        elif isinstance(value, (list, tuple)):
+            flat[full_key] = json.dumps([_plain(v) for v in value])
+        else:
+            flat[full_key] = str(_plain(value))
+    return flat
+
+
+def pinned_requirements(*packages: str) -> list[str]:
+    """Pin bare package names to their installed versions (``"pandas"`` -> ``"pandas==3.1.1"``).
+
+    Requirements that already carry a specifier, and packages that are not installed, are
+    returned unchanged.
+    """
+    pinned = []
+    for package in dict.fromkeys(packages):  # keep order, drop repeats
+        installed = (
+            _installed_version(package) if package.replace("-", "_").isidentifier() else None
+        )
+        pinned.append(f"{package}=={installed}" if installed else package)
+    return pinned
+
+
+# --- internals --------------------------------------------------------------------------------
+
+
+def _use_store(tracking: TrackingConfig) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+
+
+def _client(tracking: TrackingConfig) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking.tracking_uri)
+
+
+def _use_experiment(tracking: TrackingConfig) -> str:
+    """Point MLflow at the store and experiment, creating the experiment if missing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    _use_store(tracking)
+    client = _client(tracking)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
+        location = _artifact_location(tracking)
+        try:
+            experiment_id = client.create_experiment(
+                tracking.experiment, artifact_location=location
+            )
+            logger.info(
+                "created MLflow experiment %r (artifacts: %s)",
+                tracking.experiment,
+                location or "store default",
+            )
+        except MlflowException as exc:  # another process created it just now
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            experiment_id = client.get_experiment_by_name(tracking.experiment).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    # Raises a clear MLflow error if the experiment was deleted (restore or purge it).
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _artifact_location(tracking: TrackingConfig) -> str | None:
+    """``mlartifacts/<experiment>`` next to a SQLite database file; None for other stores."""
+    from sqlalchemy.engine import make_url
+
+    if not tracking.tracking_uri.startswith("sqlite:"):
+        return None
+    database = make_url(tracking.tracking_uri).database
+    if not database or database == ":memory:":
+        return None
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in tracking.experiment)
+    return (Path(database).resolve().parent / "mlartifacts" / safe_name).as_uri()
+
+
+def _infer_signature(model: Any, input_example: Any, name: str) -> Any:
+    """A signature from the example and the model's predictions, or None if it does not hold."""
+    import warnings
+
+    from mlflow.models import infer_signature, validate_schema
+
+    try:
+        with warnings.catch_warnings():
+            # The "integer column" hint is about pyfunc serving; retain loads models natively.
+            warnings.simplefilter("ignore", UserWarning)
+            signature = infer_signature(input_example, model.predict(input_example))
+            # MLflow describes pandas categories as strings but then refuses to pass category
+            # columns through that schema; check the example fits rather than log a false one.
+            validate_schema(input_example, signature.inputs)
+    except Exception as exc:  # noqa: BLE001 - any failure only costs the signature
+        logger.warning("model %r logged without a signature: %s", name, exc)
+        return None
+    return signature
+
+
+def _decide(
+    tracking: TrackingConfig,
+    name: str,
+    previous: str | None,
+    metric: str,
+    value: float,
+    baseline_value: float,
+    higher_is_better: bool,
+    evaluation_id: str,
+) -> tuple[bool, str]:
+    """The champion rule: (promote?, reason)."""
+
+    def beats(a: float, b: float) -> bool:
+        return a > b if higher_is_better else a < b
+
+    if not math.isfinite(value):
+        return False, f"{metric} is {value}, not a number to compare"
+    if not math.isfinite(baseline_value):
+        return False, f"the baseline {metric} is {baseline_value}; cannot show the model beats it"
+    if not beats(value, baseline_value):
+        return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g}"
+    against_baseline = f"{metric} {value:.4g} beats the baseline {baseline_value:.4g}"
+    if previous is None:
+        return True, f"{against_baseline}; there was no {tracking.champion_alias}"
+
+    champion_tags = model_version_tags(tracking, name, previous)
+    champion_evaluation = champion_tags.get(EVALUATION_TAG)
+    champion_value = _parse_float(champion_tags.get(METRIC_TAG.format(metric=metric)))
+    if champion_evaluation != evaluation_id:
+        return True, (
+            f"{against_baseline}; {tracking.champion_alias} version {previous} was evaluated on "
+            f"different data (evaluation_id {champion_evaluation!r}, not {evaluation_id!r}), "
+            "so it was not compared"
+        )
+    if champion_value is None:
+        return True, (
+            f"{against_baseline}; {tracking.champion_alias} version {previous} has no recorded "
+            f"{metric} on evaluation {evaluation_id!r}, so it was not compared"
+        )
+    if not beats(value, champion_value):
+        return False, (
+            f"{metric} {value:.4g} does not beat {tracking.champion_alias} version {previous} "
+            f"({champion_value:.4g}) on evaluation {evaluation_id!r}"
+        )
+    return True, (
+        f"{against_baseline} and {tracking.champion_alias} version {previous} "
+        f"({champion_value:.4g}) on evaluation {evaluation_id!r}"
+    )
+
+
+def _parse_float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly scalar: NumPy numbers to Python, paths and dates to strings."""
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalar
+        return value.item()
+    if isinstance(value, (PurePath, date, datetime)):
+        return str(value)
+    return value
+
+
+def _installed_version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _drop_log_records(logger_name: str, prefix: str) -> Iterator[None]:
+    """Drop one known log message from one logger for the duration of the block."""
+    target = logging.getLogger(logger_name)
+    message_filter = _DropMessages(prefix)
+    target.addFilter(message_filter)
+    try:
+        yield
+    finally:
+        target.removeFilter(message_filter)
