@@ -1,0 +1,144 @@
+"""The `retain` command end to end on a small synthetic world, with a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RETAIN = [sys.executable, "-m", "retain.cli"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_retain(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RETAIN, *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("e2e")
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    demo = root / "demo.yaml"
+    demo.write_text(
+        f"synth: {{customers: 2500, seed: 3}}\nworkdir: {root / 'demo'}\n"
+        f"tracking: {{tracking_uri: '{store}'}}\nscoring: {{output_dir: {root / 'outputs'}}}\n"
+    )
+    score = root / "score.yaml"
+    score.write_text(
+        f"data: {{path: {root / 'demo' / 'world'}}}\n"
+        f"tracking: {{tracking_uri: '{store}'}}\nscoring: {{output_dir: {root / 'rescored'}}}\n"
+    )
+    train = root / "train.yaml"
+    train.write_text(
+        f"data: {{path: {root / 'demo' / 'world'}}}\n"
+        f"tracking: {{tracking_uri: '{store}'}}\nreports_dir: {root / 'reports'}\n"
+    )
+    return {"root": root, "demo": demo, "score": score, "train": train}
+
+
+@pytest.fixture(scope="module")
+def demo_run(workspace: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    result = run_retain("demo", "--config", str(workspace["demo"]), "--quiet")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    out = demo_run.stdout
+    assert "ROC-AUC" in out and "logistic baseline" in out
+    assert "sentiment  accuracy" in out and "themes     micro-F1" in out
+    assert "Top 10 by value at risk" in out
+    assert "  1. C" in out and " 10. C" in out
+    assert str(workspace["root"] / "outputs" / "ranked_customers.parquet") in out
+
+
+def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    ranked = pd.read_parquet(workspace["root"] / "outputs" / "ranked_customers.parquet")
+    customers = pd.read_parquet(workspace["root"] / "demo" / "world" / "customers.parquet")
+    # every customer active at the end of the data is scored, once
+    as_of = ranked["as_of"].iloc[0]
+    active = customers[(customers["signup_at"] <= as_of) & ~(customers["churned_at"] <= as_of)]
+    assert sorted(ranked["customer_id"]) == sorted(active["customer_id"])
+    assert ranked["churn_probability"].between(0, 1).all()
+    assert ranked["value_at_risk"].is_monotonic_decreasing
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    top = ranked.head(len(ranked) // 10)
+    assert top["reason_1"].notna().all(), "every customer in the outreach list has a reason"
+    assert top["recommended_action"].str.len().gt(0).all()
+    csv = pd.read_csv(workspace["root"] / "outputs" / "ranked_customers.csv")
+    assert csv["customer_id"].tolist() == ranked["customer_id"].tolist()
+
+
+def test_rescoring_is_idempotent(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    first = run_retain("score", "--config", str(workspace["score"]), "--quiet")
+    assert first.returncode == 0, first.stderr
+    csv = workspace["root"] / "rescored" / "ranked_customers.csv"
+    before = csv.read_bytes()
+    second = run_retain("score", "--config", str(workspace["score"]), "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert csv.read_bytes() == before
+    demo_csv = (workspace["root"] / "outputs" / "ranked_customers.csv").read_bytes()
+    assert before == demo_csv, "the score command and the demo rank the same way"
+
+
+def test_retraining_on_the_same_data_does_not_replace_the_champion(
+    demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
+) -> None:
+    result = run_retain("train", "--config", str(workspace["train"]), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "retain-churn version 2: not promoted" in result.stdout
+    assert (workspace["root"] / "reports" / "metrics.json").exists()
+    assert (workspace["root"] / "reports" / "calibration.png").exists()
+
+
+def test_churn_run_records_the_text_model_versions(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    from retain import tracking
+    from retain.config import TrackingConfig
+
+    track = TrackingConfig(tracking_uri=f"sqlite:///{workspace['root'] / 'mlflow.db'}")
+    used = tracking.text_models_used(track, track.churn_model, "1")
+    assert used == {track.sentiment_model: "1", track.theme_model: "1"}
+
+
+def test_score_without_champion_exits_4(tmp_path: Path) -> None:
+    config = tmp_path / "score.yaml"
+    config.write_text(f"data: {{path: {tmp_path}}}\ntracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n")
+    result = run_retain("score", "--config", str(config))
+    assert result.returncode == 4
+    assert "run `retain train` first" in result.stderr
+
+
+def test_bad_config_key_exits_2_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("data: {path: x}\nchurn: {learning_rat: 0.1}\n")
+    result = run_retain("train", "--config", str(config))
+    assert result.returncode == 2
+    assert "churn.learning_rat" in result.stderr and str(config) in result.stderr
+
+
+def test_unusable_data_exits_3_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "world").mkdir()
+    pd.DataFrame({"customer_id": ["C1"]}).to_csv(tmp_path / "world" / "customers.csv", index=False)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"data: {{path: {tmp_path / 'world'}}}\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    result = run_retain("train", "--config", str(config), env=env)
+    assert result.returncode == 3
+    assert "customers.csv" in result.stderr and "'signup_at'" in result.stderr
+
+
+def test_help_explains_every_command() -> None:
+    result = run_retain("--help")
+    assert result.returncode == 0
+    for command in ("synth", "train", "score", "demo"):
+        assert command in result.stdout
+    score_help = run_retain("score", "--help")
+    assert "--as-of" in score_help.stdout and "atomically" in score_help.stdout
