@@ -78,3 +78,15 @@ def test_taxonomy_themes_have_reason_signals() -> None:
 
     taxonomy = load_config(REPO / "configs" / "themes.yaml", Taxonomy)
     assert [f"theme_{t}" for t in taxonomy.ids if f"theme_{t}" not in SIGNALS] == []
+
+
+def test_churn_config_defaults_match_the_estimator_defaults() -> None:
+    from sklearn.base import clone
+
+    from retain.churn_model import ChurnClassifier
+    from retain.config import ChurnModelConfig
+
+    estimator_defaults = clone(ChurnClassifier()).get_params()
+    config = ChurnModelConfig()
+    for name in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "calibration", "n_jobs"):
+        assert getattr(config, name) == estimator_defaults[name], name

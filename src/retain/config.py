@@ -69,6 +69,9 @@ class TextModelConfig(Strict):
     ngram_max: int = Field(2, ge=1, le=3)
     min_df: int = 2
     C: float = Field(4.0, gt=0)
+    char_ngrams: bool = Field(
+        True, description="Add character n-grams to word n-grams: more accurate, about 8x slower to score."
+    )
     theme_threshold: float = Field(0.5, gt=0, lt=1)
     oof_folds: int = Field(5, ge=2, description="Folds for out-of-fold feedback scores used in churn training.")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Latest share of labelled feedback held out.")
@@ -77,11 +80,12 @@ class TextModelConfig(Strict):
 class ChurnModelConfig(Strict):
     """Gradient-boosted churn model, its calibration and its training dates."""
 
-    n_estimators: int = Field(300, ge=1)
-    learning_rate: float = Field(0.05, gt=0)
-    num_leaves: int = Field(31, ge=2)
+    n_estimators: int = Field(400, ge=1)
+    learning_rate: float = Field(0.02, gt=0)
+    num_leaves: int = Field(8, ge=2)
     min_child_samples: int = Field(40, ge=1)
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
+    n_jobs: int = Field(2, ge=1, description="LightGBM threads; 1 is faster on small data or a busy machine.")
     train_every_days: int = Field(30, ge=1, description="Spacing of training as_of dates.")
     train_periods: int = Field(12, ge=1, description="How many training as_of dates, going back.")
     test_as_of: date | None = Field(

@@ -234,6 +234,7 @@ def train_churn_models(
         num_leaves=config.num_leaves,
         min_child_samples=config.min_child_samples,
         calibration=config.calibration,
+        n_jobs=config.n_jobs,
     ).fit(fit_rows[columns], fit_rows["churned"].to_numpy(), groups=fit_rows["customer_id"].to_numpy())
     baseline = make_logistic_baseline().fit(fit_rows[columns], fit_rows["churned"].to_numpy())
 

@@ -1,0 +1,185 @@
+"""The scikit-learn contract, checked for every estimator retain trains.
+
+MLflow's sklearn flavour, ``clone``, grid search and the training job rely on it: parameters
+stored unchanged in ``__init__`` and nothing else there, learned state ending in ``_``, ``fit``
+returning ``self``, ``classes_`` in the order of ``predict_proba``'s columns, pickling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+from sklearn.utils.validation import check_is_fitted
+
+from retain.churn_model import ChurnClassifier, make_logistic_baseline
+from retain.config import TextModelConfig
+from retain.text_models import make_sentiment_model, make_theme_model
+
+TEXT_CONFIG = TextModelConfig(min_df=1, max_features=2000)
+
+
+def churn_table() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = 300
+    usage = rng.normal(0, 1, n)
+    usage[::17] = np.nan
+    plan = rng.choice(["basic", "pro", "team"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(np.nan_to_num(usage) + (plan == "basic"))))).astype(int)
+    X = pd.DataFrame(
+        {
+            "usage": usage,
+            "tickets": rng.poisson(1, n),
+            "plan": pd.array(plan, dtype="str"),
+            "segment": pd.Categorical(rng.choice(["smb", "enterprise"], n)),
+        }
+    )
+    return X, y
+
+
+TEXTS = {
+    "negative": [
+        "terrible service",
+        "charged twice, awful",
+        "app keeps crashing",
+        "waited hours, bad",
+    ],
+    "neutral": [
+        "how do I change my address",
+        "what are the opening hours",
+        "where is my invoice",
+        "update my email",
+    ],
+    "positive": [
+        "great service thanks",
+        "love the app",
+        "excellent support, happy",
+        "fantastic, thank you",
+    ],
+}
+
+
+def sentiment_corpus() -> tuple[list[str], np.ndarray]:
+    texts = [t for label in TEXTS for t in TEXTS[label]] * 2
+    labels = np.array([label for label in TEXTS for _ in TEXTS[label]] * 2)
+    return texts, labels
+
+
+def theme_corpus() -> tuple[list[str], np.ndarray]:
+    texts, labels = sentiment_corpus()
+    billing = np.array(["charged" in t or "invoice" in t for t in texts])
+    bugs = np.array(["crashing" in t for t in texts])
+    return texts, np.column_stack([billing, bugs, labels == "positive"]).astype(int)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[], BaseEstimator]
+    data: Callable[[], tuple[Any, np.ndarray]]
+    multilabel: bool = False
+
+
+CASES = [
+    Case(
+        "churn_classifier",
+        lambda: ChurnClassifier(n_estimators=20, min_child_samples=10, n_jobs=1),
+        churn_table,
+    ),
+    Case("logistic_baseline", make_logistic_baseline, churn_table),
+    Case("sentiment_pipeline", lambda: make_sentiment_model(TEXT_CONFIG), sentiment_corpus),
+    Case("theme_pipeline", lambda: make_theme_model(TEXT_CONFIG), theme_corpus, multilabel=True),
+]
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    return request.param
+
+
+def _comparable(params: dict[str, Any]) -> dict[str, Any]:
+    """Deep params with nested estimators replaced by their type (their own params are listed)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, BaseEstimator):
+            out[key] = type(value)
+        elif isinstance(value, list) and value and all(isinstance(v, tuple) for v in value):
+            out[key] = [(n, type(e)) for n, e, *_ in value]  # Pipeline steps, FeatureUnion parts
+        else:
+            out[key] = value
+    return out
+
+
+def test_clone_gives_an_unfitted_estimator_with_equal_params(case: Case) -> None:
+    estimator = case.make()
+    X, y = case.data()
+    estimator.fit(X, y)
+    copy = clone(estimator)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(copy)
+    assert _comparable(copy.get_params(deep=True)) == _comparable(estimator.get_params(deep=True))
+
+
+def test_get_params_round_trips_through_set_params(case: Case) -> None:
+    estimator = case.make()
+    params = estimator.get_params(deep=False)
+    assert estimator.set_params(**params) is estimator
+    assert _comparable(estimator.get_params(deep=True)) == _comparable(
+        case.make().get_params(deep=True)
+    )
+
+
+def test_fit_returns_self_and_leaves_params_unchanged(case: Case) -> None:
+    estimator = case.make()
+    before = _comparable(estimator.get_params(deep=True))
+    X, y = case.data()
+    assert estimator.fit(X, y) is estimator
+    assert _comparable(estimator.get_params(deep=True)) == before
+
+
+def test_predict_proba_shape_and_label_order(case: Case) -> None:
+    X, y = case.data()
+    estimator = case.make().fit(X, y)
+    proba = estimator.predict_proba(X)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    if case.multilabel:
+        assert proba.shape == (len(X), y.shape[1])
+        np.testing.assert_array_equal(estimator.classes_, np.arange(y.shape[1]))
+        return
+    np.testing.assert_array_equal(estimator.classes_, np.unique(y))
+    assert proba.shape == (len(X), len(estimator.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(estimator.predict(X), estimator.classes_[proba.argmax(axis=1)])
+    # The column of a class holds that class's probability: it is highest on its own rows.
+    for j, label in enumerate(estimator.classes_):
+        assert proba[y == label, j].mean() > proba[y != label, j].mean()
+
+
+def test_fitted_estimator_survives_cloudpickle(case: Case) -> None:
+    X, y = case.data()
+    estimator = case.make().fit(X, y)
+    restored = cloudpickle.loads(cloudpickle.dumps(estimator))
+    np.testing.assert_array_equal(restored.predict_proba(X), estimator.predict_proba(X))
+
+
+def test_init_sets_parameters_only(case: Case) -> None:
+    check_no_attributes_set_in_init(case.name, case.make())
+    check_get_params_invariance(case.name, case.make())
+
+
+def test_churn_classifier_parameters_are_default_constructible() -> None:
+    check_parameters_default_constructible("ChurnClassifier", ChurnClassifier())
+    check_set_params("ChurnClassifier", ChurnClassifier())
