@@ -41,8 +41,10 @@ def _features() -> pd.DataFrame:
             "first_response_hours_mean_90d": [31.2, 2.0, np.nan],
             "first_response_hours_max_90d": [60.0, 3.0, np.nan],
             "open_tickets": [1.0, 2.0, 0.0],
-            "oldest_open_ticket_hours": [5.0, 48.0, np.nan],
+            "oldest_open_ticket_hours": [50.0, 48.0, np.nan],
             "tenure_days": [400.0, 20.0, 900.0],
+            "awaiting_first_response": [0.0, 1.0, 0.0],
+            "awaiting_first_response_hours_max": [np.nan, 30.0, np.nan],
         },
         index=[10, 11, 12],
     )
@@ -58,12 +60,13 @@ def test_contributions_are_summed_per_signal() -> None:
 def test_top_reasons_keep_only_risk_raising_signals_with_figures() -> None:
     reasons = top_reasons(_attributions(), _features(), FEATURE_SIGNALS, k=3)
     assert reasons.loc[10, "reason_1_signal"] == "slow_first_response"
-    assert reasons.loc[10, "reason_1"] == "Waited 31 h on average for a first reply to tickets (last 90 days)"
+    assert reasons.loc[10, "reason_1"] == "Waited up to 60 h for a first reply to tickets (last 90 days)"
     assert reasons.loc[10, "reason_2_signal"] == "open_tickets"
-    assert reasons.loc[10, "reason_2"] == "1 ticket(s) still open, the oldest for 5 h"
+    assert reasons.loc[10, "reason_2"] == "1 ticket(s) still open, the oldest for 2 days"
     assert reasons.loc[10, "reason_3_signal"] is None  # tenure lowers this customer's risk
     assert reasons.loc[11, "reason_1_signal"] == "open_tickets"
     assert reasons.loc[11, "reason_2"] == "Customer for 20 days"
+    assert pd.isna(reasons.loc[11, "reason_3"])  # slow_first_response lowers 11's risk
     assert reasons.loc[12].isna().all()  # nothing raises customer 12's risk
 
 
@@ -114,3 +117,10 @@ def test_min_tier_blocks_a_rule_below_it() -> None:
     )
     ranked = rank_customers(scored, reasons, playbook, TIERS)
     assert ranked.loc[0, "recommended_action"] == "default"
+
+
+def test_a_ticket_waiting_for_a_reply_is_named_before_past_waits() -> None:
+    attributions = _attributions().assign(first_response_hours_mean_90d=[0.4, 0.9, 0.0])
+    reasons = top_reasons(attributions, _features(), FEATURE_SIGNALS, k=1)
+    assert reasons.loc[11, "reason_1"] == "1 ticket(s) still waiting for a first reply, the oldest for 30 h"
+    assert reasons.loc[10, "reason_1"] == "Waited up to 60 h for a first reply to tickets (last 90 days)"

@@ -48,7 +48,7 @@ class DataConfig(Strict):
 class SynthConfig(Strict):
     """The synthetic world: size, seed and time span."""
 
-    customers: int = Field(5000, ge=10)
+    customers: int = Field(20000, ge=10)
     seed: int = 0
     start: date = date(2024, 1, 1)
     end: date = date(2025, 12, 31)

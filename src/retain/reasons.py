@@ -23,17 +23,29 @@ class Signal:
     label: str
     template: str | None = None
     columns: tuple[str, ...] = ()
+    scales: tuple[float, ...] = ()
+    first_choice: Signal | None = None
 
     def describe(self, features: pd.DataFrame) -> pd.Series:
-        """One phrase per row of ``features``: the template where its figures exist, else the label."""
+        """One phrase per row of ``features``.
+
+        ``first_choice``'s phrase where its figures exist and are non-zero, else this template
+        where its figures exist, else the label. Figures are divided by ``scales`` (hours -> days).
+        """
         phrases = pd.Series(self.label, index=features.index, dtype=object)
-        if self.template is None or not all(c in features.columns for c in self.columns):
-            return phrases
-        values = features[list(self.columns)]
-        known = values.notna().all(axis=1)
-        if known.any():
-            rows = values.loc[known].to_dict("records")
-            phrases.loc[known] = [self.template.format(*r.values()) for r in rows]
+        if self.template is not None and all(c in features.columns for c in self.columns):
+            values = features[list(self.columns)].astype(float)
+            if self.scales:
+                values = values / np.asarray(self.scales, dtype=float)
+            known = values.notna().all(axis=1)
+            if known.any():
+                rows = values.loc[known].to_numpy()
+                phrases.loc[known] = [self.template.format(*r) for r in rows]
+        if self.first_choice is not None and all(c in features.columns for c in self.first_choice.columns):
+            figures = features[list(self.first_choice.columns)].astype(float)
+            preferred = (figures.notna() & (figures != 0)).all(axis=1)
+            if preferred.any():
+                phrases.loc[preferred] = self.first_choice.describe(features.loc[preferred]).to_numpy()
         return phrases
 
 
@@ -44,8 +56,13 @@ def _theme(name: str) -> Signal:
 SIGNALS: dict[str, Signal] = {
     "slow_first_response": Signal(
         "Slow first responses to support tickets",
-        "Waited {:.0f} h on average for a first reply to tickets (last 90 days)",
-        ("first_response_hours_mean_90d",),
+        "Waited up to {:.0f} h for a first reply to tickets (last 90 days)",
+        ("first_response_hours_max_90d",),
+        first_choice=Signal(
+            "Waiting for a first reply",
+            "{:.0f} ticket(s) still waiting for a first reply, the oldest for {:.0f} h",
+            ("awaiting_first_response", "awaiting_first_response_hours_max"),
+        ),
     ),
     "slow_resolution": Signal(
         "Slow ticket resolution",
@@ -54,8 +71,9 @@ SIGNALS: dict[str, Signal] = {
     ),
     "open_tickets": Signal(
         "Unresolved tickets open now",
-        "{:.0f} ticket(s) still open, the oldest for {:.0f} h",
+        "{:.0f} ticket(s) still open, the oldest for {:.0f} days",
         ("open_tickets", "oldest_open_ticket_hours"),
+        scales=(1, 24),
     ),
     "repeated_contacts": Signal(
         "Repeated contacts with support",
