@@ -184,3 +184,15 @@ def test_data_contracts_doc_is_current() -> None:
         "regenerate docs/data_contracts.md from retain.contracts.contracts_markdown()"
     )
     assert set(CONTRACTS) == {"customers", "events", "tickets", "feedback"}
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = write_frame(pd.DataFrame({"a": [1]}), tmp_path / "out.csv")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -174,9 +174,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_sibling(path) as tmp:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+
+def _umask() -> int:
+    # mkstemp creates files readable by the owner only; outputs should get the usual permissions.
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 @contextmanager

@@ -23,23 +23,24 @@ class Signal:
     label: str
     template: str | None = None
     columns: tuple[str, ...] = ()
-    scales: tuple[float, ...] = ()
+    formats: tuple[Callable[[float], str], ...] = ()
     first_choice: Signal | None = None
 
     def describe(self, features: pd.DataFrame) -> pd.Series:
         """One phrase per row of ``features``.
 
         ``first_choice``'s phrase where its figures exist and are non-zero, else this template
-        where its figures exist, else the label. Figures are divided by ``scales`` (hours -> days).
+        where its figures exist, else the label. With ``formats``, each figure is turned into text
+        by its function and the template takes plain ``{}`` fields.
         """
         phrases = pd.Series(self.label, index=features.index, dtype=object)
         if self.template is not None and all(c in features.columns for c in self.columns):
             values = features[list(self.columns)].astype(float)
-            if self.scales:
-                values = values / np.asarray(self.scales, dtype=float)
             known = values.notna().all(axis=1)
             if known.any():
                 rows = values.loc[known].to_numpy()
+                if self.formats:
+                    rows = [[f(v) for f, v in zip(self.formats, r, strict=True)] for r in rows]
                 phrases.loc[known] = [self.template.format(*r) for r in rows]
         if self.first_choice is not None and all(c in features.columns for c in self.first_choice.columns):
             figures = features[list(self.first_choice.columns)].astype(float)
@@ -47,6 +48,15 @@ class Signal:
             if preferred.any():
                 phrases.loc[preferred] = self.first_choice.describe(features.loc[preferred]).to_numpy()
         return phrases
+
+
+def _duration(hours: float) -> str:
+    """Hours as a person would say them: "30 h" under two days, "12 days" from then on."""
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+def _count(value: float) -> str:
+    return f"{value:.0f}"
 
 
 def _theme(name: str) -> Signal:
@@ -60,8 +70,9 @@ SIGNALS: dict[str, Signal] = {
         ("first_response_hours_max_90d",),
         first_choice=Signal(
             "Waiting for a first reply",
-            "{:.0f} ticket(s) still waiting for a first reply, the oldest for {:.0f} h",
+            "{} ticket(s) still waiting for a first reply, the oldest for {}",
             ("awaiting_first_response", "awaiting_first_response_hours_max"),
+            formats=(_count, _duration),
         ),
     ),
     "slow_resolution": Signal(
@@ -71,9 +82,9 @@ SIGNALS: dict[str, Signal] = {
     ),
     "open_tickets": Signal(
         "Unresolved tickets open now",
-        "{:.0f} ticket(s) still open, the oldest for {:.0f} days",
+        "{} ticket(s) still open, the oldest for {}",
         ("open_tickets", "oldest_open_ticket_hours"),
-        scales=(1, 24),
+        formats=(_count, _duration),
     ),
     "repeated_contacts": Signal(
         "Repeated contacts with support",
