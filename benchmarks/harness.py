@@ -6,7 +6,7 @@ A benchmark is a function registered with ``@benchmark(id, slug, data=[...])``. 
 benchmark in its own spawned process (so ``peak_rss_mb`` is that benchmark's peak, not the
 harness's), with seeds at 0 and at most two threads, then writes the records.
 
-The record format is the one in ``/work/shared/benchmarks/PROTOCOLS.md``; extra keys
+The record format is the one in ``../shared/benchmarks/PROTOCOLS.md``; extra keys
 (``met``, ``other_anchors``, ``folds``, ...) come after the protocol keys.
 """
 

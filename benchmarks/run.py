@@ -27,7 +27,7 @@ logger = logging.getLogger("benchmarks")
 def parse_args(argv: list[str] | None, known: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="benchmarks/run.py",
-        description="Run retain's benchmarks (protocols: /work/shared/benchmarks/PROTOCOLS.md).",
+        description="Run retain's benchmarks (protocols: ../shared/benchmarks/PROTOCOLS.md).",
     )
     parser.add_argument(
         "--only",
