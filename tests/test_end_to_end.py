@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def run_retain(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*RETAIN, *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=900
+        [*RETAIN, *args], check=False, cwd=REPO, capture_output=True, text=True, env=env, timeout=900
     )
 
 

@@ -25,7 +25,14 @@ from typing import Any
 import pandas as pd
 
 from retain.config import DataConfig
-from retain.contracts import CONTRACTS, ContractError, TableContract, Validated, World, validate_table
+from retain.contracts import (
+    CONTRACTS,
+    ContractError,
+    TableContract,
+    Validated,
+    World,
+    validate_table,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -257,18 +257,18 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
     churn, base = result.churn.metrics, result.churn.baseline_metrics
     text, text_base = result.text.metrics, result.text.baseline_metrics
     lines = [
-        f"Churn model, evaluated as of {result.dates.test.date()} "
-        f"({result.dates.horizon_days}-day horizon, {int(churn['n'])} customers, churn rate {churn['base_rate']:.1%}):",
+        (f"Churn model, evaluated as of {result.dates.test.date()} "
+        f"({result.dates.horizon_days}-day horizon, {int(churn['n'])} customers, churn rate {churn['base_rate']:.1%}):"),
         f"  {'':<22}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>9}{'lift@10%':>10}",
         *(
             f"  {label:<22}{m['roc_auc']:>9.3f}{m['pr_auc']:>9.3f}{m['brier']:>9.4f}{m['lift_at_10']:>10.2f}"
             for label, m in (("gradient boosting", churn), ("logistic baseline", base))
         ),
         f"Text models, evaluated on the latest {result.text.n_test} labelled feedback texts:",
-        f"  sentiment  accuracy {text['sentiment_accuracy']:.3f}  macro-F1 {text['sentiment_macro_f1']:.3f}"
-        f"   (majority class: {text_base['sentiment_accuracy']:.3f} / {text_base['sentiment_macro_f1']:.3f})",
-        f"  themes     micro-F1 {text['themes_micro_f1']:.3f}  macro-F1 {text['themes_macro_f1']:.3f}"
-        f"   (majority: {text_base['themes_micro_f1']:.3f} / {text_base['themes_macro_f1']:.3f})",
+        (f"  sentiment  accuracy {text['sentiment_accuracy']:.3f}  macro-F1 {text['sentiment_macro_f1']:.3f}"
+        f"   (majority class: {text_base['sentiment_accuracy']:.3f} / {text_base['sentiment_macro_f1']:.3f})"),
+        (f"  themes     micro-F1 {text['themes_micro_f1']:.3f}  macro-F1 {text['themes_macro_f1']:.3f}"
+        f"   (majority: {text_base['themes_micro_f1']:.3f} / {text_base['themes_macro_f1']:.3f})"),
         "Registry:",
         *(
             f"  {r.name} version {r.version}: {'champion' if r.promoted else 'not promoted'} ({r.reason})"
@@ -284,8 +284,8 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
     ranked, summary = outcome.ranked, outcome.summary
     tiers = ", ".join(f"{n} {t}" for t, n in summary["tiers"].items())
     lines = [
-        f"Scored {summary['customers_scored']} customers as of {summary['as_of']} ({tiers}); "
-        f"value at risk {summary['value_at_risk_total']:,.0f} a month.",
+        (f"Scored {summary['customers_scored']} customers as of {summary['as_of']} ({tiers}); "
+        f"value at risk {summary['value_at_risk_total']:,.0f} a month."),
         f"Top {min(top, len(ranked))} by value at risk:",
     ]
     for row in ranked.head(top).itertuples(index=False):

@@ -106,7 +106,7 @@ def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:
     as_of = ranked["as_of"].iloc[0] if len(ranked) else None
     return {
         "as_of": str(as_of.date()) if as_of is not None else None,
-        "customers_scored": int(len(ranked)),
+        "customers_scored": len(ranked),
         "tiers": {str(k): int(v) for k, v in ranked["risk_tier"].value_counts().items()},
         "value_at_risk_total": float(ranked["value_at_risk"].sum()),
         "model_versions": versions,

@@ -151,7 +151,7 @@ def train_text_models(
             "the text models need at least 20"
         )
     labelled = labelled.sort_values(["created_at", "feedback_id"], kind="stable")
-    n_test = max(1, int(round(len(labelled) * config.test_fraction)))
+    n_test = max(1, round(len(labelled) * config.test_fraction))
     fit_rows, test_rows = labelled.iloc[:-n_test], labelled.iloc[-n_test:]
     logger.info("text models: %d feedback rows to fit, %d later rows to evaluate", len(fit_rows), len(test_rows))
 
