@@ -196,3 +196,70 @@ def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_usable_row_is_not_rejected_as_a_duplicate_of_an_unusable_one() -> None:
+    raw = pd.DataFrame(
+        {
+            "ticket_id": ["T1", "T1", "T2", "T2"],
+            "customer_id": ["C1", "C1", "C1", "C1"],
+            "opened_at": ["not a date", "2024-01-02", "2024-01-03", "2024-01-04"],
+            "first_response_at": [""] * 4,
+            "resolved_at": [""] * 4,
+            "channel": ["chat"] * 4,
+        }
+    )
+    result = validate_table(raw, TICKETS, "t.csv")
+    assert result.valid["ticket_id"].tolist() == ["T1", "T2"]
+    assert result.valid["opened_at"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+    assert result.rejected["reason"].tolist() == [
+        "column 'opened_at': not a valid timestamp",
+        "column(s) ticket_id: duplicate key",
+    ]
+    assert result.rejected["source_row"].tolist() == [1, 4]
+
+
+def test_csv_keeps_labelled_feedback_with_no_theme(tmp_path: Path) -> None:
+    """In CSV '' and missing are both an empty cell; a labelled row's empty themes means no theme."""
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": ["F1", "F2", "F3"],
+            "customer_id": ["C1", "C1", "C2"],
+            "created_at": ["2024-03-03"] * 3,
+            "source": ["review"] * 3,
+            "text": ["Double charged again", "Great service", "fine"],
+            "sentiment": ["negative", "positive", ""],
+            "themes": ["billing", "", ""],
+        }
+    )
+    _write_tables(tmp_path, feedback=feedback)
+    themes = load_world(DataConfig(path=tmp_path)).world.feedback["themes"]
+    assert themes.iloc[0] == "billing"
+    assert themes.iloc[1] == "", "labelled with no theme, not unlabelled"
+    assert pd.isna(themes.iloc[2]), "no labels at all stays unlabelled"
+
+
+def test_csv_themes_column_with_no_label_at_all_stays_unlabelled(tmp_path: Path) -> None:
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": ["F1"], "customer_id": ["C1"], "created_at": ["2024-03-03"],
+            "source": ["review"], "text": ["ok"], "sentiment": ["neutral"], "themes": [""],
+        }
+    )
+    _write_tables(tmp_path, feedback=feedback)
+    assert load_world(DataConfig(path=tmp_path)).world.feedback["themes"].isna().all()
+
+
+def test_a_world_written_as_csv_reads_back_with_the_same_labels(tmp_path: Path) -> None:
+    from retain.data import write_world
+    from retain.synth import generate_world
+
+    world = generate_world(60, seed=0, start="2024-01-01", end="2024-06-30")
+    assert (world.feedback["themes"] == "").any()
+    write_world(world, tmp_path, file_format="csv")
+    loaded = load_world(DataConfig(path=tmp_path)).world
+    pd.testing.assert_series_equal(
+        loaded.feedback["themes"].fillna("<missing>").reset_index(drop=True),
+        world.feedback["themes"].astype(object).fillna("<missing>").reset_index(drop=True),
+        check_dtype=False,
+    )

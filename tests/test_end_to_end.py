@@ -142,3 +142,16 @@ def test_help_explains_every_command() -> None:
         assert command in result.stdout
     score_help = run_retain("score", "--help")
     assert "--as-of" in score_help.stdout and "atomically" in score_help.stdout
+
+
+def test_bad_dates_and_format_exit_2_naming_the_option(tmp_path: Path) -> None:
+    config = tmp_path / "score.yaml"
+    config.write_text(f"data: {{path: {tmp_path}}}\ntracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n")
+    result = run_retain("score", "--config", str(config), "--as-of", "2025-13-01")
+    assert result.returncode == 2, result.stderr
+    assert "--as-of" in result.stderr and "Traceback" not in result.stderr
+    for option, value in (("--start", "soon"), ("--end", "2025-02-30"), ("--format", "xlsx")):
+        result = run_retain("synth", "--out", str(tmp_path / "w"), "--customers", "10", option, value)
+        assert result.returncode == 2, (option, result.stderr)
+        assert option in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()

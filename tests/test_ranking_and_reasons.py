@@ -124,3 +124,47 @@ def test_a_ticket_waiting_for_a_reply_is_named_before_past_waits() -> None:
     reasons = top_reasons(attributions, _features(), FEATURE_SIGNALS, k=1)
     assert reasons.loc[11, "reason_1"] == "1 ticket(s) still waiting for a first reply, the oldest for 30 h"
     assert reasons.loc[10, "reason_1"] == "Waited up to 60 h for a first reply to tickets (last 90 days)"
+
+
+def test_scoring_a_date_before_any_signup_names_the_problem() -> None:
+    """A date with no active customer is a clear ScoringError, not a LightGBM crash."""
+    import pytest
+
+    from retain.config import FeatureConfig, ScoringConfig
+    from retain.contracts import World
+    from retain.scoring import ScoringError, ScoringModels, score_world
+
+    def nothing(columns: dict[str, str]) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+
+    world = World(
+        customers=pd.DataFrame(
+            {
+                "customer_id": ["A", "B"],
+                "signup_at": pd.to_datetime(["2024-03-01", "2024-04-01"]),
+                "segment": ["smb", "smb"],
+                "plan": ["pro", "pro"],
+                "region": ["eu", "eu"],
+                "monthly_value": [10.0, 20.0],
+                "churned_at": pd.to_datetime([pd.NaT, pd.NaT]),
+            }
+        ),
+        events=nothing({"customer_id": "object", "occurred_at": "datetime64[ns]", "event_type": "object"}),
+        tickets=nothing(
+            {"customer_id": "object", "opened_at": "datetime64[ns]",
+             "first_response_at": "datetime64[ns]", "resolved_at": "datetime64[ns]"}
+        ),
+        feedback=nothing(
+            {"feedback_id": "object", "customer_id": "object", "created_at": "datetime64[ns]", "text": "object"}
+        ),
+    )
+    from retain.churn_model import ChurnClassifier
+
+    X = pd.DataFrame({"tenure_days": np.arange(40.0), "monthly_value": np.arange(40.0) % 7})
+    churn = ChurnClassifier(n_estimators=5, min_child_samples=2, n_jobs=1).fit(X, np.arange(40) % 2)
+    models = ScoringModels(sentiment=None, themes=None, churn=churn, versions={})
+    with pytest.raises(ScoringError, match="no customer is active as of 2024-01-01"):
+        score_world(
+            world, pd.Timestamp("2024-01-01"), models, [], FeatureConfig(), ScoringConfig(),
+            Playbook(default_action="call"),
+        )

@@ -47,6 +47,14 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _iso_date(value: str, option: str) -> date:
+    """A YYYY-MM-DD option value, or a usage error (exit 2) naming the option."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD): {exc}", param_hint=option) from None
+
+
 def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Run a job, turning known failures into a clear message and an exit code."""
     from retain.config import ConfigError
@@ -84,7 +92,10 @@ def synth(
     _configure_logging(verbose, quiet)
     from retain import jobs
 
-    paths = _run(jobs.run_synth, out, customers, seed, date.fromisoformat(start), date.fromisoformat(end), file_format, not quiet)
+    first, last = _iso_date(start, "--start"), _iso_date(end, "--end")
+    if file_format not in ("parquet", "csv"):
+        raise typer.BadParameter(f"{file_format!r} is not parquet or csv", param_hint="--format")
+    paths = _run(jobs.run_synth, out, customers, seed, first, last, file_format, not quiet)
     for name, path in paths.items():
         typer.echo(f"{name:<10} {path}")
 
@@ -132,7 +143,7 @@ def score(
     from retain.config import ScoreConfig
 
     cfg = _run(_load, config, ScoreConfig)
-    when = date.fromisoformat(as_of) if as_of else None
+    when = _iso_date(as_of, "--as-of") if as_of else None
     outcome = _run(jobs.run_score, cfg, when)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
 

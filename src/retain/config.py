@@ -126,7 +126,7 @@ class ScoringConfig(Strict):
     @model_validator(mode="after")
     def _tiers_descend(self) -> ScoringConfig:
         probs = [t.min_probability for t in self.tiers]
-        if probs != sorted(probs, reverse=True) or probs[-1] != 0.0:
+        if not probs or probs != sorted(probs, reverse=True) or probs[-1] != 0.0:
             raise ValueError("tiers must be listed from highest min_probability down to one with 0.0")
         return self
 

@@ -101,7 +101,30 @@ def load_table(config: DataConfig, contract: TableContract) -> Validated:
             f"({len(raw)} rows not read). Found columns: {', '.join(map(str, raw.columns))}"
         )
     raw = raw.rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    if contract.name == "feedback" and path.suffix != ".parquet":
+        raw = _csv_labelled_without_theme(raw)
     return validate_table(raw, contract, source=str(path))
+
+
+def _csv_labelled_without_theme(raw: pd.DataFrame) -> pd.DataFrame:
+    """Read an empty ``themes`` cell of a sentiment-labelled CSV row as ``""`` (no theme).
+
+    CSV cannot tell ``""`` (labelled, no theme) from a missing value: both are an empty cell, which
+    reads as missing (unlabelled). Left so, every labelled text without a theme would drop out of
+    training. When the file carries theme labels at all, an empty cell on a row that has a
+    sentiment label is taken as "no theme".
+    """
+    if not {"themes", "sentiment"} <= set(raw.columns):
+        return raw
+
+    def filled(column: pd.Series) -> pd.Series:
+        return column.notna() & (column.astype("string").str.strip() != "")
+
+    themes = raw["themes"]
+    no_theme = filled(raw["sentiment"]) & ~filled(themes)
+    if not filled(themes).any() or not no_theme.any():
+        return raw
+    return raw.assign(themes=themes.where(~no_theme, ""))
 
 
 def load_world(config: DataConfig, write_quarantine: bool = True) -> LoadedWorld:

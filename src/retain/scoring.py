@@ -63,6 +63,12 @@ def score_world(
     table = features.build_features(
         world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days
     )
+    if table.empty:
+        signups = world.customers["signup_at"]
+        raise ScoringError(
+            f"no customer is active as of {as_of.date()} (signed up on or before it and not "
+            f"churned by then); the customers signed up from {signups.min()} to {signups.max()}"
+        )
     expected = list(models.churn.feature_names_in_)
     missing = [c for c in expected if c not in table.columns]
     if missing:
