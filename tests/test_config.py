@@ -90,3 +90,25 @@ def test_churn_config_defaults_match_the_estimator_defaults() -> None:
     config = ChurnModelConfig()
     for name in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "calibration", "n_jobs"):
         assert getattr(config, name) == estimator_defaults[name], name
+
+
+def test_empty_tiers_are_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "score.yaml"
+    path.write_text("data: {path: w}\nscoring:\n  tiers: []\n")
+    with pytest.raises(ConfigError, match="tiers"):
+        load_config(path, ScoreConfig)
+
+
+def test_a_playbook_min_tier_must_be_a_configured_tier(tmp_path: Path) -> None:
+    from retain.config import DataConfig, ScoringConfig
+    from retain.jobs import check_playbook_tiers
+
+    playbook_path = tmp_path / "playbook.yaml"
+    playbook_path.write_text(
+        "default_action: call\nrules:\n  - {signal: theme_pricing, action: discount, min_tier: hihg}\n"
+    )
+    playbook = load_config(playbook_path, Playbook)
+    config = ScoreConfig(data=DataConfig(path=tmp_path), scoring=ScoringConfig(playbook=playbook_path))
+    with pytest.raises(ConfigError, match="hihg"):
+        check_playbook_tiers(playbook, config)
+    check_playbook_tiers(load_config(REPO / "configs" / "playbook.yaml", Playbook), ScoreConfig(data=DataConfig(path=tmp_path)))

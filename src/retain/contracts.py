@@ -106,7 +106,7 @@ TICKETS = TableContract(
             "csat", "float", required=False, nullable=True, min_value=1, max_value=5,
             description="Satisfaction survey 1-5, returned when the ticket is resolved.",
         ),
-        Column("escalated", "bool", required=False),
+        Column("escalated", "bool", required=False, description="true/false; an empty cell reads as false."),
     ),
 )
 
@@ -260,8 +260,10 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
             reject(values.notna() & (values > col.max_value), f"column '{col.name}': above {col.max_value}")
 
     if contract.key:
-        dup = typed.duplicated(subset=list(contract.key), keep="first")
-        reject(dup, f"column(s) {', '.join(contract.key)}: duplicate key")
+        # Among the rows usable so far: a row rejected for another reason does not claim its key.
+        usable = reasons.isna()
+        dup = typed.loc[usable].duplicated(subset=list(contract.key), keep="first")
+        reject(dup.reindex(raw.index, fill_value=False), f"column(s) {', '.join(contract.key)}: duplicate key")
 
     extra = [c for c in raw.columns if c not in typed.columns]
     for c in extra:
@@ -331,7 +333,9 @@ def contracts_markdown() -> str:
         "names onto these (`data.columns.<table>.<contract column>: <your column>`). Timestamps",
         "may carry a time zone (converted to UTC) or not (taken as UTC). Rows that break the",
         "contract are not dropped silently: they are written to `<data dir>/quarantine/<table>.csv`",
-        "with a `reason` column, and counted in the log.",
+        "with a `reason` column, and counted in the log. In a CSV file an empty cell is missing;",
+        "as CSV cannot write `''` apart from missing, an empty `themes` cell on a row with a",
+        "`sentiment` label reads as `''` (no theme) when the file's `themes` column holds any label.",
         "",
     ]
     for contract in CONTRACTS.values():

@@ -18,6 +18,7 @@ import pandas as pd
 
 from retain import data, tracking
 from retain.config import (
+    ConfigError,
     DataConfig,
     DemoConfig,
     Playbook,
@@ -214,11 +215,22 @@ def run_score(config: ScoreConfig, as_of: date | None = None) -> ScoreOutcome:
     loaded = data.load_world(config.data)
     when = pd.Timestamp(as_of) if as_of is not None else default_score_date(observed_until(loaded.world))
     playbook = load_config(config.scoring.playbook, Playbook)
+    check_playbook_tiers(playbook, config)
     ranked = score_world(loaded.world, when, models, theme_ids, config.features, config.scoring, playbook)
     summary = summarise(ranked, models.versions)
     summary["rejected_input_rows"] = {name: len(r.rejected) for name, r in loaded.reports.items()}
     paths = write_scores(ranked, config.scoring.output_dir, summary)
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
+
+
+def check_playbook_tiers(playbook: Playbook, config: ScoreConfig) -> None:
+    """A rule's ``min_tier`` must name a configured tier (a typo would apply the rule to all)."""
+    tiers = [t.name for t in config.scoring.tiers]
+    unknown = sorted({r.min_tier for r in playbook.rules if r.min_tier is not None and r.min_tier not in tiers})
+    if unknown:
+        raise ConfigError(
+            f"{config.scoring.playbook}: min_tier {unknown} is not a tier of scoring.tiers ({', '.join(tiers)})"
+        )
 
 
 def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
