@@ -263,3 +263,14 @@ def test_a_world_written_as_csv_reads_back_with_the_same_labels(tmp_path: Path) 
         world.feedback["themes"].astype(object).fillna("<missing>").reset_index(drop=True),
         check_dtype=False,
     )
+
+
+def test_quarantine_files_describe_the_latest_load_only(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    load_world(DataConfig(path=tmp_path))
+    assert (tmp_path / "quarantine" / "tickets.csv").exists()
+    fixed = pd.read_csv(tmp_path / "tickets.csv", dtype=str).assign(channel="email")
+    fixed.to_csv(tmp_path / "tickets.csv", index=False)
+    load_world(DataConfig(path=tmp_path))
+    assert not (tmp_path / "quarantine" / "tickets.csv").exists()
+    assert (tmp_path / "quarantine" / "customers.csv").exists()  # still has a bad row

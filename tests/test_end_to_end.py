@@ -155,3 +155,26 @@ def test_bad_dates_and_format_exit_2_naming_the_option(tmp_path: Path) -> None:
         assert result.returncode == 2, (option, result.stderr)
         assert option in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_scoring_uses_the_text_models_the_churn_champion_was_trained_with(
+    demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
+) -> None:
+    from mlflow import MlflowClient
+
+    from retain import jobs, tracking
+    from retain.config import TrackingConfig
+
+    track = TrackingConfig(tracking_uri=f"sqlite:///{workspace['root'] / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=track.tracking_uri, registry_uri=track.tracking_uri)
+    first = client.get_model_version(track.sentiment_model, "1")
+    newer = tracking.register_model(track, first.source, track.sentiment_model)
+    client.set_registered_model_alias(track.sentiment_model, track.champion_alias, newer)
+    try:
+        assert tracking.champion_version(track, track.sentiment_model) == newer != "1"
+        models, theme_ids = jobs.load_scoring_models(track)
+        assert models.versions[track.sentiment_model] == "1"
+        assert models.versions[track.theme_model] == "1"
+        assert "billing" in theme_ids
+    finally:
+        client.set_registered_model_alias(track.sentiment_model, track.champion_alias, "1")

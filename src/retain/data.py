@@ -143,12 +143,16 @@ def load_world(config: DataConfig, write_quarantine: bool = True) -> LoadedWorld
     loaded = LoadedWorld(
         world=World(**{name: reports[name].valid for name in TABLE_NAMES}), reports=reports
     )
-    if write_quarantine and loaded.n_rejected:
+    if write_quarantine:
         qdir = config.quarantine_dir or config.path / "quarantine"
         for name, report in reports.items():
+            path = qdir / f"{name}.csv"
             if len(report.rejected):
-                atomic_write(qdir / f"{name}.csv", lambda p, r=report: r.rejected.to_csv(p, index=False))
-        logger.warning("%d rejected rows written to %s", loaded.n_rejected, qdir)
+                atomic_write(path, lambda p, r=report: r.rejected.to_csv(p, index=False))
+            else:
+                path.unlink(missing_ok=True)  # a file from an earlier load would describe old data
+        if loaded.n_rejected:
+            logger.warning("%d rejected rows written to %s", loaded.n_rejected, qdir)
     return loaded
 
 

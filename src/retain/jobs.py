@@ -189,10 +189,16 @@ def _promote(
 
 
 def load_scoring_models(track: TrackingConfig) -> tuple[ScoringModels, list[str]]:
-    """The champion sentiment, theme and churn models, and the theme ids the theme model predicts."""
-    sentiment, sentiment_version = tracking.load_champion(track, track.sentiment_model)
-    themes, themes_version = tracking.load_champion(track, track.theme_model)
+    """The champion churn model, the text models it was trained with, and their theme ids.
+
+    The churn model's text features were computed by particular sentiment and theme model
+    versions (recorded on its run); scoring uses those same versions, not whatever text models
+    are champions now, so the features mean at scoring what they meant in training.
+    """
     churn, churn_version = tracking.load_champion(track, track.churn_model)
+    used = tracking.text_models_used(track, track.churn_model, churn_version)
+    sentiment, sentiment_version = _text_model_for_churn(track, track.sentiment_model, used)
+    themes, themes_version = _text_model_for_churn(track, track.theme_model, used)
     tags = tracking.model_version_tags(track, track.theme_model, themes_version)
     theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
     versions = {
@@ -201,6 +207,13 @@ def load_scoring_models(track: TrackingConfig) -> tuple[ScoringModels, list[str]
         track.churn_model: churn_version,
     }
     return ScoringModels(sentiment=sentiment, themes=themes, churn=churn, versions=versions), theme_ids
+
+
+def _text_model_for_churn(track: TrackingConfig, name: str, used: dict[str, str]) -> tuple[Any, str]:
+    if name in used:
+        return tracking.load_version(track, name, used[name]), used[name]
+    logger.warning("the churn champion does not record which %s version it used; using the champion", name)
+    return tracking.load_champion(track, name)
 
 
 def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:

@@ -563,8 +563,6 @@ def load_champion(tracking: TrackingConfig, name: str) -> tuple[Any, str]:
     NoChampionError
         When the model is not registered or has no champion yet.
     """
-    import mlflow.sklearn
-
     _use_store(tracking)  # load_model resolves models:/ URIs against the global registry URI
     version = champion_version(tracking, name)
     if version is None:
@@ -572,9 +570,17 @@ def load_champion(tracking: TrackingConfig, name: str) -> tuple[Any, str]:
             f"no {tracking.champion_alias!r} version of model {name!r} in {tracking.tracking_uri}:"
             " run `retain train` first"
         )
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    model = load_version(tracking, name, version)
     logger.info("loaded %s version %s (%s)", name, version, tracking.champion_alias)
     return model, version
+
+
+def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any:
+    """Load one version of a registered model as its native sklearn object."""
+    import mlflow.sklearn
+
+    _use_store(tracking)
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
 def model_version_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
