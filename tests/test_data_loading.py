@@ -78,6 +78,7 @@ def test_every_row_is_used_or_reported(tmp_path: Path) -> None:
     assert reports["customers"].rejected["reason"].tolist() == ["column 'signup_at': not a valid timestamp"]
     # C9 is not a customer; C3's rows would be rejected the same way
     assert reports["events"].rejected["reason"].tolist() == ["column 'customer_id': unknown customer"]
+    assert reports["events"].rejected["source_row"].tolist() == [3]  # the file's third data row
     assert reports["tickets"].rejected["reason"].tolist() == [
         "column 'channel': not one of phone, email, chat, social"
     ]

@@ -172,6 +172,8 @@ class Validated:
     source: str
     valid: pd.DataFrame
     rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The input row number (1-based, header not counted) of each valid row, for later rejections.
+    valid_rows: np.ndarray | None = None
 
     @property
     def n_input(self) -> int:
@@ -276,7 +278,13 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
     for col in contract.columns:
         if col.kind == "int" and not col.nullable:
             valid[col.name] = valid[col.name].astype("int64")
-    return Validated(table=contract.name, source=source, valid=valid, rejected=rejected.reset_index(drop=True))
+    return Validated(
+        table=contract.name,
+        source=source,
+        valid=valid,
+        rejected=rejected.reset_index(drop=True),
+        valid_rows=np.flatnonzero(ok.to_numpy()) + 1,
+    )
 
 
 def _default_column(col: Column, n: int) -> pd.Series:

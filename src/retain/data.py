@@ -162,13 +162,15 @@ def _reject_unknown_customers(report: Validated, known: set[str]) -> Validated:
         return report
     bad = report.valid.loc[unknown].copy()
     bad.insert(0, "reason", "column 'customer_id': unknown customer")
-    bad.insert(0, "source_row", pd.NA)
+    rows = report.valid_rows
+    bad.insert(0, "source_row", rows[unknown.to_numpy()] if rows is not None else pd.NA)
     rejected = pd.concat([report.rejected, bad], ignore_index=True) if len(report.rejected) else bad
     return Validated(
         table=report.table,
         source=report.source,
         valid=report.valid.loc[~unknown].reset_index(drop=True),
-        rejected=rejected.reset_index(drop=True),
+        rejected=rejected.sort_values("source_row", kind="stable").reset_index(drop=True),
+        valid_rows=rows[~unknown.to_numpy()] if rows is not None else None,
     )
 
 
