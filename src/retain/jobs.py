@@ -53,6 +53,7 @@ class TrainOutcome:
     registrations: list[Registration]
     report_paths: dict[str, Path]
     data_summary: str
+    rows_used: dict[str, int]
     tracking_uri: str
     seconds: float
 
@@ -103,6 +104,7 @@ def run_train(config: TrainConfig, show_progress: bool = False) -> TrainOutcome:
         registrations=registrations,
         report_paths=report_paths,
         data_summary=loaded.summary(),
+        rows_used={name: len(frame) for name, frame in loaded.world.tables().items()},
         tracking_uri=config.tracking.tracking_uri,
         seconds=time.perf_counter() - started,
     )
@@ -251,7 +253,7 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
     seconds = {}
     started = time.perf_counter()
     world_dir = config.workdir / "world"
-    paths = run_synth(
+    run_synth(
         world_dir, config.synth.customers, config.synth.seed, config.synth.start, config.synth.end,
         show_progress=show_progress,
     )
@@ -273,8 +275,7 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         ScoreConfig(data=data_config, features=config.features, tracking=config.tracking, scoring=config.scoring)
     )
     seconds["score"] = score_outcome.seconds
-    rows = {name: len(data.read_frame(path)) for name, path in paths.items()}
-    return DemoOutcome(world_dir=world_dir, rows=rows, train=train_outcome, score=score_outcome, seconds=seconds)
+    return DemoOutcome(world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome, seconds=seconds)
 
 
 def format_training_outcome(outcome: TrainOutcome) -> str:

@@ -87,29 +87,24 @@ def _is_missing(value: object) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
 
+def _tfidf(analyzer: str, ngram_range: tuple[int, int], config: TextModelConfig) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer=analyzer,
+        ngram_range=ngram_range,
+        sublinear_tf=True,
+        min_df=config.min_df,
+        max_features=config.max_features,
+        strip_accents="unicode",
+        dtype=np.float32,
+    )
+
+
 def _text_features(config: TextModelConfig) -> FeatureUnion:
     """Word n-gram TF-IDF plus (if ``config.char_ngrams``) character n-gram TF-IDF, concatenated."""
-    words = TfidfVectorizer(
-        analyzer="word",
-        ngram_range=(1, config.ngram_max),
-        sublinear_tf=True,
-        min_df=config.min_df,
-        max_features=config.max_features,
-        strip_accents="unicode",
-        dtype=np.float32,
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=_CHAR_NGRAM_RANGE,
-        sublinear_tf=True,
-        min_df=config.min_df,
-        max_features=config.max_features,
-        strip_accents="unicode",
-        dtype=np.float32,
-    )
-    if not config.char_ngrams:
-        return FeatureUnion([("words", words)])
-    return FeatureUnion([("words", words), ("chars", chars)])
+    parts = [("words", _tfidf("word", (1, config.ngram_max), config))]
+    if config.char_ngrams:
+        parts.append(("chars", _tfidf("char_wb", _CHAR_NGRAM_RANGE, config)))
+    return FeatureUnion(parts)
 
 
 def make_sentiment_model(config: TextModelConfig | None = None) -> Pipeline:

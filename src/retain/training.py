@@ -162,8 +162,9 @@ def train_text_models(
     test_texts = _texts(test_rows)
     Y_test = theme_indicators(test_rows["themes"], theme_ids)
     Y_pred = np.asarray(themes.predict_proba(test_texts)) >= config.theme_threshold
+    sentiment_pred = sentiment.predict(test_texts)
     metrics = {
-        **_prefixed("sentiment_", evaluation.sentiment_metrics(test_rows["sentiment"], sentiment.predict(test_texts))),
+        **_prefixed("sentiment_", evaluation.sentiment_metrics(test_rows["sentiment"], sentiment_pred)),
         **_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_pred.astype(int), theme_ids)),
     }
     baseline_metrics = _majority_text_baseline(fit_rows, test_rows, Y_fit, Y_test, theme_ids)
@@ -174,7 +175,7 @@ def train_text_models(
         [oof, score_feedback(unseen, sentiment, themes, theme_ids)], ignore_index=True
     )
     figures = evaluation.text_figures(
-        test_rows["sentiment"].to_numpy(), sentiment.predict(test_texts), Y_test, Y_pred.astype(int), theme_ids
+        test_rows["sentiment"].to_numpy(), sentiment_pred, Y_test, Y_pred.astype(int), theme_ids
     )
     return TextModels(
         sentiment=sentiment,
