@@ -161,7 +161,7 @@ def load_telco(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
 @benchmark("C1", "telco", data=[TELCO])
 def telco(run: BenchmarkRun) -> None:
     """IBM Telco, 5-fold stratified CV: ChurnClassifier and the logistic baseline, same folds."""
-    from retain.churn_model import ChurnClassifier, make_logistic_baseline
+    from retain.churn.model import ChurnClassifier, make_logistic_baseline
 
     X, y = load_telco(run.data_path(TELCO))
     folds = stratified_folds(y, run.seed)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from retain import data, evaluation, features, jobs, training
+from retain import data, evaluation, jobs, training
+from retain.churn import features
 from retain.config import (ChurnModelConfig, DataConfig, FeatureConfig, Playbook, ScoringConfig,
                            Taxonomy, TextModelConfig, TrackingConfig, TrainConfig, load_config)
 from retain.scoring import ScoringModels, score_world

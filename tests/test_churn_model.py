@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from retain.churn_model import BASELINE_COLUMN, ChurnClassifier, make_logistic_baseline
+from retain.churn.model import BASELINE_COLUMN, ChurnClassifier, make_logistic_baseline
 
 
 def make_table(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -66,7 +66,7 @@ def test_tiers_must_descend_to_zero(tmp_path: Path) -> None:
 
 
 def test_playbook_signals_are_known_reason_signals() -> None:
-    from retain.reasons import SIGNALS
+    from retain.churn.reasons import SIGNALS
 
     playbook = load_config(REPO / "configs" / "playbook.yaml", Playbook)
     unknown = [r.signal for r in playbook.rules if r.signal not in SIGNALS]
@@ -74,7 +74,7 @@ def test_playbook_signals_are_known_reason_signals() -> None:
 
 
 def test_taxonomy_themes_have_reason_signals() -> None:
-    from retain.reasons import SIGNALS
+    from retain.churn.reasons import SIGNALS
 
     taxonomy = load_config(REPO / "configs" / "themes.yaml", Taxonomy)
     assert [f"theme_{t}" for t in taxonomy.ids if f"theme_{t}" not in SIGNALS] == []
@@ -83,7 +83,7 @@ def test_taxonomy_themes_have_reason_signals() -> None:
 def test_churn_config_defaults_match_the_estimator_defaults() -> None:
     from sklearn.base import clone
 
-    from retain.churn_model import ChurnClassifier
+    from retain.churn.model import ChurnClassifier
     from retain.config import ChurnModelConfig
 
     estimator_defaults = clone(ChurnClassifier()).get_params()

@@ -25,7 +25,7 @@ from sklearn.utils.estimator_checks import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from retain.churn_model import ChurnClassifier, make_logistic_baseline
+from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
 from retain.text_models import make_sentiment_model, make_theme_model
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from retain.config import Playbook, Taxonomy, load_config
 from retain.contracts import World
-from retain.features import (
+from retain.churn.features import (
     FEATURE_SIGNALS,
     behaviour_features,
     build_features,

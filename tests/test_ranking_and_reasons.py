@@ -5,7 +5,7 @@ import pandas as pd
 
 from retain.config import Playbook, PlaybookRule, RiskTier
 from retain.ranking import rank_customers, risk_tiers
-from retain.reasons import signal_contributions, top_reasons
+from retain.churn.reasons import signal_contributions, top_reasons
 
 TIERS = (
     RiskTier(name="high", min_probability=0.5),
@@ -158,7 +158,7 @@ def test_scoring_a_date_before_any_signup_names_the_problem() -> None:
             {"feedback_id": "object", "customer_id": "object", "created_at": "datetime64[ns]", "text": "object"}
         ),
     )
-    from retain.churn_model import ChurnClassifier
+    from retain.churn.model import ChurnClassifier
 
     X = pd.DataFrame({"tenure_days": np.arange(40.0), "monthly_value": np.arange(40.0) % 7})
     churn = ChurnClassifier(n_estimators=5, min_child_samples=2, n_jobs=1).fit(X, np.arange(40) % 2)

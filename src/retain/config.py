@@ -213,7 +213,7 @@ class Taxonomy(Strict):
 
 
 class PlaybookRule(Strict):
-    signal: str = Field(description="The reason signal that triggers this action (see retain.reasons).")
+    signal: str = Field(description="The reason signal that triggers this action (see retain.churn.reasons).")
     action: str
     min_tier: str | None = Field(default=None, description="Only for customers in this tier or higher.")
 

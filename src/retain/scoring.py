@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from retain import data, features
+from retain import data
+from retain.churn import features
 from retain.config import FeatureConfig, Playbook, ScoringConfig
 from retain.contracts import World
 from retain.ranking import rank_customers
-from retain.reasons import top_reasons
+from retain.churn.reasons import top_reasons
 from retain.text_models import score_feedback
 
 logger = logging.getLogger(__name__)

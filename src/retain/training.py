@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retain import evaluation, features
-from retain.churn_model import ChurnClassifier, make_logistic_baseline
+from retain import evaluation
+from retain.churn import features
+from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import ChurnModelConfig, FeatureConfig, TextModelConfig
 from retain.contracts import World
 from retain.text_models import (

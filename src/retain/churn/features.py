@@ -105,7 +105,7 @@ def feature_signal(column: str) -> str:
     Returns
     -------
     str
-        The signal id used by ``retain.reasons`` and ``configs/playbook.yaml``, e.g.
+        The signal id used by ``retain.churn.reasons`` and ``configs/playbook.yaml``, e.g.
         ``"engagement"``, ``"open_tickets"``, ``"theme_billing"``.
 
     Raises
