@@ -8,8 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retain.config import Playbook, Taxonomy, load_config
-from retain.contracts import World
 from retain.churn.features import (
     FEATURE_SIGNALS,
     behaviour_features,
@@ -22,6 +20,8 @@ from retain.churn.features import (
     feedback_features,
     support_features,
 )
+from retain.config import Playbook, Taxonomy, load_config
+from retain.contracts import World
 
 AS_OF = pd.Timestamp("2024-06-01")
 THEMES = ["billing", "slow_support"]

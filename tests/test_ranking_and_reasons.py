@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from retain.churn.reasons import signal_contributions, top_reasons
 from retain.config import Playbook, PlaybookRule, RiskTier
 from retain.ranking import rank_customers, risk_tiers
-from retain.churn.reasons import signal_contributions, top_reasons
 
 TIERS = (
     RiskTier(name="high", min_probability=0.5),

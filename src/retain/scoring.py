@@ -16,10 +16,10 @@ import pandas as pd
 
 from retain import data
 from retain.churn import features
+from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, Playbook, ScoringConfig
 from retain.contracts import World
 from retain.ranking import rank_customers
-from retain.churn.reasons import top_reasons
 from retain.text_models import score_feedback
 
 logger = logging.getLogger(__name__)
