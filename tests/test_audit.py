@@ -216,6 +216,15 @@ def test_train_test_duplicates_are_counted(table: tuple[pd.DataFrame, np.ndarray
     }
 
 
+def test_duplicates_match_integers_against_floats() -> None:
+    y = np.array([0, 1, 0, 1])
+    X = pd.DataFrame({"seats": [1, 2, 3, 4], "plan": ["a", "a", "b", "b"]})
+    # A missing value on the test side makes the column float: 2.0 still equals 2.
+    test_X = pd.DataFrame({"seats": [2.0, np.nan], "plan": ["a", "a"]})
+    (duplicates,) = audit_features(X, y, test_X=test_X).findings
+    assert duplicates.statistic == 1
+
+
 def test_inputs_are_not_modified(table: tuple[pd.DataFrame, np.ndarray]) -> None:
     X, y = table
     X_before, y_before = X.copy(), y.copy()
@@ -301,6 +310,14 @@ def test_bank_complain_is_caught() -> None:
     # CreditScore and Satisfaction Score are named like outcomes but do not separate: notes only.
     assert _outcome(result) == ({"Complain"}, {"CreditScore", "Satisfaction Score"})
     assert dict(result.separation)["Complain"] > 0.99
+
+
+def test_bank_identifiers_left_in_do_not_look_like_leaks() -> None:
+    frame = _read("bank_churn_records/Customer-Churn-Records.csv")
+    result = audit_features(frame.drop(columns=["Exited"]), frame["Exited"].to_numpy())
+    assert result.excluded_columns == ["Complain"]
+    separation = dict(result.separation)
+    assert max(separation[c] for c in ("RowNumber", "CustomerId", "Surname")) < 0.55
 
 
 def test_credit_card_naive_bayes_columns_are_caught() -> None:

@@ -221,9 +221,7 @@ def outcome_like_name(name: str) -> bool:
     """
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", str(name))
     tokens = [token for token in re.split(r"[^a-zA-Z]+", spaced.lower()) if token]
-    return any(
-        token in _OUTCOME_TOKENS or token.startswith(_OUTCOME_STEMS) for token in tokens
-    )
+    return any(token in _OUTCOME_TOKENS or token.startswith(_OUTCOME_STEMS) for token in tokens)
 
 
 def single_feature_separation(
@@ -473,7 +471,7 @@ def _rank_separation(values: np.ndarray, y: np.ndarray) -> float:
     """max(auc, 1 - auc) of the raw values, with missing values ranked lowest or highest."""
     missing = np.isnan(values)
     best = 0.5
-    for fill in ((-np.inf, np.inf) if missing.any() else (0.0,)):
+    for fill in (-np.inf, np.inf) if missing.any() else (0.0,):
         filled = np.where(missing, fill, values)
         auc = _auc_from_ranks(rankdata(filled), y)
         best = max(best, auc, 1.0 - auc)
@@ -523,9 +521,8 @@ def _as_dates(x: pd.Series, name: str) -> pd.Series | None:
     if pd.api.types.is_datetime64_any_dtype(x.dtype):
         dates = x
     elif (
-        (pd.api.types.is_object_dtype(x.dtype) or pd.api.types.is_string_dtype(x.dtype))
-        and _DATE_NAME.search(name)
-    ):
+        pd.api.types.is_object_dtype(x.dtype) or pd.api.types.is_string_dtype(x.dtype)
+    ) and _DATE_NAME.search(name):
         observed = x.dropna()
         if observed.empty:
             return None
@@ -544,8 +541,10 @@ def _train_test_duplicates(X: pd.DataFrame, test_X: pd.DataFrame) -> AuditFindin
     shared = [column for column in X.columns if column in test_X.columns]
     if not shared or test_X.empty:
         return None
-    train_hashes = pd.util.hash_pandas_object(X[shared], index=False).to_numpy()
-    test_hashes = pd.util.hash_pandas_object(test_X[shared], index=False).to_numpy()
+    # The same value must hash the same on both sides: an integer column that holds a missing
+    # value on one side only is float there, so numeric columns are compared as floats.
+    train_hashes = pd.util.hash_pandas_object(_comparable(X[shared]), index=False).to_numpy()
+    test_hashes = pd.util.hash_pandas_object(_comparable(test_X[shared]), index=False).to_numpy()
     duplicated = np.isin(test_hashes, train_hashes)
     count = int(duplicated.sum())
     if count == 0:
@@ -560,3 +559,18 @@ def _train_test_duplicates(X: pd.DataFrame, test_X: pd.DataFrame) -> AuditFindin
         statistic=float(count),
         excluded=False,
     )
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric and boolean columns as float64 (NaN for missing), others unchanged; a new frame."""
+    columns = {}
+    for column in frame.columns:
+        values = frame[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype) and (
+            pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype)
+        ):
+            values = pd.Series(
+                values.to_numpy(dtype="float64", na_value=np.nan), index=frame.index, name=column
+            )
+        columns[column] = values
+    return pd.DataFrame(columns, index=frame.index)
