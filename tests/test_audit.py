@@ -263,6 +263,8 @@ def test_bad_labels_are_rejected(table: tuple[pd.DataFrame, np.ndarray]) -> None
         audit_features(X, y * 2)
     with pytest.raises(ValueError, match="shape"):
         audit_features(X, y[:-1])
+    with pytest.raises(ValueError, match="missing"):
+        audit_features(X, pd.Series(y, dtype="Int64").where(X["row_number"] > 0))
 
 
 def test_single_class_label_still_checks_names(table: tuple[pd.DataFrame, np.ndarray]) -> None:

@@ -427,6 +427,8 @@ def _binary_label(y: Sequence[Any] | np.ndarray | pd.Series, n_rows: int) -> np.
         )
     if values.dtype == bool:
         return values.astype(np.int8)
+    if pd.isna(values).any():
+        raise ValueError("Leakage audit: y has missing values; audit labelled rows only")
     distinct = set(pd.unique(values).tolist())
     if not distinct <= {0, 1}:
         raise ValueError(f"Leakage audit: y must be binary 0/1, found values {sorted(distinct)}")
