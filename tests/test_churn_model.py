@@ -168,6 +168,24 @@ def test_numpy_input_gets_generated_feature_names() -> None:
     assert list(model.feature_attributions(X[:4]).columns) == ["x0", "x1", "x2", BASELINE_COLUMN]
 
 
+def test_object_columns_of_numbers_are_numeric_and_other_objects_are_labels() -> None:
+    rng = np.random.default_rng(2)
+    n = 200
+    usage = rng.normal(size=n)
+    y = (usage + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    X = pd.DataFrame(
+        {
+            "usage": pd.Series(usage, dtype=object),  # numbers stored as objects
+            "plan": pd.Series([1, "pro"] * (n // 2), dtype=object),  # mixed: labels
+        }
+    )
+    model = ChurnClassifier(n_estimators=10, min_child_samples=10, n_jobs=1).fit(X, y)
+    assert set(model.categories_) == {"plan"}
+    assert list(model.categories_["plan"]) == ["1", "pro"]
+    as_floats = X.assign(usage=usage)
+    np.testing.assert_allclose(model.predict_proba(as_floats), model.predict_proba(X))
+
+
 def test_invalid_settings_and_labels_fail_in_fit(data) -> None:
     X, y = data
     model = ChurnClassifier(calibration="magic")  # __init__ does not validate

@@ -15,9 +15,11 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import (
+    check_estimator,
     check_get_params_invariance,
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
@@ -183,3 +185,47 @@ def test_init_sets_parameters_only(case: Case) -> None:
 def test_churn_classifier_parameters_are_default_constructible() -> None:
     check_parameters_default_constructible("ChurnClassifier", ChurnClassifier())
     check_set_params("ChurnClassifier", ChurnClassifier())
+
+
+def test_churn_classifier_passes_scikit_learns_check_estimator() -> None:
+    # Every check applies (binary-only is declared with a tag), so none is expected to fail.
+    # Few trees keep it quick; the checks are about the contract, not accuracy at scale.
+    check_estimator(ChurnClassifier(n_estimators=10, n_jobs=1))
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "raw_margin", "feature_attributions"])
+def test_churn_classifier_raises_not_fitted_before_fit(method: str) -> None:
+    X, _ = churn_table()
+    with pytest.raises(NotFittedError):
+        getattr(ChurnClassifier(), method)(X)
+
+
+def test_churn_classifier_rejects_sparse_input_with_a_clear_message() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(TypeError, match="does not support sparse input"):
+        ChurnClassifier(n_estimators=5, n_jobs=1).fit(sp.csr_matrix(X), y)
+    model = ChurnClassifier(n_estimators=5, n_jobs=1).fit(X, y)
+    with pytest.raises(TypeError, match="does not support sparse input"):
+        model.predict_proba(sp.csr_array(X))
+    sparse_frame = pd.DataFrame(X).astype(pd.SparseDtype(float, 0.0))
+    with pytest.raises(TypeError, match="does not support sparse input"):
+        ChurnClassifier(n_estimators=5, n_jobs=1).fit(sparse_frame, y)
+
+
+def test_churn_classifier_rejects_empty_input() -> None:
+    X, y = churn_table()
+    with pytest.raises(ValueError, match="0 sample"):
+        ChurnClassifier(n_jobs=1).fit(X.iloc[:0], y[:0])
+    with pytest.raises(ValueError, match="0 feature"):
+        ChurnClassifier(n_jobs=1).fit(X.iloc[:, :0], y)
+    with pytest.raises(ValueError, match="0 sample"):
+        ChurnClassifier(n_jobs=1).fit(np.empty((0, 3)), y[:0])
+
+
+def test_churn_classifier_is_binary_only() -> None:
+    X, _ = churn_table()
+    three = np.arange(len(X)) % 3
+    with pytest.raises(ValueError, match="Only binary classification is supported"):
+        ChurnClassifier(n_jobs=1).fit(X, three)

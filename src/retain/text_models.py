@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from tqdm.auto import tqdm
 
 from retain.config import TextModelConfig
 from retain.contracts import SENTIMENTS, split_themes
@@ -265,10 +267,18 @@ def _class_probabilities(
     return out
 
 
+def _probabilities_or_nan(
+    model: Any | None, texts: list[str], wanted: Sequence[str], what: str
+) -> np.ndarray:
+    if model is None:
+        return np.full((len(texts), len(wanted)), np.nan)
+    return _class_probabilities(model, texts, wanted, what)
+
+
 def score_feedback(
     feedback: pd.DataFrame,
-    sentiment_model: Any,
-    theme_model: Any,
+    sentiment_model: Any | None,
+    theme_model: Any | None,
     theme_ids: Sequence[str],
 ) -> pd.DataFrame:
     """Sentiment and theme probabilities for every feedback text.
@@ -278,10 +288,12 @@ def score_feedback(
     feedback
         The feedback table (needs ``feedback_id`` and ``text``; missing text counts as empty).
     sentiment_model
-        A fitted estimator with ``predict_proba(texts)`` and ``classes_`` naming sentiments.
+        A fitted estimator with ``predict_proba(texts)`` and ``classes_`` naming sentiments, or
+        None (no sentiment labels to fit one): the sentiment columns are then NaN.
     theme_model
         A fitted estimator with ``predict_proba(texts)`` of shape ``(n, n_themes)`` and
-        ``classes_`` either the theme ids or the positions ``0..n_themes-1`` in ``theme_ids``.
+        ``classes_`` either the theme ids or the positions ``0..n_themes-1`` in ``theme_ids``,
+        or None: the theme columns are then NaN.
     theme_ids
         The taxonomy's theme ids, in order.
 
@@ -299,8 +311,8 @@ def score_feedback(
         out["feedback_id"] = feedback["feedback_id"]
         return out[columns]
     texts = as_texts(feedback["text"])
-    sentiment = _class_probabilities(sentiment_model, texts, SENTIMENTS, "sentiment")
-    themes = _class_probabilities(theme_model, texts, list(theme_ids), "theme")
+    sentiment = _probabilities_or_nan(sentiment_model, texts, SENTIMENTS, "sentiment")
+    themes = _probabilities_or_nan(theme_model, texts, list(theme_ids), "theme")
     out = pd.DataFrame(np.hstack([sentiment, themes]), columns=columns[1:], index=feedback.index)
     out.insert(0, "feedback_id", feedback["feedback_id"])
     return out
@@ -392,3 +404,292 @@ def out_of_fold_feedback_scores(
     scores = pd.concat(parts).sort_values("_position").drop(columns="_position")
     scores.index = feedback_labelled.index
     return scores
+
+
+# --------------------------------------------------------------------------------------------
+# Point-in-time feedback scores: text models refitted on a time grid
+
+
+@dataclass(frozen=True)
+class TextModelCut:
+    """One refit of the text models, on labelled feedback created strictly before ``cut``.
+
+    Attributes
+    ----------
+    cut
+        The fitting cutoff: only feedback with ``created_at < cut`` trains the models.
+    as_of_dates
+        The ``as_of`` dates whose scores come from these models (each ``>= cut``).
+    sentiment_rows, theme_rows
+        Rows with a sentiment (theme) label created before ``cut``.
+    sentiment_fitted, themes_fitted
+        Whether that model was fitted (at least ``min_labelled`` labelled rows); if not, its
+        score columns are NaN for these dates.
+    scored_rows
+        Feedback rows scored by these models (created on or before the latest of
+        ``as_of_dates``); 0 when neither model was fitted.
+    """
+
+    cut: pd.Timestamp
+    as_of_dates: tuple[pd.Timestamp, ...]
+    sentiment_rows: int
+    theme_rows: int
+    sentiment_fitted: bool
+    themes_fitted: bool
+    scored_rows: int
+
+    @property
+    def fitted(self) -> bool:
+        """Whether any text model was fitted at this cut (otherwise its dates get no scores)."""
+        return self.sentiment_fitted or self.themes_fitted
+
+
+@dataclass(frozen=True)
+class _CutScores:
+    """The scores of one cut's models, rows in ``created_at`` order, for slicing by ``as_of``."""
+
+    scores: pd.DataFrame
+    created_at: np.ndarray
+
+
+@dataclass(frozen=True)
+class PointInTimeScores:
+    """Feedback scores per ``as_of``, each from text models fitted on feedback before it.
+
+    Built by :func:`point_in_time_feedback_scores`; read with :meth:`scores_for`. Scores are
+    kept once per cut (not per date): the dates of one cut share one table, sliced on demand.
+    """
+
+    theme_ids: tuple[str, ...]
+    refit_every_days: int
+    min_labelled: int
+    cuts: tuple[TextModelCut, ...]
+    _cut_of: dict[pd.Timestamp, pd.Timestamp] = field(repr=False)
+    _scores: dict[pd.Timestamp, _CutScores] = field(repr=False)
+
+    @property
+    def as_of_dates(self) -> tuple[pd.Timestamp, ...]:
+        """The dates asked for, in order."""
+        return tuple(sorted(self._cut_of))
+
+    @property
+    def n_fits(self) -> int:
+        """Cuts at which text models were fitted (one sentiment and/or one theme model each)."""
+        return sum(cut.fitted for cut in self.cuts)
+
+    @property
+    def unscored_dates(self) -> tuple[pd.Timestamp, ...]:
+        """Dates with too little labelled feedback before their cut: no text scores."""
+        return tuple(d for d in self.as_of_dates if not self.cut_for(d).fitted)
+
+    def cut_for(self, as_of: pd.Timestamp | str) -> TextModelCut:
+        """The refit whose models score the feedback at ``as_of``."""
+        cut = self._cut_of.get(pd.Timestamp(as_of))
+        if cut is None:
+            raise KeyError(f"{as_of} is not one of the as_of dates these scores were built for")
+        return next(c for c in self.cuts if c.cut == cut)
+
+    def scores_for(self, as_of: pd.Timestamp | str) -> pd.DataFrame | None:
+        """The feedback scores to build features at ``as_of``, or None if there are none.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            The columns of :func:`score_feedback` for every feedback row created on or before
+            ``as_of`` (in ``created_at`` order, with the input's index), from models fitted on
+            labelled feedback created before the cut of ``as_of``. The columns of a model that
+            could not be fitted are NaN. None if neither model could be fitted: the caller
+            leaves the text features out for that date.
+        """
+        as_of = pd.Timestamp(as_of)
+        cut = self.cut_for(as_of)
+        cached = self._scores.get(cut.cut)
+        if cached is None:
+            return None
+        rows = int(np.searchsorted(cached.created_at, as_of.to_datetime64(), side="right"))
+        return cached.scores.iloc[:rows]
+
+    def summary(self) -> str:
+        """One line per cut, for logs and run records."""
+        header = (
+            f"{len(self.as_of_dates)} as_of dates, {len(self.cuts)} cuts every "
+            f"{self.refit_every_days} days, {self.n_fits} fitted"
+        )
+        return "\n".join([header, *(_describe(c) for c in self.cuts)])
+
+
+def _describe(cut: TextModelCut) -> str:
+    def model(name: str, fitted: bool, rows: int) -> str:
+        return f"{name} {'fitted on' if fitted else 'not fitted,'} {rows} labelled rows"
+
+    dates = ", ".join(str(d.date()) for d in cut.as_of_dates)
+    return (
+        f"cut {cut.cut.date()} (as_of {dates}): "
+        f"{model('sentiment', cut.sentiment_fitted, cut.sentiment_rows)}; "
+        f"{model('themes', cut.themes_fitted, cut.theme_rows)}; {cut.scored_rows} rows scored"
+    )
+
+
+def text_model_cuts(
+    as_of_dates: Sequence[pd.Timestamp | str], refit_every_days: int
+) -> dict[pd.Timestamp, pd.Timestamp]:
+    """The fitting cutoff of each ``as_of``: the latest grid point on or before it.
+
+    The grid is ``latest - k * refit_every_days`` (``k = 0, 1, ...``), anchored on the latest
+    ``as_of``: that date (the evaluation date in training, "now" when scoring) gets models
+    fitted on all feedback before it, as serving would; an earlier date's models are at most
+    ``refit_every_days - 1`` days older than it. Dates sharing a grid step share a cut.
+    """
+    if refit_every_days < 1:
+        raise ValueError(f"refit_every_days must be at least 1, got {refit_every_days}")
+    dates = sorted({pd.Timestamp(d) for d in as_of_dates})
+    if not dates:
+        raise ValueError("as_of_dates is empty")
+    if any(d is pd.NaT for d in dates):
+        raise ValueError("as_of_dates contains NaT")
+    anchor = dates[-1]
+    step = pd.Timedelta(days=refit_every_days)
+    # ceil((anchor - d) / step) steps back from the anchor: the grid point on or before d.
+    return {d: anchor - -((d - anchor) // step) * step for d in dates}
+
+
+def point_in_time_feedback_scores(
+    feedback: pd.DataFrame,
+    as_of_dates: Sequence[pd.Timestamp | str],
+    theme_ids: Sequence[str],
+    config: TextModelConfig | None = None,
+    refit_every_days: int = 90,
+    min_labelled: int = 20,
+    show_progress: bool = False,
+) -> PointInTimeScores:
+    """Feedback scores at each ``as_of`` from text models fitted only on earlier feedback.
+
+    The text models behind a churn feature at ``as_of`` must not have seen feedback created
+    after ``as_of``. Fitting once per date would be slow, so models are refitted on a time grid
+    (:func:`text_model_cuts`): each ``as_of`` is scored by the models fitted on labelled
+    feedback with ``created_at < cut``, its cut being the latest grid point ``<= as_of``. One
+    sentiment and one theme model are fitted per distinct cut.
+
+    Parameters
+    ----------
+    feedback
+        The feedback table: ``feedback_id``, ``created_at``, ``text`` and the labels
+        ``sentiment`` and/or ``themes`` (missing = unlabelled; a ``themes`` value of ``""``
+        is a label: no theme). Either label column may be absent. Rows without ``created_at``
+        are ignored.
+    as_of_dates
+        The dates features are built at (duplicates are merged).
+    theme_ids
+        The taxonomy's theme ids, in order.
+    config
+        Text model settings; the defaults of :class:`TextModelConfig` if None.
+    refit_every_days
+        Spacing of the cut grid.
+    min_labelled
+        Fewest labelled rows before a cut to fit a model there. Sentiment and themes are
+        fitted independently, each on the rows carrying its label; a model without enough
+        rows leaves its columns NaN, and a date with neither model gets no scores (logged).
+    show_progress
+        Show a progress bar over the cuts.
+
+    Returns
+    -------
+    PointInTimeScores
+        ``scores_for(as_of)`` gives the scores table for a date (or None), ``cuts`` what was
+        fitted where.
+    """
+    config = config or TextModelConfig()
+    if min_labelled < 1:
+        raise ValueError(f"min_labelled must be at least 1, got {min_labelled}")
+    missing = [c for c in ("feedback_id", "created_at", "text") if c not in feedback.columns]
+    if missing:
+        raise ValueError(f"feedback lacks column(s) {', '.join(missing)}")
+    cut_of = text_model_cuts(as_of_dates, refit_every_days)
+    groups: dict[pd.Timestamp, list[pd.Timestamp]] = {}
+    for as_of, cut in cut_of.items():
+        groups.setdefault(cut, []).append(as_of)
+
+    dated = feedback.loc[feedback["created_at"].notna()]
+    if len(dated) < len(feedback):
+        logger.warning("Ignoring %d feedback rows without created_at", len(feedback) - len(dated))
+    # One ordering by time: each cut's training rows and each date's scored rows are prefixes.
+    dated = dated.iloc[np.argsort(dated["created_at"].to_numpy(), kind="stable")]
+    created = dated["created_at"].to_numpy().astype("datetime64[ns]")
+    texts = np.asarray(as_texts(dated["text"]), dtype=object)
+    sentiment = (
+        dated["sentiment"] if "sentiment" in dated else pd.Series(pd.NA, index=dated.index)
+    )
+    themes = dated["themes"] if "themes" in dated else pd.Series(pd.NA, index=dated.index)
+    has_sentiment = sentiment.notna().to_numpy()
+    has_themes = themes.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    to_score = dated[["feedback_id", "text"]]
+
+    cuts: list[TextModelCut] = []
+    cached: dict[pd.Timestamp, _CutScores] = {}
+    for cut in tqdm(sorted(groups), desc="text models", unit="cut", disable=not show_progress):
+        dates = tuple(sorted(groups[cut]))
+        before = int(np.searchsorted(created, cut.to_datetime64(), side="left"))
+        s_rows = np.flatnonzero(has_sentiment[:before])
+        t_rows = np.flatnonzero(has_themes[:before])
+        sentiment_model = theme_model = None
+        if len(s_rows) >= min_labelled:
+            sentiment_model = _fit_sentiment(
+                list(texts[s_rows]), sentiment.iloc[s_rows], config
+            )
+        if len(t_rows) >= min_labelled:
+            Y = theme_indicators(themes.iloc[t_rows], theme_ids)
+            theme_model = make_theme_model(config).fit(list(texts[t_rows]), Y)
+        scored = 0
+        if sentiment_model is not None or theme_model is not None:
+            scored = int(np.searchsorted(created, dates[-1].to_datetime64(), side="right"))
+            rows = to_score.iloc[:scored]
+            cached[cut] = _CutScores(
+                score_feedback(rows, sentiment_model, theme_model, theme_ids), created[:scored]
+            )
+        cuts.append(
+            TextModelCut(
+                cut=cut,
+                as_of_dates=dates,
+                sentiment_rows=len(s_rows),
+                theme_rows=len(t_rows),
+                sentiment_fitted=sentiment_model is not None,
+                themes_fitted=theme_model is not None,
+                scored_rows=scored,
+            )
+        )
+        _log_cut(cuts[-1], min_labelled)
+    return PointInTimeScores(
+        theme_ids=tuple(theme_ids),
+        refit_every_days=refit_every_days,
+        min_labelled=min_labelled,
+        cuts=tuple(cuts),
+        _cut_of=cut_of,
+        _scores=cached,
+    )
+
+
+def _log_cut(cut: TextModelCut, min_labelled: int) -> None:
+    dates = ", ".join(str(d.date()) for d in cut.as_of_dates)
+    if not cut.fitted:
+        logger.warning(
+            "No text scores for as_of %s: before the cut %s there are %d sentiment-labelled and "
+            "%d theme-labelled feedback rows, fewer than min_labelled=%d; text features stay "
+            "empty for those dates",
+            dates, cut.cut.date(), cut.sentiment_rows, cut.theme_rows, min_labelled,
+        )
+        return
+    logger.info(
+        "Text models at cut %s (for as_of %s): sentiment on %d rows, themes on %d rows; "
+        "%d feedback rows scored",
+        cut.cut.date(), dates, cut.sentiment_rows, cut.theme_rows, cut.scored_rows,
+    )
+    for what, fitted, rows in (
+        ("sentiment", cut.sentiment_fitted, cut.sentiment_rows),
+        ("theme", cut.themes_fitted, cut.theme_rows),
+    ):
+        if not fitted:
+            logger.warning(
+                "No %s model at cut %s (as_of %s): %d %s-labelled rows before it, fewer than "
+                "min_labelled=%d; its score columns are NaN",
+                what, cut.cut.date(), dates, rows, what, min_labelled,
+            )

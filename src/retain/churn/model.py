@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from lightgbm import LGBMClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -29,8 +30,13 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils import Tags
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +46,39 @@ BASELINE_COLUMN = "baseline"
 _CALIBRATION_FOLDS = 3
 
 
+_NUMERIC_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float", "decimal", "boolean"})
+"""``pandas.api.types.infer_dtype`` kinds of an object column that hold numbers, not labels."""
+
+
 def _is_categorical(column: pd.Series) -> bool:
-    """String, object and category columns are categorical; numbers and booleans are not."""
+    """String, object and category columns are categorical; numbers and booleans are not.
+
+    An object column that holds only Python numbers or booleans (and missing values) is numeric,
+    as scikit-learn expects of an object array of numbers.
+    """
     dtype = column.dtype
-    return isinstance(dtype, pd.CategoricalDtype) or (
-        not pd.api.types.is_numeric_dtype(dtype)
-        and not pd.api.types.is_bool_dtype(dtype)
-        and not pd.api.types.is_datetime64_any_dtype(dtype)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_object_dtype(dtype):
+        return pd.api.types.infer_dtype(column, skipna=True) not in _NUMERIC_OBJECTS
+    return not (
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
     )
+
+
+def _as_labels(column: pd.Series) -> pd.Series:
+    """A categorical column's values, hashable: anything other than a string becomes its text."""
+    if isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(
+        column, skipna=True
+    ) in ("string", "empty"):
+        return column
+    return column.where(column.isna(), column.astype(str))
+
+
+def _has_sparse_columns(frame: pd.DataFrame) -> bool:
+    return any(isinstance(dtype, pd.SparseDtype) for dtype in frame.dtypes)
 
 
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
@@ -125,6 +156,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
+        # Churn is a yes/no outcome; calibration and attributions are written for one margin.
+        tags.classifier_tags.multi_class = False
         return tags
 
     def _booster(self) -> LGBMClassifier:
@@ -162,30 +195,22 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"calibration must be 'isotonic' or 'sigmoid', got {self.calibration!r}"
             )
-        validate_data(self, X, skip_check_array=True, reset=True)
-        frame = self._as_frame(X)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(frame):
-            raise ValueError(f"y must be 1-d with {len(frame)} values, got shape {y.shape}")
-        check_classification_targets(y)
-        if np.unique(y).size != 2:
-            raise ValueError(f"ChurnClassifier needs two classes in y, got {np.unique(y).tolist()}")
+        frame = self._validated_frame(X, reset=True)
+        y = self._validated_labels(y, n_rows=len(frame))
 
         self.categories_ = {
-            col: frame[col].astype("category").cat.categories
+            col: _as_labels(frame[col]).astype("category").cat.categories
             for col in frame.columns
             if _is_categorical(frame[col])
         }
         prepared = self._prepare(frame)
+        # Fewer folds only when the rarer class has fewer than 3 rows (tiny tables).
+        n_folds = min(_CALIBRATION_FOLDS, int(np.unique(y, return_counts=True)[1].min()))
         if groups is None:
-            folds = StratifiedKFold(
-                _CALIBRATION_FOLDS, shuffle=True, random_state=self.random_state
-            )
+            folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
             splits = list(folds.split(prepared, y))
         else:
-            folds = StratifiedGroupKFold(
-                _CALIBRATION_FOLDS, shuffle=True, random_state=self.random_state
-            )
+            folds = StratifiedGroupKFold(n_folds, shuffle=True, random_state=self.random_state)
             splits = list(folds.split(prepared, y, groups=np.asarray(groups)))
         logger.info(
             "Fitting ChurnClassifier on %d rows x %d columns (%d categorical), %s calibration",
@@ -201,23 +226,78 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.calibrated_.classes_
         return self
 
+    def _validated_labels(self, y: Any, n_rows: int) -> np.ndarray:
+        """``y`` as a 1-d array of exactly two classes, with enough of each for calibration."""
+        if y is None:
+            raise ValueError("ChurnClassifier requires y to be passed, but the target y is None")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(np.empty(n_rows), y)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {y_type}."
+            )
+        classes, counts = np.unique(y, return_counts=True)
+        if classes.size != 2:
+            raise ValueError(
+                f"ChurnClassifier needs two classes in y, got {classes.size} class: "
+                f"{classes.tolist()}"
+            )
+        if counts.min() < 2:
+            raise ValueError(
+                "ChurnClassifier needs at least 2 rows of each class for its calibration folds, "
+                f"got {dict(zip(classes.tolist(), counts.tolist()))}"
+            )
+        return y
+
+    def _validated_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """``X`` checked (dense, non-empty, the columns seen in ``fit``) as a DataFrame.
+
+        A DataFrame keeps its column dtypes and is not copied into one array; anything else goes
+        through scikit-learn's ``check_array`` without forcing a numeric dtype, so arrays of
+        strings or objects are accepted.
+        """
+        if sp.issparse(X) or (isinstance(X, pd.DataFrame) and _has_sparse_columns(X)):
+            raise TypeError(
+                f"ChurnClassifier does not support sparse input (got {type(X).__name__}); "
+                "pass a dense array or a DataFrame"
+            )
+        if not isinstance(X, pd.DataFrame):
+            array = validate_data(
+                self, X, reset=reset, dtype=None, ensure_all_finite="allow-nan"
+            )
+            return pd.DataFrame(array, columns=self._feature_names())
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        if X.shape[1] == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+                "required."
+            )
+        return X
+
     def _feature_names(self) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
         if names is None:
             return [f"x{i}" for i in range(self.n_features_in_)]
         return [str(n) for n in names]
 
-    def _as_frame(self, X: Any) -> pd.DataFrame:
-        if isinstance(X, pd.DataFrame):
-            return X
-        return pd.DataFrame(np.asarray(X), columns=self._feature_names())
-
     def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Categorical columns as pandas ``category`` with the categories learned in ``fit``."""
+        """Categorical columns as pandas ``category`` with the categories learned in ``fit``.
+
+        Object columns learned as numeric become floats (LightGBM takes no object columns).
+        """
         prepared = frame.copy()
+        for col in prepared.columns:
+            if col not in self.categories_ and pd.api.types.is_object_dtype(prepared[col].dtype):
+                prepared[col] = pd.to_numeric(prepared[col], errors="coerce").astype(float)
         unseen: dict[str, int] = {}
         for col, categories in self.categories_.items():
-            column = prepared[col]
+            column = _as_labels(prepared[col])
             known = column.isin(categories)
             n_unseen = int((column.notna() & ~known).sum())
             if n_unseen:
@@ -235,20 +315,22 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def _checked(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self)
-        validate_data(self, X, skip_check_array=True, reset=False)
-        return self._prepare(self._as_frame(X))
+        return self._prepare(self._validated_frame(X, reset=False))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, shape ``(n, 2)``, columns in ``classes_`` order."""
-        return self.calibrated_.predict_proba(self._checked(X))
+        prepared = self._checked(X)
+        return self.calibrated_.predict_proba(prepared)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The more probable label per row (threshold 0.5 on the calibrated probability)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks fitted before classes_ is read
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def raw_margin(self, X: pd.DataFrame) -> np.ndarray:
         """The base booster's uncalibrated log-odds of ``classes_[1]`` per row."""
-        return np.asarray(self.booster_.predict(self._checked(X), raw_score=True), dtype=float)
+        prepared = self._checked(X)
+        return np.asarray(self.booster_.predict(prepared, raw_score=True), dtype=float)
 
     def feature_attributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions of each feature to each row's log-odds.
@@ -267,10 +349,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             explain the base booster; calibration is a monotone map on top and does not change
             which features push a row up or down.
         """
+        prepared = self._checked(X)
         names = self._feature_names()
         if BASELINE_COLUMN in names:
             raise ValueError(f"a feature is named {BASELINE_COLUMN!r}, which attributions reserve")
-        prepared = self._checked(X)
         contributions = np.asarray(self.booster_.predict(prepared, pred_contrib=True), dtype=float)
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(prepared))
         attributions = pd.DataFrame(contributions[:, :-1], columns=names, index=index)
