@@ -10,9 +10,11 @@ Both models are plain scikit-learn Pipelines (TF-IDF features, then logistic reg
 
 :func:`score_feedback` turns any pair of such estimators (anything with ``predict_proba`` and
 ``classes_``, e.g. a future transformer model) into the feedback-scores table the churn features
-read, and :func:`out_of_fold_feedback_scores` produces the same table for labelled feedback with
-each row scored by models that never saw it, so that churn models are not trained on flattered
-text features.
+read. :func:`point_in_time_feedback_scores` produces that table for each training ``as_of`` from
+models fitted only on feedback created before it (refitted on a time grid, see
+:func:`text_model_cuts`), so text features at a date never come from models that saw later
+feedback. :func:`out_of_fold_feedback_scores` (shuffled folds, not by time) is kept only until
+the training job moves to point-in-time scores.
 """
 
 from __future__ import annotations
@@ -349,6 +351,9 @@ def out_of_fold_feedback_scores(
     n_folds: int | None = None,
 ) -> pd.DataFrame:
     """Feedback scores for labelled feedback, each row scored by models that did not see it.
+
+    Superseded for churn features by :func:`point_in_time_feedback_scores`: shuffled folds let
+    a row's scores come from models fitted on feedback created after it.
 
     The rows are split into ``n_folds`` shuffled folds (``KFold(random_state=0)``); for each
     fold a sentiment model and a theme model are fitted on the other folds and score it. Churn
