@@ -3,7 +3,7 @@
 :func:`select_churn_settings` tries a short, fixed list of :class:`ChurnClassifier` settings in
 order, scores each by ROC-AUC on validation rows (inner folds of the training rows, or one
 explicit split such as a later ``as_of`` date), and returns the best. Each candidate's number of
-trees is chosen on the same validation rows from one fit (the score after every tenth of its
+trees is chosen on the same validation rows from one fit (the score after every twentieth of its
 trees), which is early stopping without a second fit. Test rows are never passed in: the caller
 selects on training rows only and then refits ``ChurnClassifier(**result.params)`` on all of
 them.
@@ -38,11 +38,14 @@ DEFAULT_CANDIDATES: tuple[Mapping[str, Any], ...] = (
     {"learning_rate": 0.1, "n_estimators": 300, "num_leaves": 31, "min_child_samples": 20},
     # In between.
     {"learning_rate": 0.05, "n_estimators": 400, "num_leaves": 16, "min_child_samples": 20},
+    # Near-additive: stumps-like trees of 4 leaves, for tables where a logistic model is hard
+    # to beat.
+    {"learning_rate": 0.02, "n_estimators": 600, "num_leaves": 4, "min_child_samples": 80},
 )
 """Settings tried in this order; the first two are always tried, the rest while time remains."""
 
-CHECKPOINTS = 10
-"""How many tree counts per candidate are scored: every tenth of its ``n_estimators``."""
+CHECKPOINTS = 20
+"""How many tree counts per candidate are scored: every twentieth of its ``n_estimators``."""
 
 N_TREES_TOLERANCE = 0.0005
 """The fewest trees whose mean validation ROC-AUC is within this of the best are chosen."""
@@ -154,7 +157,7 @@ def select_churn_settings(
 
     Candidates are tried in their given order; after each one, the search stops if
     ``time_budget_s`` is spent, but the first two are always tried. Each candidate is fitted
-    once per split; its tree count is chosen among every tenth of its ``n_estimators`` (the
+    once per split; its tree count is chosen among every twentieth of its ``n_estimators`` (the
     fewest trees within 0.0005 of its best mean ROC-AUC). The candidate with the best mean
     ROC-AUC wins; ties go to the earlier one. Everything is deterministic for a given
     ``random_state`` (folds, boosters), whatever the time budget cuts off aside.
