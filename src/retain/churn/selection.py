@@ -47,8 +47,12 @@ DEFAULT_CANDIDATES: tuple[Mapping[str, Any], ...] = (
 CHECKPOINTS = 20
 """How many tree counts per candidate are scored: every twentieth of its ``n_estimators``."""
 
-N_TREES_TOLERANCE = 0.0005
-"""The fewest trees whose mean validation ROC-AUC is within this of the best are chosen."""
+N_TREES_TOLERANCE = 0.0001
+"""The fewest trees whose mean validation ROC-AUC is within this of the best are chosen.
+
+Only near-exact ties go to fewer trees: a looser 0.0005 chose tree counts that scored below the
+candidate's full count on the very same validation rows of the credit-card churners (ROC-AUC
+0.993, where 0.0005 is 7% of the remaining error)."""
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -158,7 +162,7 @@ def select_churn_settings(
     Candidates are tried in their given order; after each one, the search stops if
     ``time_budget_s`` is spent, but the first two are always tried. Each candidate is fitted
     once per split; its tree count is chosen among every twentieth of its ``n_estimators`` (the
-    fewest trees within 0.0005 of its best mean ROC-AUC). The candidate with the best mean
+    fewest trees within 0.0001 of its best mean ROC-AUC). The candidate with the best mean
     ROC-AUC wins; ties go to the earlier one. Everything is deterministic for a given
     ``random_state`` (folds, boosters), whatever the time budget cuts off aside.
 
