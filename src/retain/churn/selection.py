@@ -175,8 +175,11 @@ def select_churn_settings(
         of other rows (e.g. the test rows, or NaN) are never looked at.
     groups
         Optional group per row (e.g. ``customer_id``). With inner folds, each group stays in
-        one fold so a customer is never on both sides; in every case the candidates' own
-        calibration folds keep groups together.
+        one fold so a customer is never on both sides. An explicit split is the caller's and
+        is used as given (for dated data a customer rightly appears at an earlier ``as_of`` on
+        the fit side and a later one on the validation side). Candidates are scored without
+        calibration, so groups play no other part here; pass them again to
+        :meth:`ChurnClassifier.fit` when refitting.
     validation
         An int: that many stratified inner folds of all rows (shuffled with
         ``random_state``). Or one explicit ``(fit_idx, val_idx)`` pair of integer positions
