@@ -63,13 +63,13 @@ def test_top_reasons_keep_only_risk_raising_signals_with_figures() -> None:
     # median of the known maxima (60, 3) is 31.5 h
     assert (
         reasons.loc[10, "reason_1"]
-        == "Waited up to 2 days for a first reply (last 90 days); median customer: 32 h"
+        == "Waited up to 2.5 days for a first reply (last 90 days); median customer: 1.3 days"
     )
     # 10 has 1 open ticket, the median customer 1 too, so the open ticket is quoted by its age
     assert reasons.loc[10, "reason_2_signal"] == "open_tickets"
     assert (
         reasons.loc[10, "reason_2"]
-        == "Oldest open ticket has been open for 2 days; median customer: 2 days"
+        == "Oldest open ticket has been open for 2.1 days; median customer: 2 days"
     )
     assert reasons.loc[10, "reason_3_signal"] is None  # tenure lowers this customer's risk
     assert reasons.loc[11, "reason_1_signal"] == "open_tickets"
@@ -140,7 +140,7 @@ def test_a_ticket_waiting_for_a_reply_is_named_before_past_waits() -> None:
     )
     assert (
         reasons.loc[10, "reason_1"]
-        == "Waited up to 2 days for a first reply (last 90 days); median customer: 32 h"
+        == "Waited up to 2.5 days for a first reply (last 90 days); median customer: 1.3 days"
     )
 
 

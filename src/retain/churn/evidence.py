@@ -115,7 +115,9 @@ def reason_evidence(
             rows = np.flatnonzero(signals == signal_id)
             joined = ids_for(str(signal_id)).reindex(customers[rows])
             evidence[rows] = [v if isinstance(v, str) else None for v in joined.to_numpy()]
-        out[column.removesuffix("_signal") + "_evidence"] = evidence
+        out[column.removesuffix("_signal") + "_evidence"] = pd.Series(
+            evidence, index=out.index, dtype=object
+        )
     return out
 
 

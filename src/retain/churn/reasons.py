@@ -55,10 +55,22 @@ _WINDOW = re.compile(r"_(?P<days>\d+)d$")
 
 
 def _duration(hours: float) -> str:
-    """Hours as a person would say them: "30 h" under two days, "12 days" from then on."""
+    """Hours as a person would say them: "30 h" under two days, "2.5 days" from then on."""
     if np.isnan(hours):
         return "an unknown time"
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+    return f"{hours:.0f} h" if hours < 48 else _days(hours)
+
+
+def _days(hours: float) -> str:
+    days = hours / 24
+    return f"{days:.1f}".removesuffix(".0") + " days" if days < 10 else f"{days:.0f} days"
+
+
+def _durations(value: float, reference: float) -> tuple[str, str]:
+    """Two durations in one unit (days if either reaches two days), so they compare at a glance."""
+    if max(value, reference) < 48:
+        return f"{value:.0f} h", f"{reference:.0f} h"
+    return _days(value), _days(reference)
 
 
 def _count(value: float) -> str:
@@ -316,18 +328,20 @@ SIGNALS: dict[str, Signal] = {
     "engagement": Signal(
         "Low engagement",
         (
-            Figure("logins_{w}d", _median("{value} logins in the last {w} days"), risky=-1),
-            Figure("usage_{w}d", _median("{value} usage events in the last {w} days"), risky=-1),
+            Figure("logins_{w}d", _median("{value} login(s) in the last {w} days"), risky=-1),
+            Figure("usage_{w}d", _median("{value} usage event(s) in the last {w} days"), risky=-1),
             Figure(
-                "events_{w}d", _median("{value} events of any kind in the last {w} days"), risky=-1
+                "events_{w}d",
+                _median("{value} event(s) of any kind in the last {w} days"),
+                risky=-1,
             ),
-            Figure("feedback_{w}d", _median("{value} feedback messages in the last {w} days")),
+            Figure("feedback_{w}d", _median("{value} feedback message(s) in the last {w} days")),
         ),
     ),
     "purchases": Signal(
         "Few or small purchases",
         (
-            Figure("purchases_{w}d", _median("{value} purchases in the last {w} days"), risky=-1),
+            Figure("purchases_{w}d", _median("{value} purchase(s) in the last {w} days"), risky=-1),
             Figure("purchase_amount_{w}d", _median("Spent {value} in the last {w} days"), risky=-1),
             Figure(
                 "days_since_last_purchase",
@@ -482,21 +496,24 @@ class _Population:
             if extra_column is not None:
                 extra = self.features[extra_column[0]].to_numpy(dtype="float64", na_value=np.nan)
         fields = {
-            "reference": figure.fmt(median),
             "w": w if w is not None else (self.windows[-1] if self.windows else ""),
             "short": self.windows[0] if self.windows else "",
             "name": name,
         }
 
         def phrase(rows: np.ndarray) -> list[str]:
-            return [
-                figure.template.format(
-                    value=figure.fmt(values[r]),
-                    extra=figure.extra_fmt(extra[r]) if extra is not None else "",
-                    **fields,
+            phrases = []
+            for r in rows:
+                value, reference = figure.fmt(values[r]), figure.fmt(median)
+                if figure.fmt is _duration:  # both in one unit: "2.5 days; median: 1.3 days"
+                    value, reference = _durations(values[r], median)
+                extra_text = figure.extra_fmt(extra[r]) if extra is not None else ""
+                phrases.append(
+                    figure.template.format(
+                        value=value, reference=reference, extra=extra_text, **fields
+                    )
                 )
-                for r in rows
-            ]
+            return phrases
 
         return _Quote(qualifies, phrase)
 
@@ -632,8 +649,9 @@ def top_reasons(
             for q in np.unique(choice[rows, j]):
                 quoted = rows[choice[rows, j] == q]
                 phrases[quoted] = quotes[j][q].phrase(quoted)
-        out[f"reason_{i + 1}"] = phrases
-        out[f"reason_{i + 1}_signal"] = names
+        # object dtype keeps None for "no reason" (pandas would infer str and write NaN)
+        out[f"reason_{i + 1}"] = pd.Series(phrases, index=out.index, dtype=object)
+        out[f"reason_{i + 1}_signal"] = pd.Series(names, index=out.index, dtype=object)
     for i in range(len(signal_ids), k):
         out[f"reason_{i + 1}_signal"] = pd.Series(None, index=out.index, dtype=object)
     return out
