@@ -329,3 +329,14 @@ def _tiers() -> tuple:
     from retain.config import RiskTier
 
     return (RiskTier(name="high", min_probability=0.5), RiskTier(name="low", min_probability=0.0))
+
+
+def test_a_figure_that_prints_like_the_reference_is_no_reason() -> None:
+    features = pd.DataFrame({"theme_pricing_negative_90d": [0.04, 0.01, 0.02, 0.03, 0.6]})
+    attributions = pd.DataFrame({"theme_pricing_negative_90d": [0.1, -0.2, -0.1, 0.0, 0.5]})
+    reasons = top_reasons(attributions, features, FEATURE_SIGNALS, k=1)
+    # 0.04 is above the median 0.03, but "0.0; median customer: 0.0" would read as typical
+    assert pd.isna(reasons.loc[0, "reason_1"])
+    assert reasons.loc[4, "reason_1"] == (
+        "0.6 negative comment(s) about price and value in the last 90 days; median customer: 0.0"
+    )

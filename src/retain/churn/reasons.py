@@ -18,9 +18,15 @@ The risky side is read from the data being scored, never assumed:
   higher risk, -1: lower values do; no direction when it cannot be told, e.g. a constant
   column or fewer than two known values). The customer is on the risky side when their value
   is strictly beyond the population **median** in that direction (a customer at the median is
-  typical, and "typical" is not a reason);
+  typical, and "typical" is not a reason; so is a figure that prints the same as the median);
 - categorical feature (and a 0/1 flat column): a category is risky when the mean attribution
   of that column over the customers in it is > 0.
+
+retain's own figures also say which way their phrase reads as a risk (``Figure.risky``: more
+waiting, fewer logins). Where the data says the opposite (a model that learned "more logins,
+more risk"), the figure is not quoted, since "30 logins; median customer: 12" would read as
+nonsense to the person calling; where the data cannot tell (the figure is no model input, or
+constant), the phrase's direction is used. Flat columns have no such direction: data only.
 
 A signal can be quoted by several key figures (``Signal.figures``, in order of preference: a
 ticket waiting for a reply *now* before past waits); the first one on the risky side is used;
@@ -490,6 +496,17 @@ class _Population:
         median = float(np.median(values[known]))
         with np.errstate(invalid="ignore"):
             qualifies = known & (values > median if direction > 0 else values < median)
+
+        def printed(r: int) -> tuple[str, str]:
+            if figure.fmt is _duration:  # both in one unit: "2.5 days; median: 1.3 days"
+                return _durations(values[r], median)
+            return figure.fmt(values[r]), figure.fmt(median)
+
+        # A figure that prints the same as the reference ("0.0; median customer: 0.0") reads
+        # as typical, so it is no reason either.
+        for r in np.flatnonzero(qualifies):
+            value, reference = printed(r)
+            qualifies[r] = value != reference
         extra = None
         if figure.extra is not None:
             extra_column = self.window_column(figure.extra)
@@ -504,9 +521,7 @@ class _Population:
         def phrase(rows: np.ndarray) -> list[str]:
             phrases = []
             for r in rows:
-                value, reference = figure.fmt(values[r]), figure.fmt(median)
-                if figure.fmt is _duration:  # both in one unit: "2.5 days; median: 1.3 days"
-                    value, reference = _durations(values[r], median)
+                value, reference = printed(r)
                 extra_text = figure.extra_fmt(extra[r]) if extra is not None else ""
                 phrases.append(
                     figure.template.format(
