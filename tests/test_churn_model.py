@@ -207,3 +207,23 @@ def test_logistic_baseline_on_the_same_table(data) -> None:
     names = model[:-1].get_feature_names_out()
     assert "numeric__missingindicator_logins" in names
     assert "categorical__segment_smb" in names
+
+
+def test_uncalibrated_model_returns_the_boosters_probabilities(data) -> None:
+    X, y = data
+    model = ChurnClassifier(n_estimators=30, calibration=None, n_jobs=1).fit(X, y)
+    assert model.calibrated_ is None
+    margin = model.raw_margin(X)
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], 1 / (1 + np.exp(-margin)))
+    np.testing.assert_allclose(model.feature_attributions(X.head(5)).sum(axis=1), margin[:5])
+
+
+def test_raw_margin_with_fewer_trees(fitted: ChurnClassifier, data) -> None:
+    X, _ = data
+    np.testing.assert_allclose(fitted.raw_margin(X, n_trees=60), fitted.raw_margin(X))
+    fewer = fitted.raw_margin(X, n_trees=10)
+    assert not np.allclose(fewer, fitted.raw_margin(X))
+    # Fewer trees are the same model stopped early: closer to the baseline margin.
+    assert fewer.std() < fitted.raw_margin(X).std()
+    with pytest.raises(ValueError, match="n_trees"):
+        fitted.raw_margin(X, n_trees=61)

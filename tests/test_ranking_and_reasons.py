@@ -60,12 +60,24 @@ def test_contributions_are_summed_per_signal() -> None:
 def test_top_reasons_keep_only_risk_raising_signals_with_figures() -> None:
     reasons = top_reasons(_attributions(), _features(), FEATURE_SIGNALS, k=3)
     assert reasons.loc[10, "reason_1_signal"] == "slow_first_response"
-    assert reasons.loc[10, "reason_1"] == "Waited up to 60 h for a first reply to tickets (last 90 days)"
+    # median of the known maxima (60, 3) is 31.5 h
+    assert (
+        reasons.loc[10, "reason_1"]
+        == "Waited up to 2.5 days for a first reply (last 90 days); median customer: 1.3 days"
+    )
+    # 10 has 1 open ticket, the median customer 1 too, so the open ticket is quoted by its age
     assert reasons.loc[10, "reason_2_signal"] == "open_tickets"
-    assert reasons.loc[10, "reason_2"] == "1 ticket(s) still open, the oldest for 2 days"
+    assert (
+        reasons.loc[10, "reason_2"]
+        == "Oldest open ticket has been open for 2.1 days; median customer: 2 days"
+    )
     assert reasons.loc[10, "reason_3_signal"] is None  # tenure lowers this customer's risk
     assert reasons.loc[11, "reason_1_signal"] == "open_tickets"
-    assert reasons.loc[11, "reason_2"] == "Customer for 20 days"
+    assert (
+        reasons.loc[11, "reason_1"]
+        == "2 ticket(s) still open, the oldest for 2 days; median customer: 1"
+    )
+    assert reasons.loc[11, "reason_2"] == "Customer for 20 days; median customer: 400 days"
     assert pd.isna(reasons.loc[11, "reason_3"])  # slow_first_response lowers 11's risk
     assert reasons.loc[12].isna().all()  # nothing raises customer 12's risk
 
@@ -122,8 +134,14 @@ def test_min_tier_blocks_a_rule_below_it() -> None:
 def test_a_ticket_waiting_for_a_reply_is_named_before_past_waits() -> None:
     attributions = _attributions().assign(first_response_hours_mean_90d=[0.4, 0.9, 0.0])
     reasons = top_reasons(attributions, _features(), FEATURE_SIGNALS, k=1)
-    assert reasons.loc[11, "reason_1"] == "1 ticket(s) still waiting for a first reply, the oldest for 30 h"
-    assert reasons.loc[10, "reason_1"] == "Waited up to 60 h for a first reply to tickets (last 90 days)"
+    assert (
+        reasons.loc[11, "reason_1"]
+        == "1 ticket(s) waiting for a first reply now, the oldest for 30 h; median customer: 0"
+    )
+    assert (
+        reasons.loc[10, "reason_1"]
+        == "Waited up to 2.5 days for a first reply (last 90 days); median customer: 1.3 days"
+    )
 
 
 def test_scoring_a_date_before_any_signup_names_the_problem() -> None:

@@ -1,4 +1,7 @@
-"""Text models: sentiment and theme Pipelines, feedback scores, out-of-fold scores."""
+"""Text models: sentiment and theme Pipelines, feedback scores, out-of-fold scores.
+
+Point-in-time scores are tested in test_text_point_in_time.py.
+"""
 
 from __future__ import annotations
 
@@ -242,6 +245,17 @@ def test_score_feedback_on_no_rows(sentiment_model, theme_model, test: pd.DataFr
     scores = score_feedback(test.head(0), sentiment_model, theme_model, THEME_IDS)
     assert scores.empty
     assert list(scores.columns) == feedback_score_columns(THEME_IDS)
+
+
+def test_score_feedback_without_a_model_leaves_its_columns_nan(
+    sentiment_model, test: pd.DataFrame
+) -> None:
+    scores = score_feedback(test.head(3), sentiment_model, None, THEME_IDS)
+    assert list(scores.columns) == feedback_score_columns(THEME_IDS)
+    assert scores[list(SENTIMENT_COLUMNS)].notna().all().all()
+    assert scores[[f"theme_{t}" for t in THEME_IDS]].isna().all().all()
+    scores = score_feedback(test.head(3), None, None, THEME_IDS)
+    assert scores.drop(columns="feedback_id").isna().all().all()
 
 
 @pytest.fixture(scope="module")

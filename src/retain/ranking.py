@@ -65,7 +65,8 @@ def rank_customers(
     scored:
         ``customer_id``, ``churn_probability`` and ``monthly_value``, one row per customer.
     reasons:
-        ``reason_1..k`` and ``reason_1_signal..k`` (``reasons.top_reasons``), same index as ``scored``.
+        ``reason_1..k`` and ``reason_1_signal..k`` (``reasons.top_reasons``), optionally
+        ``reason_1_evidence..k`` (``evidence.reason_evidence``), same index as ``scored``.
     playbook, tiers:
         From ``configs/playbook.yaml`` and the scoring config.
 
@@ -73,15 +74,17 @@ def rank_customers(
     -------
     pd.DataFrame
         ``rank`` (1 = act first), ``customer_id``, ``churn_probability``, ``monthly_value``,
-        ``value_at_risk``, ``risk_tier``, the reasons, and ``recommended_action``. Ties in value
-        at risk are broken by probability, then customer id, so the order is reproducible.
+        ``value_at_risk``, ``risk_tier``, the reasons (phrases, signals, evidence), and
+        ``recommended_action``. Ties in value at risk are broken by probability, then customer
+        id, so the order is reproducible.
     """
     out = scored[["customer_id", "churn_probability", "monthly_value"]].copy()
     out["value_at_risk"] = out["churn_probability"] * out["monthly_value"]
     out["risk_tier"] = risk_tiers(out["churn_probability"], tiers)
-    reason_cols = [c for c in reasons.columns if not c.endswith("_signal")]
     signal_cols = [c for c in reasons.columns if c.endswith("_signal")]
-    out = out.join(reasons[reason_cols + signal_cols])
+    evidence_cols = [c for c in reasons.columns if c.endswith("_evidence")]
+    reason_cols = [c for c in reasons.columns if c not in {*signal_cols, *evidence_cols}]
+    out = out.join(reasons[reason_cols + signal_cols + evidence_cols])
     out["recommended_action"] = recommended_actions(
         reasons[signal_cols], out["risk_tier"], playbook, [t.name for t in tiers]
     )

@@ -16,6 +16,7 @@ import pandas as pd
 
 from retain import data
 from retain.churn import features
+from retain.churn.evidence import reason_evidence
 from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, Playbook, ScoringConfig
 from retain.contracts import World
@@ -57,7 +58,8 @@ def score_world(
     pd.DataFrame
         One row per customer active at ``as_of``: ``rank``, ``as_of``, ``customer_id``,
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
-        ``reason_1..k`` with their ``reason_i_signal`` ids, and ``recommended_action``.
+        ``reason_1..k`` with their ``reason_i_signal`` ids and ``reason_i_evidence`` (ticket and
+        feedback ids behind each reason, ``|``-joined), and ``recommended_action``.
     """
     feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
     text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
@@ -80,7 +82,23 @@ def score_world(
     X = table[expected]
     probabilities = models.churn.predict_proba(X)[:, 1]
     attributions = models.churn.feature_attributions(X)
-    reasons = top_reasons(attributions, X, features.FEATURE_SIGNALS, k=scoring_config.top_reasons)
+    reasons = top_reasons(
+        attributions,
+        X,
+        features.FEATURE_SIGNALS,
+        k=scoring_config.top_reasons,
+        never_reasons=("monthly_value",),
+    )
+    evidence = reason_evidence(
+        reasons,
+        table["customer_id"],
+        as_of,
+        tickets=world.tickets,
+        feedback=world.feedback,
+        windows_days=feature_config.windows_days,
+        feedback_scores=text_scores,
+    )
+    reasons = reasons.join(evidence)
     scored = pd.DataFrame(
         {
             "customer_id": table["customer_id"].to_numpy(),

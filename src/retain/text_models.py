@@ -10,9 +10,11 @@ Both models are plain scikit-learn Pipelines (TF-IDF features, then logistic reg
 
 :func:`score_feedback` turns any pair of such estimators (anything with ``predict_proba`` and
 ``classes_``, e.g. a future transformer model) into the feedback-scores table the churn features
-read, and :func:`out_of_fold_feedback_scores` produces the same table for labelled feedback with
-each row scored by models that never saw it, so that churn models are not trained on flattered
-text features.
+read. :func:`point_in_time_feedback_scores` produces that table for each training ``as_of`` from
+models fitted only on feedback created before it (refitted on a time grid, see
+:func:`text_model_cuts`), so text features at a date never come from models that saw later
+feedback. :func:`out_of_fold_feedback_scores` (shuffled folds, not by time) is kept only until
+the training job moves to point-in-time scores.
 """
 
 from __future__ import annotations
@@ -350,6 +352,9 @@ def out_of_fold_feedback_scores(
 ) -> pd.DataFrame:
     """Feedback scores for labelled feedback, each row scored by models that did not see it.
 
+    Superseded for churn features by :func:`point_in_time_feedback_scores`: shuffled folds let
+    a row's scores come from models fitted on feedback created after it.
+
     The rows are split into ``n_folds`` shuffled folds (``KFold(random_state=0)``); for each
     fold a sentiment model and a theme model are fitted on the other folds and score it. Churn
     features built from these scores are then as good as they will be on new feedback, not
@@ -616,9 +621,7 @@ def point_in_time_feedback_scores(
     dated = dated.iloc[np.argsort(dated["created_at"].to_numpy(), kind="stable")]
     created = dated["created_at"].to_numpy().astype("datetime64[ns]")
     texts = np.asarray(as_texts(dated["text"]), dtype=object)
-    sentiment = (
-        dated["sentiment"] if "sentiment" in dated else pd.Series(pd.NA, index=dated.index)
-    )
+    sentiment = dated["sentiment"] if "sentiment" in dated else pd.Series(pd.NA, index=dated.index)
     themes = dated["themes"] if "themes" in dated else pd.Series(pd.NA, index=dated.index)
     has_sentiment = sentiment.notna().to_numpy()
     has_themes = themes.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
@@ -633,9 +636,7 @@ def point_in_time_feedback_scores(
         t_rows = np.flatnonzero(has_themes[:before])
         sentiment_model = theme_model = None
         if len(s_rows) >= min_labelled:
-            sentiment_model = _fit_sentiment(
-                list(texts[s_rows]), sentiment.iloc[s_rows], config
-            )
+            sentiment_model = _fit_sentiment(list(texts[s_rows]), sentiment.iloc[s_rows], config)
         if len(t_rows) >= min_labelled:
             Y = theme_indicators(themes.iloc[t_rows], theme_ids)
             theme_model = make_theme_model(config).fit(list(texts[t_rows]), Y)
@@ -675,13 +676,21 @@ def _log_cut(cut: TextModelCut, min_labelled: int) -> None:
             "No text scores for as_of %s: before the cut %s there are %d sentiment-labelled and "
             "%d theme-labelled feedback rows, fewer than min_labelled=%d; text features stay "
             "empty for those dates",
-            dates, cut.cut.date(), cut.sentiment_rows, cut.theme_rows, min_labelled,
+            dates,
+            cut.cut.date(),
+            cut.sentiment_rows,
+            cut.theme_rows,
+            min_labelled,
         )
         return
     logger.info(
         "Text models at cut %s (for as_of %s): sentiment on %d rows, themes on %d rows; "
         "%d feedback rows scored",
-        cut.cut.date(), dates, cut.sentiment_rows, cut.theme_rows, cut.scored_rows,
+        cut.cut.date(),
+        dates,
+        cut.sentiment_rows,
+        cut.theme_rows,
+        cut.scored_rows,
     )
     for what, fitted, rows in (
         ("sentiment", cut.sentiment_fitted, cut.sentiment_rows),
@@ -691,5 +700,10 @@ def _log_cut(cut: TextModelCut, min_labelled: int) -> None:
             logger.warning(
                 "No %s model at cut %s (as_of %s): %d %s-labelled rows before it, fewer than "
                 "min_labelled=%d; its score columns are NaN",
-                what, cut.cut.date(), dates, rows, what, min_labelled,
+                what,
+                cut.cut.date(),
+                dates,
+                rows,
+                what,
+                min_labelled,
             )

@@ -1,0 +1,228 @@
+"""``retain.scoring.score_world`` on its success path: a small synthetic world, small fitted text
+models and a small fitted ChurnClassifier, scored at one ``as_of``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn.features import FEATURE_SIGNALS, build_features, build_training_table
+from retain.churn.model import ChurnClassifier
+from retain.churn.reasons import signal_contributions
+from retain.config import FeatureConfig, Playbook, PlaybookRule, ScoringConfig, TextModelConfig
+from retain.contracts import World
+from retain.scoring import ScoringModels, score_world
+from retain.synth import THEMES, generate_world
+from retain.text_models import (
+    make_sentiment_model,
+    make_theme_model,
+    score_feedback,
+    theme_indicators,
+)
+
+AS_OF = pd.Timestamp("2025-03-01")
+THEME_IDS = list(THEMES)
+FEATURES = FeatureConfig()
+SCORING = ScoringConfig(top_reasons=3)
+PLAYBOOK = Playbook(
+    default_action="check in",
+    rules=(PlaybookRule(signal="open_tickets", action="chase the ticket"),),
+)
+JOINED_AT_AS_OF = "C-JOINED-AT-AS-OF"
+
+
+@dataclass(frozen=True)
+class Scored:
+    world: World
+    models: ScoringModels
+    ranked: pd.DataFrame
+    churned_at_as_of: str
+
+
+def _with_boundary_customers(world: World) -> tuple[World, str]:
+    """Add a customer who signs up exactly at as_of (active: in the list) and make an active
+    customer churn exactly at as_of (gone: not in the list)."""
+    customers = world.customers.copy()
+    active = customers.loc[
+        (customers["signup_at"] < AS_OF - pd.Timedelta(days=200)) & customers["churned_at"].isna()
+    ]
+    leaver = active["customer_id"].iloc[0]
+    customers.loc[customers["customer_id"] == leaver, "churned_at"] = AS_OF
+    joined = customers.iloc[[0]].assign(
+        customer_id=JOINED_AT_AS_OF, signup_at=AS_OF, churned_at=pd.NaT, monthly_value=55.0
+    )
+    world = World(
+        customers=pd.concat([customers, joined], ignore_index=True),
+        events=world.events,
+        tickets=world.tickets,
+        feedback=world.feedback,
+    )
+    return world, leaver
+
+
+def _scoring_models(world: World) -> ScoringModels:
+    text_config = TextModelConfig(char_ngrams=False, min_df=1, max_features=2000)
+    labelled = world.feedback.loc[world.feedback["created_at"] < AS_OF]
+    texts = labelled["text"].tolist()
+    sentiment = make_sentiment_model(text_config).fit(texts, labelled["sentiment"])
+    themes = make_theme_model(text_config).fit(texts, theme_indicators(labelled["themes"], THEME_IDS))
+    scores = score_feedback(world.feedback, sentiment, themes, THEME_IDS)
+    dates = [AS_OF - pd.Timedelta(days=d) for d in (270, 210, 150)]
+    table = build_training_table(world, dates, scores, THEME_IDS, FEATURES.windows_days, 90)
+    columns = [c for c in table.columns if c not in ("customer_id", "as_of", "churned")]
+    churn = ChurnClassifier(n_estimators=30, min_child_samples=5, n_jobs=1).fit(
+        table[columns], table["churned"], groups=table["customer_id"]
+    )
+    return ScoringModels(sentiment=sentiment, themes=themes, churn=churn, versions={"churn": "1"})
+
+
+def _score(world: World, models: ScoringModels) -> pd.DataFrame:
+    return score_world(world, AS_OF, models, THEME_IDS, FEATURES, SCORING, PLAYBOOK)
+
+
+@pytest.fixture(scope="module")
+def scored() -> Scored:
+    world, leaver = _with_boundary_customers(
+        generate_world(300, seed=2, start="2024-01-01", end="2025-06-30")
+    )
+    models = _scoring_models(world)
+    return Scored(world, models, _score(world, models), leaver)
+
+
+def _features_at_as_of(scored: Scored) -> pd.DataFrame:
+    feedback = scored.world.feedback.loc[scored.world.feedback["created_at"] <= AS_OF]
+    text_scores = score_feedback(feedback, scored.models.sentiment, scored.models.themes, THEME_IDS)
+    table = build_features(scored.world, AS_OF, text_scores, THEME_IDS, FEATURES.windows_days)
+    return table.set_index("customer_id")[list(scored.models.churn.feature_names_in_)]
+
+
+def test_one_row_per_active_customer(scored: Scored) -> None:
+    customers = scored.world.customers
+    active = customers.loc[
+        (customers["signup_at"] <= AS_OF)
+        & (customers["churned_at"].isna() | (customers["churned_at"] > AS_OF))
+    ]
+    ranked = scored.ranked
+    assert ranked["customer_id"].is_unique
+    assert sorted(ranked["customer_id"]) == sorted(active["customer_id"])
+
+
+def test_customers_at_the_as_of_boundary(scored: Scored) -> None:
+    """Signed up exactly at as_of: listed. Churned exactly at as_of: already gone."""
+    listed = set(scored.ranked["customer_id"])
+    assert JOINED_AT_AS_OF in listed
+    churned_at = scored.world.customers.set_index("customer_id")["churned_at"]
+    assert churned_at.loc[scored.churned_at_as_of] == AS_OF
+    assert scored.churned_at_as_of not in listed
+
+
+def test_ranks_follow_value_at_risk(scored: Scored) -> None:
+    ranked = scored.ranked
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["value_at_risk"].is_monotonic_decreasing
+    np.testing.assert_allclose(
+        ranked["value_at_risk"], ranked["churn_probability"] * ranked["monthly_value"]
+    )
+    monthly_value = scored.world.customers.set_index("customer_id")["monthly_value"]
+    np.testing.assert_allclose(
+        ranked["monthly_value"], monthly_value.loc[ranked["customer_id"]].to_numpy()
+    )
+    assert set(ranked["risk_tier"]) <= {"high", "medium", "low"}
+    assert ranked["recommended_action"].isin(["check in", "chase the ticket"]).all()
+
+
+def test_probabilities_are_the_churn_model_on_the_features_at_as_of(scored: Scored) -> None:
+    X = _features_at_as_of(scored)
+    expected = pd.Series(scored.models.churn.predict_proba(X)[:, 1], index=X.index)
+    ranked = scored.ranked.set_index("customer_id")
+    np.testing.assert_allclose(
+        ranked["churn_probability"].to_numpy(), expected.loc[ranked.index].to_numpy()
+    )
+    assert expected.nunique() > 5  # the model does tell customers apart
+
+
+def test_reasons_are_the_largest_positive_signals(scored: Scored) -> None:
+    X = _features_at_as_of(scored)
+    contributions = signal_contributions(
+        scored.models.churn.feature_attributions(X), FEATURE_SIGNALS
+    )
+    ranked = scored.ranked.set_index("customer_id")
+    k = SCORING.top_reasons
+    signal_columns = [f"reason_{i}_signal" for i in range(1, k + 1)]
+    n_with_reasons = 0
+    for customer, row in ranked.iterrows():
+        positive = contributions.loc[customer]
+        positive = positive[positive > 0].sort_values(ascending=False, kind="stable")
+        signals = [s for s in row[signal_columns] if isinstance(s, str)]
+        # only signals that raise the risk, the strongest first, as many as there are (up to k)
+        assert signals == list(positive.index[: len(signals)]), customer
+        assert len(signals) == min(k, len(positive)), customer
+        for i, signal in enumerate(signals, start=1):
+            assert isinstance(row[f"reason_{i}"], str) and row[f"reason_{i}"], (customer, signal)
+        for i in range(len(signals) + 1, k + 1):
+            assert pd.isna(row[f"reason_{i}"]) and pd.isna(row[f"reason_{i}_signal"])
+        n_with_reasons += bool(signals)
+    assert n_with_reasons > len(ranked) // 2
+    # some customers have fewer positive signals than k: the rule above is not vacuous
+    assert ranked[signal_columns[-1]].isna().any()
+
+
+def test_the_list_carries_its_as_of(scored: Scored) -> None:
+    assert list(scored.ranked.columns[:3]) == ["rank", "as_of", "customer_id"]
+    assert (scored.ranked["as_of"] == AS_OF).all()
+
+
+def test_data_dated_after_as_of_does_not_change_the_list(scored: Scored) -> None:
+    world = scored.world
+    later = [AS_OF + pd.Timedelta(seconds=1), AS_OF + pd.Timedelta(hours=12), AS_OF + pd.Timedelta(days=20)]
+    ids = scored.ranked["customer_id"].head(10).tolist()  # the customers at the top of the list
+    rows = [(c, t) for c in ids for t in later]
+    events = pd.DataFrame(
+        {
+            "customer_id": [c for c, _ in rows],
+            "occurred_at": [t for _, t in rows],
+            "event_type": ["login", "usage", "purchase"] * (len(rows) // 3),
+            "amount": 99.0,
+        }
+    )
+    tickets = pd.DataFrame(
+        {
+            "ticket_id": [f"T-LATE-{i}" for i in range(len(rows))],
+            "customer_id": [c for c, _ in rows],
+            "opened_at": [t for _, t in rows],
+            "first_response_at": pd.NaT,
+            "resolved_at": pd.NaT,
+            "channel": "email",
+            "reopened_count": 0,
+            "csat": np.nan,
+            "escalated": True,
+        }
+    )
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": [f"F-LATE-{i}" for i in range(len(rows))],
+            "customer_id": [c for c, _ in rows],
+            "created_at": [t for _, t in rows],
+            "source": "review",
+            "text": "terrible, charged twice, cancelling now",
+            "rating": 1.0,
+            "nps": 0.0,
+            "ces": 7.0,
+        }
+    )
+    newcomer = world.customers.iloc[[0]].assign(
+        customer_id="C-LATE", signup_at=later[0], churned_at=pd.NaT
+    )
+    # customers who churn after as_of are still active at as_of
+    customers = world.customers.copy()
+    customers.loc[customers["customer_id"].isin(ids[:3]), "churned_at"] = later[1]
+    grown = World(
+        customers=pd.concat([customers, newcomer], ignore_index=True),
+        events=pd.concat([world.events, events], ignore_index=True),
+        tickets=pd.concat([world.tickets, tickets], ignore_index=True),
+        feedback=pd.concat([world.feedback, feedback], ignore_index=True),
+    )
+    pd.testing.assert_frame_equal(_score(grown, scored.models), scored.ranked)
