@@ -132,11 +132,33 @@ def test_mapping_to_a_column_the_file_lacks_is_an_error(tmp_path: Path) -> None:
         load_world(config)
 
 
-def test_missing_table_file(tmp_path: Path) -> None:
+def test_missing_optional_table_is_absent_and_said(tmp_path: Path) -> None:
     _write_tables(tmp_path)
     (tmp_path / "events.csv").unlink()
-    with pytest.raises(ContractError, match="no file for table 'events'"):
+    loaded = load_world(DataConfig(path=tmp_path))
+    assert loaded.world.events is None
+    assert "events" not in loaded.reports
+    assert any("no events table" in note for note in loaded.notes)
+
+
+def test_missing_customers_table_is_an_error(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    (tmp_path / "customers.csv").unlink()
+    with pytest.raises(ContractError, match="no file for table 'customers'"):
         load_world(DataConfig(path=tmp_path))
+
+
+def test_a_table_named_in_the_config_must_exist(tmp_path: Path) -> None:
+    _write_tables(tmp_path)
+    with pytest.raises(ContractError, match="named in data.files.tickets"):
+        load_world(DataConfig(path=tmp_path, files={"tickets": "zendesk.csv"}))
+
+
+def test_a_misspelled_table_under_files_is_a_config_error(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        DataConfig(path=tmp_path, files={"ticket": "t.csv"})
 
 
 def test_duplicate_keys_and_out_of_range_values_are_rejected() -> None:
@@ -149,15 +171,60 @@ def test_duplicate_keys_and_out_of_range_values_are_rejected() -> None:
             "resolved_at": [""] * 3,
             "channel": ["chat"] * 3,
             "csat": ["5", "4", "9"],
+            "reopened_count": ["0", "0", "-1"],
         }
     )
     result = validate_table(raw, TICKETS, "t.csv")
+    # T3: reopened_count (optional, not nullable) below 0 rejects the row
     assert result.valid["ticket_id"].tolist() == ["T1"]
     assert result.rejected["reason"].tolist() == [
         "column(s) ticket_id: duplicate key",
-        "column 'csat': above 5",
+        "column 'reopened_count': below 0",
     ]
     assert result.rejected["source_row"].tolist() == [2, 3]
+
+
+def test_an_out_of_range_optional_field_is_set_missing_and_the_row_kept() -> None:
+    raw = pd.DataFrame(
+        {
+            "ticket_id": ["T1", "T2"],
+            "customer_id": ["C1", "C1"],
+            "opened_at": ["2024-01-01"] * 2,
+            "first_response_at": [""] * 2,
+            "resolved_at": [""] * 2,
+            "channel": ["chat"] * 2,
+            "csat": ["5", "9"],
+        }
+    )
+    result = validate_table(raw, TICKETS, "t.csv")
+    assert result.valid["ticket_id"].tolist() == ["T1", "T2"]
+    assert result.valid["csat"].isna().tolist() == [False, True]
+    assert result.amended["reason"].tolist() == ["column 'csat': above 5 (set missing)"]
+    assert result.amended["source_row"].tolist() == [2]
+    quarantine = result.quarantine()
+    assert quarantine["action"].tolist() == ["field set missing, row kept"]
+
+
+def test_rating_scale_is_a_setting_and_ratings_are_normalised(tmp_path: Path) -> None:
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": ["F1", "F2", "F3"],
+            "customer_id": ["C1", "C1", "C1"],
+            "created_at": ["2024-03-03"] * 3,
+            "source": ["review"] * 3,
+            "text": ["ok", "great", "bad"],
+            "rating": ["1", "10", "11"],
+        }
+    )
+    _write_tables(tmp_path, feedback=feedback)
+    loaded = load_world(DataConfig(path=tmp_path, rating_scale=(1, 10)))
+    valid = loaded.world.feedback
+    assert valid["feedback_id"].tolist() == ["F1", "F2", "F3"]  # no review lost for a rating
+    assert valid["rating"].tolist()[:2] == [0.0, 1.0]
+    assert pd.isna(valid["rating"].iloc[2])
+    written = pd.read_csv(tmp_path / "quarantine" / "feedback.csv")
+    assert written["reason"].tolist() == ["column 'rating': above 10 (set missing)"]
+    assert written["source_row"].tolist() == [3]
 
 
 def test_atomic_write_keeps_the_previous_file_on_failure(tmp_path: Path) -> None:

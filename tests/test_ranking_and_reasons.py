@@ -181,7 +181,7 @@ def test_scoring_a_date_before_any_signup_names_the_problem() -> None:
     X = pd.DataFrame({"tenure_days": np.arange(40.0), "monthly_value": np.arange(40.0) % 7})
     churn = ChurnClassifier(n_estimators=5, min_child_samples=2, n_jobs=1).fit(X, np.arange(40) % 2)
     models = ScoringModels(sentiment=None, themes=None, churn=churn, versions={})
-    with pytest.raises(ScoringError, match="no customer is active as of 2024-01-01"):
+    with pytest.raises(ScoringError, match="no customer is in the population as of 2024-01-01"):
         score_world(
             world, pd.Timestamp("2024-01-01"), models, [], FeatureConfig(), ScoringConfig(),
             Playbook(default_action="call"),

@@ -102,23 +102,35 @@ def synth(
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Training config (YAML).")] = Path("configs/train.yaml"),
+    config: Annotated[Path, typer.Option("--config", "-c", help="Data set config (YAML).")] = Path("configs/train.yaml"),
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Train as if the data ended on this date (YYYY-MM-DD): no row dated after it is "
+            "read, so every label window closes by then. Simulates a held-out period.",
+        ),
+    ] = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train the text and churn models, evaluate them, and register them in MLflow.
+    """Audit the data for leaks, train text and churn models, evaluate them honestly, register them.
 
-    The sentiment and theme models are evaluated on the latest labelled feedback; the churn
-    model on the last date whose churn window is observed, against a logistic-regression
-    baseline. Each model gets the `champion` alias only if it beats its baseline and the
-    current champion on the same evaluation data.
+    Dated tables: churn is evaluated by a backtest over several as_of dates (each predicted by a
+    model fitted only on labels observed by then), with 95% intervals and a paired test against
+    the logistic baseline; settings are chosen on a validation date before the first evaluation
+    date; the registered model is then refitted on every labelled date. Flat tables: the same
+    with cross-validation folds (or the configured test file). A model becomes `champion` only
+    if it beats its baseline, and the current champion on the same evaluation data, in a
+    paired test. Text models are trained from whatever labels exist (none is fine).
     """
     _configure_logging(verbose, quiet)
     from retain import jobs
     from retain.config import TrainConfig
 
     cfg = _run(_load, config, TrainConfig)
-    outcome = _run(jobs.run_train, cfg, show_progress=not quiet)
+    stop = _iso_date(until, "--until") if until else None
+    outcome = _run(jobs.run_train, cfg, show_progress=not quiet, until=stop)
     typer.echo(jobs.format_training_outcome(outcome))
 
 

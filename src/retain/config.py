@@ -28,21 +28,113 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(Strict):
-    """Where the four tables are and how the user's column names map onto the contracts."""
+TableName = Literal["customers", "events", "tickets", "feedback"]
 
-    path: Path = Field(description="Directory with customers, events, tickets, feedback (.csv or .parquet).")
-    files: dict[str, str] = Field(
+
+def expand_path(value: str | Path) -> Path:
+    """Expand ``$RETAIN_DATA_DIR`` (default ``../shared/data``), other variables and ``~``."""
+    text = str(value)
+    if "RETAIN_DATA_DIR" in text:
+        text = text.replace("${RETAIN_DATA_DIR}", str(shared_data_dir())).replace(
+            "$RETAIN_DATA_DIR", str(shared_data_dir())
+        )
+    return Path(os.path.expanduser(os.path.expandvars(text)))
+
+
+class ReadOptions(Strict):
+    """How to read one input file: separator, encoding, date format, header."""
+
+    sep: str | None = Field(
+        default=None,
+        description="Field separator; default ',' for .csv and any whitespace for .txt/.dat.",
+    )
+    encoding: str = Field("utf-8", description="Text encoding, e.g. latin-1.")
+    date_format: str | None = Field(
+        default=None, description="strftime format of every timestamp column, e.g. '%Y%m%d'."
+    )
+
+
+class FlatLayout(Strict):
+    """One row per customer with a churn label (``data.layout: flat``)."""
+
+    file: str = Field(description="The table's file name under data.path.")
+    id_column: str | None = Field(default=None, description="Customer id column; default: the row number.")
+    label_column: str = Field(description="The churn label column.")
+    churned_values: tuple[str, ...] = Field(
+        ("1", "yes", "true", "churned", "y"),
+        description="Label values that mean churned (compared case-insensitively); others mean stayed.",
+    )
+    value_column: str | None = Field(
+        default=None, description="Monthly value per customer (value at risk); optional."
+    )
+    snapshot_column: str | None = Field(default=None, description="Date each row describes; optional.")
+    drop: tuple[str, ...] = Field(default=(), description="Columns never used as features.")
+    test_file: str | None = Field(
+        default=None,
+        description="A separate labelled file to evaluate on (e.g. an official split); "
+        "default: cross-validation folds of the one file.",
+    )
+
+
+class DataConfig(Strict):
+    """Where the data is and how the user's files map onto retain's tables.
+
+    ``layout: tables`` (default): ``customers`` plus any of ``events``, ``tickets``, ``feedback``
+    in one directory. ``layout: flat``: one file, one row per customer with a label (``flat``).
+    Paths may use ``$RETAIN_DATA_DIR`` (default ``../shared/data``).
+    """
+
+    layout: Literal["tables", "flat"] = "tables"
+    path: Path = Field(description="Directory with the input files.")
+    files: dict[TableName, str] = Field(
         default_factory=dict,
         description="Optional file name per table, e.g. {tickets: zendesk_export.csv}.",
     )
-    columns: dict[Literal["customers", "events", "tickets", "feedback"], dict[str, str]] = Field(
+    columns: dict[TableName, dict[str, str]] = Field(
         default_factory=dict,
         description="Per table, contract column -> the user's column name.",
     )
+    constants: dict[TableName, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per table, a contract column the file lacks -> one value for every row, "
+        "e.g. {events: {event_type: purchase}} for a purchase log.",
+    )
+    read: dict[TableName, ReadOptions] = Field(
+        default_factory=dict, description="Per table, how to read its file (separator, encoding, dates)."
+    )
+    customers_from_events: bool = Field(
+        False,
+        description="No customers file: derive one customer per id in events, signed up at their "
+        "first event (for purchase or usage logs).",
+    )
+    rating_scale: tuple[float, float] = Field(
+        (1.0, 5.0), description="The feedback rating scale (min, max), e.g. [1, 10] or [0, 10]."
+    )
+    flat: FlatLayout | None = None
     quarantine_dir: Path | None = Field(
         default=None, description="Where rejected rows are written; default <path>/quarantine."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_paths(cls, values: object) -> object:
+        if isinstance(values, dict):
+            values = dict(values)
+            for key in ("path", "quarantine_dir"):
+                if values.get(key) is not None:
+                    values[key] = expand_path(values[key])
+        return values
+
+    @model_validator(mode="after")
+    def _layout_complete(self) -> DataConfig:
+        if self.layout == "flat" and self.flat is None:
+            raise ValueError("layout 'flat' needs a 'flat' section (file, label_column...)")
+        if self.layout == "tables" and self.flat is not None:
+            raise ValueError("a 'flat' section needs layout: flat")
+        low, high = self.rating_scale
+        if not high > low:
+            raise ValueError(f"rating_scale must be (min, max) with max > min, got {self.rating_scale}")
+        return self
 
 
 class SynthConfig(Strict):
@@ -55,10 +147,37 @@ class SynthConfig(Strict):
 
 
 class FeatureConfig(Strict):
-    """Point-in-time churn features and labels."""
+    """Point-in-time churn features."""
 
     windows_days: tuple[int, ...] = (30, 90)
     horizon_days: int = Field(90, ge=1, description="Churn label window (as_of, as_of + horizon].")
+    attributes: tuple[str, ...] | Literal["all"] = Field(
+        (),
+        description="Extra customer columns to use as features (numbers, categories, booleans; "
+        "dates become ages in days), or 'all'. The flat layout uses all columns by default.",
+    )
+
+
+class LabelConfig(Strict):
+    """What churn means: ``contractual`` (a ``churned_at`` date) or ``inactivity`` (no activity).
+
+    ``contractual``: a customer who signed up on or before ``as_of`` and has not churned by then
+    is in the population; the label is 1 if ``churned_at`` falls in ``(as_of, as_of + horizon]``.
+    ``inactivity`` (purchase or usage logs): a customer with at least one qualifying event on or
+    before ``as_of`` (and, with ``max_silence_days``, one within that many days) is in the
+    population; the label is 1 if no qualifying event falls in ``(as_of, as_of + horizon]``.
+    Either way only data on or before ``as_of`` decides who is in the population.
+    """
+
+    definition: Literal["contractual", "inactivity"] = "contractual"
+    event_types: tuple[str, ...] | None = Field(
+        default=None, description="inactivity: the event types that count as activity; default all."
+    )
+    max_silence_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="inactivity: silent for longer than this at as_of counts as already lost.",
+    )
 
 
 class TextModelConfig(Strict):
@@ -73,8 +192,22 @@ class TextModelConfig(Strict):
         True, description="Add character n-grams to word n-grams: more accurate, about 8x slower to score."
     )
     theme_threshold: float = Field(0.5, gt=0, lt=1)
-    oof_folds: int = Field(5, ge=2, description="Folds for out-of-fold feedback scores used in churn training.")
+    oof_folds: int = Field(5, ge=2, description="Folds for out-of-fold feedback scores (kept for notebooks).")
+    refit_every_days: int = Field(
+        90, ge=1,
+        description="Text models behind churn features are refitted on the feedback before each cut, "
+        "cuts this many days apart, so a feature at as_of never comes from a model that saw later text.",
+    )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Latest share of labelled feedback held out.")
+
+
+class AuditConfig(Strict):
+    """The leakage audit run before every churn training."""
+
+    enabled: bool = True
+    keep: tuple[str, ...] = Field(
+        default=(), description="Columns to keep even if the audit flags them (still reported)."
+    )
 
 
 class ChurnModelConfig(Strict):
@@ -85,12 +218,22 @@ class ChurnModelConfig(Strict):
     num_leaves: int = Field(8, ge=2)
     min_child_samples: int = Field(40, ge=1)
     calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
-    n_jobs: int = Field(2, ge=1, description="LightGBM threads; 1 is faster on small data or a busy machine.")
+    n_jobs: int = Field(1, ge=1, description="LightGBM threads; more helps only on large data and an idle machine.")
     train_every_days: int = Field(30, ge=1, description="Spacing of training as_of dates.")
     train_periods: int = Field(12, ge=1, description="How many training as_of dates, going back.")
     test_as_of: date | None = Field(
-        default=None, description="Evaluation date; default: the last date whose label window is observed."
+        default=None, description="Last evaluation date; default: the last date whose label window is observed."
     )
+    backtest_dates: int = Field(
+        3, ge=1,
+        description="Evaluation dates (train_every_days apart, ending at test_as_of); each is "
+        "predicted by a model trained only on labels observed by then.",
+    )
+    cv_folds: int = Field(5, ge=2, description="Flat layout without a test file: evaluation folds.")
+    search_budget_s: float = Field(
+        60.0, ge=0, description="Seconds for choosing model settings on validation data."
+    )
+    audit: AuditConfig = Field(default_factory=lambda: AuditConfig())
 
 
 class TrackingConfig(Strict):
@@ -131,24 +274,25 @@ class ScoringConfig(Strict):
         return self
 
 
-class TrainConfig(Strict):
-    """``retain train``: text models, features, churn model, evaluation and registration."""
+class RunConfig(Strict):
+    """The sections a data set's config holds; ``retain train`` and ``retain score`` read the same file."""
 
     data: DataConfig
     features: FeatureConfig = FeatureConfig()
+    label: LabelConfig = LabelConfig()
     text: TextModelConfig = TextModelConfig()
     churn: ChurnModelConfig = ChurnModelConfig()
     tracking: TrackingConfig = TrackingConfig()
+    scoring: ScoringConfig = ScoringConfig()
     reports_dir: Path = Path("outputs/reports")
 
 
-class ScoreConfig(Strict):
-    """``retain score``: champion models applied to the data as of a date."""
+class TrainConfig(RunConfig):
+    """``retain train``: text models, features, churn model, evaluation and registration."""
 
-    data: DataConfig
-    features: FeatureConfig = FeatureConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    scoring: ScoringConfig = ScoringConfig()
+
+class ScoreConfig(RunConfig):
+    """``retain score``: champion models applied to the data as of a date."""
 
 
 class DemoConfig(Strict):
@@ -157,6 +301,7 @@ class DemoConfig(Strict):
     synth: SynthConfig = SynthConfig()
     workdir: Path = Path("demo")
     features: FeatureConfig = FeatureConfig()
+    label: LabelConfig = LabelConfig()
     text: TextModelConfig = TextModelConfig()
     churn: ChurnModelConfig = ChurnModelConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -67,10 +67,16 @@ CUSTOMERS = TableContract(
     columns=(
         Column("customer_id", "id", description="Unique customer identifier."),
         Column("signup_at", "timestamp", description="When the customer signed up."),
-        Column("segment", "category", description="Customer segment, e.g. consumer, smb, enterprise."),
-        Column("plan", "category", description="Subscription plan."),
-        Column("region", "category", description="Sales region."),
-        Column("monthly_value", "float", min_value=0.0, description="Recurring revenue per month."),
+        Column(
+            "segment", "category", required=False, nullable=True,
+            description="Customer segment, e.g. consumer, smb, enterprise.",
+        ),
+        Column("plan", "category", required=False, nullable=True, description="Subscription plan."),
+        Column("region", "category", required=False, nullable=True, description="Sales region."),
+        Column(
+            "monthly_value", "float", required=False, nullable=True, min_value=0.0,
+            description="Recurring revenue per month (value at risk); optional.",
+        ),
         Column(
             "churned_at", "timestamp", required=False, nullable=True,
             description="When the customer left; missing while active. Used only for labels.",
@@ -120,7 +126,10 @@ FEEDBACK = TableContract(
         Column("created_at", "timestamp"),
         Column("source", "category", allowed=FEEDBACK_SOURCES),
         Column("text", "text"),
-        Column("rating", "float", required=False, nullable=True, min_value=1, max_value=5),
+        Column(
+            "rating", "float", required=False, nullable=True, min_value=1, max_value=5,
+            description="Star rating on the scale of data.rating_scale (default 1-5); stored 0-1.",
+        ),
         Column("nps", "float", required=False, nullable=True, min_value=0, max_value=10),
         Column("ces", "float", required=False, nullable=True, min_value=1, max_value=7),
         Column(
@@ -144,20 +153,26 @@ _BOOL_FALSE = {"false", "0", "no", "n", "f", ""}
 
 @dataclass(frozen=True)
 class World:
-    """The four tables that describe a customer base at one moment."""
+    """The tables that describe a customer base at one moment.
+
+    ``customers`` is always there; ``events``, ``tickets`` and ``feedback`` are ``None`` when the
+    data has no such table (their feature families are then absent, not zeros).
+    """
 
     customers: pd.DataFrame
-    events: pd.DataFrame
-    tickets: pd.DataFrame
-    feedback: pd.DataFrame
+    events: pd.DataFrame | None = None
+    tickets: pd.DataFrame | None = None
+    feedback: pd.DataFrame | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {
+        """The tables present, by name, in contract order."""
+        tables = {
             "customers": self.customers,
             "events": self.events,
             "tickets": self.tickets,
             "feedback": self.feedback,
         }
+        return {name: frame for name, frame in tables.items() if frame is not None}
 
 
 class ContractError(ValueError):
@@ -174,20 +189,43 @@ class Validated:
     rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: The input row number (1-based, header not counted) of each valid row, for later rejections.
     valid_rows: np.ndarray | None = None
+    #: Kept rows whose optional field was out of range and set missing (source_row, reason, row).
+    amended: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def n_input(self) -> int:
         return len(self.valid) + len(self.rejected)
 
     def summary(self) -> str:
-        if self.rejected.empty:
-            return f"{self.source}: {len(self.valid)} rows used"
-        counts = self.rejected["reason"].value_counts()
-        parts = "; ".join(f"{n} rows {reason}" for reason, n in counts.items())
-        return (
-            f"{self.source}: {len(self.valid)} of {self.n_input} rows used, "
-            f"{len(self.rejected)} rejected ({parts})"
-        )
+        text = f"{self.source}: {len(self.valid)} rows used"
+        if not self.rejected.empty:
+            counts = self.rejected["reason"].value_counts()
+            parts = "; ".join(f"{n} rows {reason}" for reason, n in counts.items())
+            text = (
+                f"{self.source}: {len(self.valid)} of {self.n_input} rows used, "
+                f"{len(self.rejected)} rejected ({parts})"
+            )
+        if not self.amended.empty:
+            counts = self.amended["reason"].value_counts()
+            text += "; kept with a field set missing: " + "; ".join(
+                f"{n} rows {reason}" for reason, n in counts.items()
+            )
+        return text
+
+    def quarantine(self) -> pd.DataFrame:
+        """Rejected and amended rows in input order, with ``action`` saying what happened."""
+        parts = []
+        if not self.rejected.empty:
+            parts.append(self.rejected.assign(action="row rejected"))
+        if not self.amended.empty:
+            parts.append(self.amended.assign(action="field set missing, row kept"))
+        if not parts:
+            return pd.DataFrame()
+        out = pd.concat(parts, ignore_index=True).sort_values("source_row", kind="stable")
+        columns = ["source_row", "action", "reason"] + [
+            c for c in out.columns if c not in ("source_row", "action", "reason")
+        ]
+        return out[columns].reset_index(drop=True)
 
 
 def split_themes(themes: pd.Series) -> list[list[str]]:
@@ -203,7 +241,14 @@ def join_themes(theme_lists: list[list[str]]) -> list[str]:
     return [THEME_SEPARATOR.join(ts) for ts in theme_lists]
 
 
-def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> Validated:
+def validate_table(
+    raw: pd.DataFrame,
+    contract: TableContract,
+    source: str,
+    *,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    date_format: str | None = None,
+) -> Validated:
     """Coerce ``raw`` to ``contract`` and split usable rows from rejected ones.
 
     Parameters
@@ -214,13 +259,18 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
         The table's contract.
     source:
         Where the table came from (a file path), used in every message.
+    ranges:
+        Per column, a (min, max) that replaces the contract's (e.g. a 1-10 rating scale).
+    date_format:
+        strftime format of the timestamp columns; default: inferred per value (ISO 8601 first).
 
     Returns
     -------
     Validated
         ``valid`` holds the typed, usable rows in contract column order (plus any extra columns
         the input had); ``rejected`` holds the original rows that cannot be used, with a
-        ``reason`` column naming the column and the problem.
+        ``reason`` column naming the column and the problem. An optional, nullable field out
+        of its range is set missing and the row kept; ``amended`` records it.
 
     Raises
     ------
@@ -238,16 +288,29 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
     raw = raw.reset_index(drop=True)
     typed = pd.DataFrame(index=raw.index)
     reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+    amended: list[pd.DataFrame] = []
+    ranges = ranges or {}
 
     def reject(mask: pd.Series | np.ndarray, reason: str) -> None:
         mask = pd.Series(mask, index=raw.index) & reasons.isna()
         reasons[mask] = reason
 
+    def out_of_range(col: Column, mask: pd.Series, reason: str) -> None:
+        if col.required or not col.nullable:
+            reject(mask, reason)
+            return
+        # An optional field: the row is still useful, so keep it without the value and say so.
+        if mask.any():
+            amended.append(raw.loc[mask].assign(reason=f"{reason} (set missing)"))
+            typed.loc[mask, col.name] = np.nan
+
     for col in contract.columns:
         if col.name not in raw.columns:
+            # Absent optional columns read as missing (customer attributes that are entirely
+            # missing are left out of the features, not used as data).
             typed[col.name] = _default_column(col, len(raw))
             continue
-        values, bad_type = _coerce(raw[col.name], col)
+        values, bad_type = _coerce(raw[col.name], col, date_format)
         typed[col.name] = values
         present = raw[col.name].notna() & (raw[col.name].astype("string").str.strip() != "")
         reject(bad_type & present, f"column '{col.name}': not a valid {col.kind}")
@@ -256,10 +319,11 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
         if col.allowed is not None and col.kind == "category":
             outside = values.notna() & ~values.isin(col.allowed)
             reject(outside, f"column '{col.name}': not one of {', '.join(col.allowed)}")
-        if col.min_value is not None:
-            reject(values.notna() & (values < col.min_value), f"column '{col.name}': below {col.min_value}")
-        if col.max_value is not None:
-            reject(values.notna() & (values > col.max_value), f"column '{col.name}': above {col.max_value}")
+        low, high = ranges.get(col.name, (col.min_value, col.max_value))
+        if low is not None:
+            out_of_range(col, values.notna() & (values < low), f"column '{col.name}': below {low:g}")
+        if high is not None:
+            out_of_range(col, values.notna() & (values > high), f"column '{col.name}': above {high:g}")
 
     if contract.key:
         # Among the rows usable so far: a row rejected for another reason does not claim its key.
@@ -276,14 +340,20 @@ def validate_table(raw: pd.DataFrame, contract: TableContract, source: str) -> V
     rejected.insert(0, "source_row", rejected.index + 1)
     valid = typed.loc[ok].reset_index(drop=True)
     for col in contract.columns:
-        if col.kind == "int" and not col.nullable:
+        if col.kind == "int" and not col.nullable and col.name in valid.columns:
             valid[col.name] = valid[col.name].astype("int64")
+    kept = pd.concat(amended) if amended else pd.DataFrame()
+    if len(kept):
+        kept = kept.loc[kept.index.isin(raw.index[ok])]
+        kept.insert(0, "source_row", kept.index + 1)
+        kept = kept.sort_values("source_row", kind="stable").reset_index(drop=True)
     return Validated(
         table=contract.name,
         source=source,
         valid=valid,
         rejected=rejected.reset_index(drop=True),
         valid_rows=np.flatnonzero(ok.to_numpy()) + 1,
+        amended=kept,
     )
 
 
@@ -299,13 +369,22 @@ def _default_column(col: Column, n: int) -> pd.Series:
     return pd.Series(pd.NA, index=range(n), dtype="object")
 
 
-def _coerce(values: pd.Series, col: Column) -> tuple[pd.Series, pd.Series]:
+def _coerce(
+    values: pd.Series, col: Column, date_format: str | None = None
+) -> tuple[pd.Series, pd.Series]:
     """Return the typed column and a mask of values that failed to convert."""
     if col.kind == "timestamp":
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             typed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif pd.api.types.is_datetime64_any_dtype(values.dtype):
+            typed = values
         else:
-            typed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+            typed = pd.to_datetime(
+                values.astype("string") if date_format else values,
+                errors="coerce",
+                utc=True,
+                format=date_format or "mixed",
+            ).dt.tz_localize(None)
         typed = typed.astype("datetime64[ns]")
         return typed, typed.isna()
     if col.kind in ("float", "int"):

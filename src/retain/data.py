@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from retain.config import DataConfig
+from retain.config import DataConfig, ReadOptions
 from retain.contracts import (
     CONTRACTS,
     ContractError,
@@ -37,56 +38,97 @@ from retain.contracts import (
 logger = logging.getLogger(__name__)
 
 TABLE_NAMES = ("customers", "events", "tickets", "feedback")
+OPTIONAL_TABLES = ("events", "tickets", "feedback")
 _SUFFIXES = (".parquet", ".csv")
+_TEXT_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
 
 
 @dataclass(frozen=True)
 class LoadedWorld:
-    """A validated world and, per table, what was used and what was rejected."""
+    """A validated world and, per table present, what was used and what was rejected."""
 
     world: World
     reports: dict[str, Validated]
+    notes: tuple[str, ...] = ()
 
     @property
     def n_rejected(self) -> int:
         return sum(len(r.rejected) for r in self.reports.values())
 
+    @property
+    def tables_present(self) -> list[str]:
+        return list(self.world.tables())
+
     def summary(self) -> str:
-        return "\n".join(r.summary() for r in self.reports.values())
+        return "\n".join([*(r.summary() for r in self.reports.values()), *self.notes])
 
 
-def table_path(config: DataConfig, table: str) -> Path:
-    """The file that holds ``table``: the configured name, else ``<table>.parquet`` or ``.csv``."""
+def table_path(config: DataConfig, table: str, required: bool = True) -> Path | None:
+    """The file that holds ``table``: the configured name, else ``<table>.parquet`` or ``.csv``.
+
+    A table named in ``data.files`` must exist. Otherwise a missing optional table gives ``None``
+    (its features are left out; the caller says so); a missing required one is an error.
+    """
     if table in config.files:
-        return config.path / config.files[table]
+        path = config.path / config.files[table]  # type: ignore[index]
+        if not path.exists():
+            raise ContractError(f"{path}: file not found (named in data.files.{table})")
+        return path
     for suffix in _SUFFIXES:
         candidate = config.path / f"{table}{suffix}"
         if candidate.exists():
             return candidate
+    if not required:
+        return None
+    if not config.path.exists():
+        raise ContractError(f"{config.path}: data directory not found (data.path)")
     raise ContractError(
         f"{config.path}: no file for table '{table}' (looked for {table}.parquet and {table}.csv; "
         "name it in the config's data.files section)"
     )
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as it is (CSV cells as strings; typing is the contract's job)."""
+def read_frame(path: Path, options: ReadOptions | None = None) -> pd.DataFrame:
+    """Read a CSV/text or Parquet file as it is (text cells as strings; typing is the contract's job).
+
+    ``.txt``, ``.tsv`` and ``.dat`` files are read as whitespace- or tab-separated unless
+    ``options.sep`` says otherwise.
+    """
+    options = options or ReadOptions()
     if not path.exists():
         raise ContractError(f"{path}: file not found")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        if path.suffix in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if path.suffix in _TEXT_SUFFIXES:
+            sep = options.sep or {".tsv": "\t", ".txt": r"\s+", ".dat": r"\s+"}.get(path.suffix, ",")
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                encoding=options.encoding,
+                engine="python" if len(sep) > 1 else "c",
+            )
+            frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+            return frame
+    except UnicodeDecodeError as exc:
+        raise ContractError(
+            f"{path}: not readable as {options.encoding} (byte {exc.start}); "
+            "set data.read.<table>.encoding, e.g. latin-1"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise ContractError(f"{path}: cannot be read: {exc}") from exc
-    raise ContractError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
+    raise ContractError(f"{path}: unsupported file type '{path.suffix}' (use .csv, .txt or .parquet)")
 
 
-def load_table(config: DataConfig, contract: TableContract) -> Validated:
+def load_table(config: DataConfig, contract: TableContract, path: Path | None = None) -> Validated:
     """Read one table, map its columns onto the contract and validate it."""
-    path = table_path(config, contract.name)
-    raw = read_frame(path)
+    path = path or table_path(config, contract.name)
+    assert path is not None
+    options = config.read.get(contract.name)  # type: ignore[call-overload]
+    raw = read_frame(path, options)
     mapping = config.columns.get(contract.name, {})  # type: ignore[call-overload]
     unknown = [ours for ours in mapping if ours not in contract.column_names]
     if unknown:
@@ -101,9 +143,32 @@ def load_table(config: DataConfig, contract: TableContract) -> Validated:
             f"({len(raw)} rows not read). Found columns: {', '.join(map(str, raw.columns))}"
         )
     raw = raw.rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    for column, value in config.constants.get(contract.name, {}).items():  # type: ignore[call-overload]
+        if column not in contract.column_names:
+            raise ContractError(
+                f"config data.constants.{contract.name}: unknown contract column {column!r}; "
+                f"the contract has {contract.column_names}"
+            )
+        if column in raw.columns:
+            raise ContractError(
+                f"{path}: column {column!r} is in the file and also set in "
+                f"data.constants.{contract.name}; remove one"
+            )
+        raw[column] = value
     if contract.name == "feedback" and path.suffix != ".parquet":
         raw = _csv_labelled_without_theme(raw)
-    return validate_table(raw, contract, source=str(path))
+    if contract.name == "customers":
+        extra = [c for c in raw.columns if c not in contract.column_names]
+        raw = infer_types(raw, extra)
+    ranges = {"rating": config.rating_scale} if contract.name == "feedback" else None
+    report = validate_table(
+        raw, contract, source=str(path), ranges=ranges,
+        date_format=options.date_format if options else None,
+    )
+    if contract.name == "feedback":
+        low, high = config.rating_scale
+        report.valid["rating"] = (report.valid["rating"] - low) / (high - low)
+    return report
 
 
 def _csv_labelled_without_theme(raw: pd.DataFrame) -> pd.DataFrame:
@@ -127,33 +192,115 @@ def _csv_labelled_without_theme(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.assign(themes=themes.where(~no_theme, ""))
 
 
-def load_world(config: DataConfig, write_quarantine: bool = True) -> LoadedWorld:
-    """Load and validate the four tables; quarantine unusable rows.
+def load_world(
+    config: DataConfig, write_quarantine: bool = True, until: pd.Timestamp | None = None
+) -> LoadedWorld:
+    """Load and validate ``customers`` and whichever of events, tickets, feedback exist.
 
     Rows of events, tickets and feedback whose ``customer_id`` is not a valid customer are
     rejected too ("unknown customer"), so that every input row is either used or reported.
+    A table with no file is absent (``None`` in the world) and the notes say so. With
+    ``data.customers_from_events``, customers are derived from the events (one per id, signed
+    up at their first event). With ``until``, rows dated after it are not read at all (as if the
+    data ended then); the notes count them.
     """
-    reports = {name: load_table(config, CONTRACTS[name]) for name in TABLE_NAMES}
+    if config.layout != "tables":
+        raise ContractError(f"data.layout is {config.layout!r}: use load_flat for a flat table")
+    reports: dict[str, Validated] = {}
+    notes: list[str] = []
+    for name in OPTIONAL_TABLES:
+        path = table_path(config, name, required=False)
+        if path is None:
+            notes.append(f"no {name} table in {config.path}: its features are left out")
+            continue
+        reports[name] = load_table(config, CONTRACTS[name], path)
+    if until is not None:
+        notes += _drop_after(reports, until)
+    customers_path = table_path(config, "customers", required=not config.customers_from_events)
+    if customers_path is not None:
+        reports = {"customers": load_table(config, CONTRACTS["customers"], customers_path), **reports}
+        if until is not None:
+            notes += _drop_after({"customers": reports["customers"]}, until)
+    else:
+        if "events" not in reports:
+            raise ContractError(
+                f"{config.path}: data.customers_from_events is set but there is no events table"
+            )
+        reports = {"customers": _customers_from_events(reports["events"]), **reports}
+        notes.append(
+            f"customers derived from {reports['events'].source}: "
+            f"{len(reports['customers'].valid)} customers, signed up at their first event"
+        )
     known = set(reports["customers"].valid["customer_id"])
-    for name in ("events", "tickets", "feedback"):
-        reports[name] = _reject_unknown_customers(reports[name], known)
+    for name in OPTIONAL_TABLES:
+        if name in reports:
+            reports[name] = _reject_unknown_customers(reports[name], known)
     for report in reports.values():
-        log = logger.warning if len(report.rejected) else logger.info
+        log = logger.warning if len(report.rejected) or len(report.amended) else logger.info
         log("%s", report.summary())
+    for note in notes:
+        logger.info("%s", note)
     loaded = LoadedWorld(
-        world=World(**{name: reports[name].valid for name in TABLE_NAMES}), reports=reports
+        world=World(**{name: report.valid for name, report in reports.items()}),
+        reports=reports,
+        notes=tuple(notes),
     )
     if write_quarantine:
-        qdir = config.quarantine_dir or config.path / "quarantine"
-        for name, report in reports.items():
-            path = qdir / f"{name}.csv"
-            if len(report.rejected):
-                atomic_write(path, lambda p, r=report: r.rejected.to_csv(p, index=False))
-            else:
-                path.unlink(missing_ok=True)  # a file from an earlier load would describe old data
-        if loaded.n_rejected:
-            logger.warning("%d rejected rows written to %s", loaded.n_rejected, qdir)
+        write_quarantine_files(reports, config.quarantine_dir or config.path / "quarantine")
     return loaded
+
+
+def write_quarantine_files(reports: Mapping[str, Validated], qdir: Path) -> None:
+    """One CSV per table with its rejected and amended rows; stale files removed."""
+    n = 0
+    for name in TABLE_NAMES:
+        path = qdir / f"{name}.csv"
+        report = reports.get(name)
+        rows = report.quarantine() if report is not None else pd.DataFrame()
+        if len(rows):
+            atomic_write(path, lambda p, r=rows: r.to_csv(p, index=False))
+            n += len(rows)
+        elif path.exists():
+            path.unlink()  # a file from an earlier load would describe old data
+    if n:
+        logger.warning("%d quarantined rows written to %s", n, qdir)
+
+
+_TIME_COLUMN = {"customers": "signup_at", "events": "occurred_at", "tickets": "opened_at", "feedback": "created_at"}
+
+
+def _drop_after(reports: dict[str, Validated], until: pd.Timestamp) -> list[str]:
+    """Remove rows dated after ``until`` (as if the data ended then); later stamps are masked."""
+    notes = []
+    for name, report in reports.items():
+        stamp = report.valid[_TIME_COLUMN[name]]
+        later = (stamp > until).to_numpy()
+        valid = report.valid.loc[~later].reset_index(drop=True)
+        if name == "tickets":
+            # A response or resolution after `until` had not happened yet.
+            for column in ("first_response_at", "resolved_at"):
+                valid[column] = valid[column].where(valid[column] <= until)
+        if name == "customers" and "churned_at" in valid.columns:
+            valid["churned_at"] = valid["churned_at"].where(valid["churned_at"] <= until)
+        rows = report.valid_rows[~later] if report.valid_rows is not None else None
+        reports[name] = Validated(
+            table=report.table, source=report.source, valid=valid, rejected=report.rejected,
+            valid_rows=rows, amended=report.amended,
+        )
+        if later.any():
+            notes.append(f"{report.source}: {int(later.sum())} rows dated after {until.date()} not read (--until)")
+    return notes
+
+
+def _customers_from_events(events: Validated) -> Validated:
+    first = events.valid.groupby("customer_id", sort=True, observed=True)["occurred_at"].min()
+    customers = pd.DataFrame({"customer_id": first.index.astype(object), "signup_at": first.to_numpy()})
+    for column in CONTRACTS["customers"].column_names:
+        if column not in customers.columns:
+            customers[column] = pd.Series(None, index=customers.index, dtype=object)
+    customers["churned_at"] = pd.Series(pd.NaT, index=customers.index, dtype="datetime64[ns]")
+    customers["monthly_value"] = customers["monthly_value"].astype("float64")
+    return Validated(table="customers", source=f"{events.source} (derived)", valid=customers)
 
 
 def _reject_unknown_customers(report: Validated, known: set[str]) -> Validated:
@@ -242,3 +389,155 @@ def write_figures(figures: Mapping[str, Any], directory: Path) -> dict[str, Path
         atomic_write(path, lambda p, f=figure: f.savefig(p, format="png", dpi=110, bbox_inches="tight"))
         paths[name] = path
     return paths
+
+
+_DATE_LIKE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?"
+
+
+def infer_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Type extra text columns: numbers where every non-blank value is one, ISO dates likewise.
+
+    Blank cells (empty or whitespace only, like IBM Telco's ``TotalCharges``) are missing.
+    Anything else stays text and becomes a category feature.
+    """
+    out = frame.copy()
+    for column in columns:
+        values = out[column]
+        if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        text = values.astype("string").str.strip()
+        text = text.where(text != "")
+        present = text.notna()
+        if not present.any():
+            out[column] = np.nan
+            continue
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers[present].notna().all():
+            out[column] = numbers.astype("float64")
+            continue
+        if text[present].str.match(_DATE_LIKE).all():
+            stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+            if stamps[present].notna().all():
+                out[column] = stamps.astype("datetime64[ns]")
+                continue
+        out[column] = text.astype(object).where(present, None)
+    return out
+
+
+@dataclass(frozen=True)
+class FlatTable:
+    """A flat, one-row-per-customer table: ids, labels, value and candidate feature columns.
+
+    ``frame`` has ``customer_id``, ``churned`` (1, 0, or NaN where the label is missing),
+    ``monthly_value`` (NaN without a value column), ``as_of`` (the snapshot date or NaT), then the
+    feature columns (their own names). ``test`` is the same for ``flat.test_file``, if any.
+    """
+
+    frame: pd.DataFrame
+    feature_columns: list[str]
+    report: Validated
+    test: pd.DataFrame | None = None
+    test_report: Validated | None = None
+
+    def summary(self) -> str:
+        lines = [self.report.summary()]
+        if self.test_report is not None:
+            lines.append(self.test_report.summary())
+        return "\n".join(lines)
+
+
+def load_flat(config: DataConfig, write_quarantine: bool = True) -> FlatTable:
+    """Read a flat table (``data.layout: flat``): one row per customer with a churn label.
+
+    Rows with a duplicated id are quarantined; a missing label leaves the row unlabelled (scored,
+    not trained on). Every other column that is not the id, label, value, snapshot or in
+    ``flat.drop`` is a candidate feature.
+    """
+    flat = config.flat
+    if flat is None or config.layout != "flat":
+        raise ContractError("data.layout is not 'flat'")
+    frame, report = _read_flat(config, flat.file)
+    test = test_report = None
+    if flat.test_file is not None:
+        test, test_report = _read_flat(config, flat.test_file)
+    skip = {"customer_id", "churned", "monthly_value", "as_of"}
+    features = [c for c in frame.columns if c not in skip]
+    if test is not None:
+        absent = [c for c in features if c not in test.columns]
+        if absent:
+            raise ContractError(
+                f"{config.path / flat.test_file}: column(s) {absent} of {flat.file} are missing "
+                f"({len(test)} rows not read)"
+            )
+    if write_quarantine:
+        qdir = config.quarantine_dir or config.path / "quarantine"
+        reports = {"customers": report}
+        write_quarantine_files(reports, qdir)
+        if test_report is not None and len(test_report.quarantine()):
+            rows = test_report.quarantine()
+            atomic_write(qdir / "test.csv", lambda p: rows.to_csv(p, index=False))
+    return FlatTable(frame=frame, feature_columns=features, report=report, test=test, test_report=test_report)
+
+
+def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Validated]:
+    flat = config.flat
+    assert flat is not None
+    path = config.path / file_name
+    raw = read_frame(path, config.read.get("customers"))
+    named = {
+        "flat.label_column": flat.label_column,
+        "flat.id_column": flat.id_column,
+        "flat.value_column": flat.value_column,
+        "flat.snapshot_column": flat.snapshot_column,
+    }
+    for key, column in named.items():
+        if column is not None and column not in raw.columns:
+            raise ContractError(
+                f"{path}: column {column!r} named in data.{key} is not in the file "
+                f"({len(raw)} rows not read). Found columns: {', '.join(map(str, raw.columns))}"
+            )
+    unknown_drop = [c for c in flat.drop if c not in raw.columns]
+    if unknown_drop:
+        raise ContractError(f"{path}: column(s) {unknown_drop} named in data.flat.drop are not in the file")
+    raw = raw.reset_index(drop=True)
+    out = pd.DataFrame(index=raw.index)
+    if flat.id_column is not None:
+        out["customer_id"] = raw[flat.id_column].astype("string").str.strip().astype(object)
+    else:
+        out["customer_id"] = [str(i + 1) for i in range(len(raw))]
+    label = raw[flat.label_column].astype("string").str.strip().str.lower()
+    churned_values = {v.lower() for v in flat.churned_values}
+    out["churned"] = np.where(label.isna() | (label == ""), np.nan, label.isin(churned_values).astype(float))
+    if flat.value_column is not None:
+        out["monthly_value"] = pd.to_numeric(raw[flat.value_column].astype("string").str.strip(), errors="coerce").astype("float64")
+    else:
+        out["monthly_value"] = np.nan
+    if flat.snapshot_column is not None:
+        out["as_of"] = pd.to_datetime(raw[flat.snapshot_column], errors="coerce", format="mixed")
+    else:
+        out["as_of"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    used = {flat.label_column, flat.id_column, flat.snapshot_column, *flat.drop} - {None}
+    candidates = [c for c in raw.columns if c not in used]
+    typed = infer_types(raw[candidates], candidates)
+    for column in candidates:
+        out[column] = typed[column]
+    reasons = pd.Series(pd.NA, index=raw.index, dtype=object)
+    missing_id = out["customer_id"].isna() | (out["customer_id"] == "")
+    reasons[missing_id] = f"column '{flat.id_column}': missing id"
+    duplicated = out["customer_id"].duplicated(keep="first") & reasons.isna()
+    reasons[duplicated] = f"column '{flat.id_column}': duplicate id"
+    n_labelled = int(out["churned"].notna().sum())
+    if n_labelled == 0:
+        logger.warning("%s: no row carries a label in %r; nothing to train on", path, flat.label_column)
+    ok = reasons.isna().to_numpy()
+    rejected = raw.loc[~ok].copy()
+    rejected.insert(0, "reason", reasons[~ok].astype(str))
+    rejected.insert(0, "source_row", rejected.index + 1)
+    valid = out.loc[ok].reset_index(drop=True)
+    report = Validated(
+        table="customers", source=str(path), valid=valid, rejected=rejected.reset_index(drop=True),
+        valid_rows=np.flatnonzero(ok) + 1,
+    )
+    log = logger.warning if len(rejected) else logger.info
+    log("%s (%d labelled, churn rate %.3f)", report.summary(), n_labelled, float(valid["churned"].mean()))
+    return valid, report

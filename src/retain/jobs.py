@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from retain import data, tracking
+from retain.churn.backtest import paired_comparison
 from retain.config import (
     ConfigError,
     DataConfig,
@@ -29,8 +30,8 @@ from retain.config import (
     load_config,
 )
 from retain.contracts import THEME_SEPARATOR
-from retain.scoring import ScoringModels, score_world, summarise, write_scores
-from retain.training import TrainingResult, observed_until, train
+from retain.scoring import ScoringModels, score_flat, score_world, summarise, write_scores
+from retain.training import TrainingResult, observed_until, train, train_flat
 
 logger = logging.getLogger(__name__)
 
@@ -89,94 +90,174 @@ def run_synth(
     return paths
 
 
-def run_train(config: TrainConfig, show_progress: bool = False) -> TrainOutcome:
-    """Load and validate the data, train and evaluate, write the report, log and register."""
+def run_train(config: TrainConfig, show_progress: bool = False, until: date | None = None) -> TrainOutcome:
+    """Load and validate the data, audit, train and evaluate, write the report, log and register.
+
+    With ``until``, the data is read as if it ended on that date (no row dated after it is read),
+    so every label window closes by then: that is how a held-out period is simulated.
+    """
     started = time.perf_counter()
-    loaded = data.load_world(config.data)
-    taxonomy = load_config(config.text.taxonomy, Taxonomy)
-    result = train(
-        loaded.world, taxonomy.ids, config.features, config.text, config.churn, show_progress=show_progress
-    )
+    stop = pd.Timestamp(until) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if until else None
+    if config.data.layout == "flat":
+        flat = data.load_flat(config.data)
+        result = train_flat(flat, config.churn)
+        summary, rows_used = flat.summary(), {"customers": len(flat.frame)}
+    else:
+        loaded = data.load_world(config.data, until=stop)
+        theme_ids = _theme_ids(config)
+        result = train(
+            loaded.world, theme_ids, config.features, config.label, config.text, config.churn,
+            until=stop, show_progress=show_progress,
+        )
+        summary = loaded.summary()
+        rows_used = {name: len(frame) for name, frame in loaded.world.tables().items()}
+    logger.info("leakage audit:\n%s", result.churn.audit.summary())
     report_paths = write_training_report(result, config.reports_dir)
     registrations = register_training(result, config)
     return TrainOutcome(
         result=result,
         registrations=registrations,
         report_paths=report_paths,
-        data_summary=loaded.summary(),
-        rows_used={name: len(frame) for name, frame in loaded.world.tables().items()},
+        data_summary=summary,
+        rows_used=rows_used,
         tracking_uri=config.tracking.tracking_uri,
         seconds=time.perf_counter() - started,
     )
 
 
+def _theme_ids(config: TrainConfig | ScoreConfig) -> list[str]:
+    if not config.text.taxonomy.exists():
+        logger.info("no theme taxonomy at %s: themes are left out", config.text.taxonomy)
+        return []
+    return load_config(config.text.taxonomy, Taxonomy).ids
+
+
 def write_training_report(result: TrainingResult, directory: Path) -> dict[str, Path]:
     """Metrics (JSON), plots (PNG) and the evaluation predictions (CSV) for people to read."""
-    paths = data.write_figures({**result.churn.figures, **result.text.figures}, directory)
+    text_figures = result.text.figures if result.text is not None else {}
+    paths = data.write_figures({**result.churn.figures, **text_figures}, directory)
     paths["metrics"] = data.write_json(training_metrics(result), directory / "metrics.json")
     paths["predictions"] = data.write_frame(
-        result.churn.test_predictions, directory / "churn_evaluation_predictions.csv"
+        result.churn.predictions, directory / "churn_evaluation_predictions.csv"
     )
     return paths
 
 
 def training_metrics(result: TrainingResult) -> dict[str, Any]:
-    return {
-        "evaluation_as_of": str(result.dates.test.date()),
-        "training_as_of": [str(d.date()) for d in result.dates.train],
-        "horizon_days": result.dates.horizon_days,
-        "churn": result.churn.metrics,
-        "churn_logistic_baseline": result.churn.baseline_metrics,
-        "text": result.text.metrics,
-        "text_majority_baseline": result.text.baseline_metrics,
-        "text_rows": {"fit": result.text.n_train, "evaluate": result.text.n_test},
+    churn = result.churn
+    out: dict[str, Any] = {
+        "layout": result.layout,
+        "churn_definition": result.definition,
+        "feature_families": result.families,
+        "evaluation": result.evaluation,
+        "tuned_on": churn.tuned_on,
+        "settings": churn.params,
+        "churn": churn.metrics,
+        "churn_logistic_baseline": churn.baseline_metrics,
+        "churn_per_split": churn.per_split.to_dict(orient="records"),
+        "churn_vs_baseline": churn.comparison.to_dict(),
+        "audit": churn.audit.to_dict(),
+        "features_used": churn.feature_columns,
+        "refit": "the registered model is refitted on every labelled row after evaluation",
     }
+    if result.plan is not None:
+        out["horizon_days"] = result.plan.horizon_days
+        out["evaluation_as_of"] = [str(d.date()) for d in result.plan.evaluation]
+        out["labelled_as_of"] = [str(d.date()) for d in result.plan.labelled]
+    if result.text is not None:
+        out["text"] = result.text.metrics
+        out["text_majority_baseline"] = result.text.baseline_metrics
+        out["text_rows"] = {"fit": result.text.n_train, "evaluate": result.text.n_test}
+    return out
 
 
 def register_training(result: TrainingResult, config: TrainConfig) -> list[Registration]:
     """Log the text run and the churn run to MLflow, register the models, decide champions."""
     track = config.tracking
     text = result.text
-    registrations = []
-    with tracking.tracked_run(track, "text-models", tags={"evaluation_id": text.evaluation_id}) as run:
-        run.log_params(config.text, prefix="text")
-        run.log_params({"n_fit": text.n_train, "n_evaluate": text.n_test, "theme_ids": ",".join(text.theme_ids)})
-        run.log_metrics(text.metrics)
-        run.log_metrics({f"baseline_{k}": v for k, v in text.baseline_metrics.items()})
-        run.log_figures(text.figures)
-        examples = ["The agent never called me back", "Great app, works perfectly"]
-        sentiment_uri = run.log_model(text.sentiment, "sentiment", input_example=examples)
-        themes_uri = run.log_model(text.themes, "themes", input_example=examples)
-    for name, uri, metric, extra in (
-        (track.sentiment_model, sentiment_uri, "sentiment_macro_f1", {}),
-        (track.theme_model, themes_uri, "themes_micro_f1", {THEME_IDS_TAG: THEME_SEPARATOR.join(text.theme_ids)}),
-    ):
-        version = tracking.register_model(track, uri, name, tags=extra)
-        registrations.append(
-            _promote(track, name, version, metric, text.metrics[metric], text.baseline_metrics[metric], text.evaluation_id)
-        )
-    text_versions = {r.name: r.version for r in registrations}
+    registrations: list[Registration] = []
+    text_versions: dict[str, str] = {}
+    if text is not None:
+        with tracking.tracked_run(track, "text-models", tags={"evaluation_id": text.evaluation_id}) as run:
+            run.log_params(config.text, prefix="text")
+            run.log_params({"n_fit": text.n_train, "n_evaluate": text.n_test, "theme_ids": ",".join(text.theme_ids)})
+            run.log_metrics(text.metrics)
+            run.log_metrics({f"baseline_{k}": v for k, v in text.baseline_metrics.items()})
+            run.log_figures(text.figures)
+            run.set_tags({"train_until": str(text.train_until)})
+            examples = ["The agent never called me back", "Great app, works perfectly"]
+            uris = {}
+            if text.sentiment is not None:
+                uris["sentiment"] = run.log_model(text.sentiment, "sentiment", input_example=examples)
+            if text.themes is not None:
+                uris["themes"] = run.log_model(text.themes, "themes", input_example=examples)
+        for kind, name, metric, extra in (
+            ("sentiment", track.sentiment_model, "sentiment_macro_f1", {}),
+            ("themes", track.theme_model, "themes_micro_f1", {THEME_IDS_TAG: THEME_SEPARATOR.join(text.theme_ids)}),
+        ):
+            if kind not in uris:
+                continue
+            version = tracking.register_model(track, uris[kind], name, tags=extra)
+            registrations.append(
+                _promote(track, name, version, metric, text.metrics[metric], text.baseline_metrics[metric], text.evaluation_id)
+            )
+            text_versions[name] = version
 
     churn = result.churn
-    tags = {"evaluation_id": result.evaluation_id, "evaluation_as_of": str(result.dates.test.date())}
+    tags = {
+        "evaluation_id": result.evaluation_id,
+        "evaluation": result.evaluation,
+        "tuned_on": churn.tuned_on,
+        "churn_definition": result.definition,
+        "layout": result.layout,
+        "feature_families": ", ".join(result.families),
+        "refit": "all labelled rows after evaluation",
+        "audit_excluded": ", ".join(churn.audit.excluded_columns) or "none",
+    }
+    if result.plan is not None:
+        tags["trained_until"] = str(result.plan.last_labelled.date())
     with tracking.tracked_run(track, "churn", tags=tags) as run:
         run.log_params(config.churn, prefix="churn")
         run.log_params(config.features, prefix="features")
-        run.log_params({"n_train_rows": churn.n_train, "training_dates": len(result.dates.train)})
+        run.log_params(config.label, prefix="label")
+        run.log_params({f"chosen.{k}": v for k, v in churn.params.items()})
+        run.log_params({"n_train_rows": churn.n_train})
         run.log_metrics(churn.metrics)
         run.log_metrics({f"baseline_{k}": v for k, v in churn.baseline_metrics.items()})
+        run.log_metrics({"roc_auc_gain_over_baseline": churn.comparison.difference})
         run.log_figures(churn.figures)
-        run.log_frame(churn.test_predictions, "evaluation_predictions")
+        run.log_frame(churn.predictions, "evaluation_predictions")
+        run.log_frame(churn.selection, "settings_search")
+        run.log_dict(churn.audit.to_dict(), "audit.json")
         tracking.tag_text_models(run, text_versions)
         # No input example: MLflow cannot check a signature on pandas category columns.
         churn_uri = run.log_model(churn.model, "churn", extra_requirements=("lightgbm", "retain"))
         run.log_model(churn.baseline, "logistic_baseline")
-    version = tracking.register_model(track, churn_uri, track.churn_model)
-    registrations.append(
-        _promote(
-            track, track.churn_model, version, "roc_auc",
-            churn.metrics["roc_auc"], churn.baseline_metrics["roc_auc"], result.evaluation_id,
+    version = tracking.register_model(track, churn_uri, track.churn_model, tags={"layout": result.layout})
+
+    def against_champion(champion: str) -> tuple[bool, str] | None:
+        theirs = tracking.evaluation_predictions(track, track.churn_model, champion)
+        if theirs is None:
+            return None
+        keys = ["split", "customer_id"]
+        paired = churn.predictions.merge(
+            theirs[[*keys, "churn_probability"]].rename(columns={"churn_probability": "champion_probability"}),
+            on=keys,
         )
+        if len(paired) != len(churn.predictions):
+            return None
+        comparison = paired_comparison(paired, "churn_probability", "champion_probability")
+        return comparison.better, comparison.describe()
+
+    decision = tracking.promote_if_better(
+        track, track.churn_model, version, metric="roc_auc",
+        value=churn.metrics["roc_auc"], baseline_value=churn.baseline_metrics["roc_auc"],
+        evaluation_id=result.evaluation_id,
+        baseline_paired=(churn.comparison.better, churn.comparison.describe()),
+        champion_paired=against_champion,
+    )
+    registrations.append(
+        Registration(name=track.churn_model, version=version, promoted=decision.promoted, reason=decision.reason)
     )
     return registrations
 
@@ -195,27 +276,23 @@ def load_scoring_models(track: TrackingConfig) -> tuple[ScoringModels, list[str]
 
     The churn model's text features were computed by particular sentiment and theme model
     versions (recorded on its run); scoring uses those same versions, not whatever text models
-    are champions now, so the features mean at scoring what they meant in training.
+    are champions now, so the features mean at scoring what they meant in training. A churn
+    model trained without text features uses no text model.
     """
     churn, churn_version = tracking.load_champion(track, track.churn_model)
     used = tracking.text_models_used(track, track.churn_model, churn_version)
-    sentiment, sentiment_version = _text_model_for_churn(track, track.sentiment_model, used)
-    themes, themes_version = _text_model_for_churn(track, track.theme_model, used)
-    tags = tracking.model_version_tags(track, track.theme_model, themes_version)
-    theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
-    versions = {
-        track.sentiment_model: sentiment_version,
-        track.theme_model: themes_version,
-        track.churn_model: churn_version,
-    }
+    versions = {track.churn_model: churn_version}
+    sentiment = themes = None
+    theme_ids: list[str] = []
+    if track.sentiment_model in used:
+        sentiment = tracking.load_version(track, track.sentiment_model, used[track.sentiment_model])
+        versions[track.sentiment_model] = used[track.sentiment_model]
+    if track.theme_model in used:
+        themes = tracking.load_version(track, track.theme_model, used[track.theme_model])
+        versions[track.theme_model] = used[track.theme_model]
+        tags = tracking.model_version_tags(track, track.theme_model, used[track.theme_model])
+        theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
     return ScoringModels(sentiment=sentiment, themes=themes, churn=churn, versions=versions), theme_ids
-
-
-def _text_model_for_churn(track: TrackingConfig, name: str, used: dict[str, str]) -> tuple[Any, str]:
-    if name in used:
-        return tracking.load_version(track, name, used[name]), used[name]
-    logger.warning("the churn champion does not record which %s version it used; using the champion", name)
-    return tracking.load_champion(track, name)
 
 
 def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:
@@ -227,13 +304,24 @@ def run_score(config: ScoreConfig, as_of: date | None = None) -> ScoreOutcome:
     """Score with the champion models and write the ranked list atomically."""
     started = time.perf_counter()
     models, theme_ids = load_scoring_models(config.tracking)
-    loaded = data.load_world(config.data)
-    when = pd.Timestamp(as_of) if as_of is not None else default_score_date(observed_until(loaded.world))
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
-    ranked = score_world(loaded.world, when, models, theme_ids, config.features, config.scoring, playbook)
+    if config.data.layout == "flat":
+        flat = data.load_flat(config.data)
+        ranked = score_flat(
+            flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
+            value_column=config.data.flat.value_column if config.data.flat else None,
+        )
+        rejected = {"customers": len(flat.report.rejected)}
+    else:
+        loaded = data.load_world(config.data)
+        when = pd.Timestamp(as_of) if as_of is not None else default_score_date(observed_until(loaded.world))
+        ranked = score_world(
+            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label
+        )
+        rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
     summary = summarise(ranked, models.versions)
-    summary["rejected_input_rows"] = {name: len(r.rejected) for name, r in loaded.reports.items()}
+    summary["rejected_input_rows"] = rejected
     paths = write_scores(ranked, config.scoring.output_dir, summary)
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
 
@@ -263,6 +351,7 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         TrainConfig(
             data=data_config,
             features=config.features,
+            label=config.label,
             text=config.text,
             churn=config.churn,
             tracking=config.tracking,
@@ -272,7 +361,10 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
     )
     seconds["train"] = train_outcome.seconds
     score_outcome = run_score(
-        ScoreConfig(data=data_config, features=config.features, tracking=config.tracking, scoring=config.scoring)
+        ScoreConfig(
+            data=data_config, features=config.features, label=config.label, text=config.text,
+            churn=config.churn, tracking=config.tracking, scoring=config.scoring,
+        )
     )
     seconds["score"] = score_outcome.seconds
     return DemoOutcome(world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome, seconds=seconds)
@@ -280,21 +372,45 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
 
 def format_training_outcome(outcome: TrainOutcome) -> str:
     result = outcome.result
-    churn, base = result.churn.metrics, result.churn.baseline_metrics
-    text, text_base = result.text.metrics, result.text.baseline_metrics
+    churn = result.churn
+    m, base = churn.metrics, churn.baseline_metrics
     lines = [
-        (f"Churn model, evaluated as of {result.dates.test.date()} "
-        f"({result.dates.horizon_days}-day horizon, {int(churn['n'])} customers, churn rate {churn['base_rate']:.1%}):"),
-        f"  {'':<22}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>9}{'lift@10%':>10}",
+        (f"Data: {result.layout} layout; churn definition: {result.definition}; "
+        f"feature families: {', '.join(result.families)}."),
+        f"Leakage audit: {', '.join(churn.audit.excluded_columns) or 'nothing'} excluded"
+        + (f" ({len(churn.audit.warnings)} note(s) in the report)" if churn.audit.warnings else "") + ".",
+        f"Churn model evaluated by {result.evaluation}",
+        f"  ({int(m['n'])} customer rows, churn rate {m['base_rate']:.1%}; settings chosen on {churn.tuned_on.split(';')[0]}):",
+        f"  {'':<22}{'ROC-AUC':>9}{'95% interval':>17}{'PR-AUC':>9}{'Brier':>9}{'lift@10%':>10}",
         *(
-            f"  {label:<22}{m['roc_auc']:>9.3f}{m['pr_auc']:>9.3f}{m['brier']:>9.4f}{m['lift_at_10']:>10.2f}"
-            for label, m in (("gradient boosting", churn), ("logistic baseline", base))
+            f"  {label:<22}{x['roc_auc']:>9.3f}   {x['roc_auc_low']:.3f} to {x['roc_auc_high']:.3f}"
+            f"{x['pr_auc']:>9.3f}{x['brier']:>9.4f}{x['lift_at_10']:>10.2f}"
+            for label, x in (("gradient boosting", m), ("logistic baseline", base))
         ),
-        f"Text models, evaluated on the latest {result.text.n_test} labelled feedback texts:",
-        (f"  sentiment  accuracy {text['sentiment_accuracy']:.3f}  macro-F1 {text['sentiment_macro_f1']:.3f}"
-        f"   (majority class: {text_base['sentiment_accuracy']:.3f} / {text_base['sentiment_macro_f1']:.3f})"),
-        (f"  themes     micro-F1 {text['themes_micro_f1']:.3f}  macro-F1 {text['themes_macro_f1']:.3f}"
-        f"   (majority: {text_base['themes_micro_f1']:.3f} / {text_base['themes_macro_f1']:.3f})"),
+        f"  paired: {churn.comparison.describe()}",
+    ]
+    if len(churn.per_split) > 1:
+        lines.append(
+            "  per split ROC-AUC: "
+            + ", ".join(f"{r.split} {r.roc_auc:.3f}" for r in churn.per_split.itertuples())
+        )
+    text = result.text
+    if text is not None:
+        t, tb = text.metrics, text.baseline_metrics
+        lines.append(f"Text models, evaluated on the latest {text.n_test} labelled feedback texts:")
+        if "sentiment_accuracy" in t:
+            lines.append(
+                f"  sentiment  accuracy {t['sentiment_accuracy']:.3f}  macro-F1 {t['sentiment_macro_f1']:.3f}"
+                f"   (majority class: {tb['sentiment_accuracy']:.3f} / {tb['sentiment_macro_f1']:.3f})"
+            )
+        if "themes_micro_f1" in t:
+            lines.append(
+                f"  themes     micro-F1 {t['themes_micro_f1']:.3f}  macro-F1 {t['themes_macro_f1']:.3f}"
+                f"   (majority: {tb['themes_micro_f1']:.3f} / {tb['themes_macro_f1']:.3f})"
+            )
+    else:
+        lines.append("Text models: none (no labelled feedback); text features left out.")
+    lines += [
         "Registry:",
         *(
             f"  {r.name} version {r.version}: {'champion' if r.promoted else 'not promoted'} ({r.reason})"

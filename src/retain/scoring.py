@@ -8,17 +8,19 @@ data and models gives the same files.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retain import data
 from retain.churn import features
 from retain.churn.evidence import reason_evidence
 from retain.churn.reasons import top_reasons
-from retain.config import FeatureConfig, Playbook, ScoringConfig
+from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
 from retain.ranking import rank_customers
 from retain.text_models import score_feedback
@@ -50,34 +52,87 @@ def score_world(
     feature_config: FeatureConfig,
     scoring_config: ScoringConfig,
     playbook: Playbook,
+    label_config: LabelConfig | None = None,
 ) -> pd.DataFrame:
-    """Score every active customer at ``as_of`` and rank them by value at risk.
+    """Score every customer in the population at ``as_of`` and rank them by value at risk.
 
     Returns
     -------
     pd.DataFrame
-        One row per customer active at ``as_of``: ``rank``, ``as_of``, ``customer_id``,
+        One row per population customer at ``as_of``: ``rank``, ``as_of``, ``customer_id``,
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
         ``reason_1..k`` with their ``reason_i_signal`` ids and ``reason_i_evidence`` (ticket and
         feedback ids behind each reason, ``|``-joined), and ``recommended_action``.
     """
-    feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
-    text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+    text_scores = None
+    if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
+        feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
+        text_scores = feedback_text_scores(feedback, models, theme_ids)
     table = features.build_features(
-        world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days
+        world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
+        definition=label_config, attributes=feature_config.attributes,
     )
     if table.empty:
         signups = world.customers["signup_at"]
         raise ScoringError(
-            f"no customer is active as of {as_of.date()} (signed up on or before it and not "
-            f"churned by then); the customers signed up from {signups.min()} to {signups.max()}"
+            f"no customer is in the population as of {as_of.date()} (signed up on or before it and "
+            f"not churned or lost by then); the customers signed up from {signups.min()} to {signups.max()}"
         )
+
+    def evidence(reasons: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        return reason_evidence(
+            reasons,
+            rows["customer_id"],
+            as_of,
+            tickets=world.tickets,
+            feedback=world.feedback,
+            windows_days=feature_config.windows_days,
+            feedback_scores=text_scores,
+        )
+
+    return _rank(
+        table, as_of, models, scoring_config, playbook, value_from_purchases(world, table, as_of), evidence
+    )
+
+
+def score_flat(
+    frame: pd.DataFrame,
+    models: ScoringModels,
+    scoring_config: ScoringConfig,
+    playbook: Playbook,
+    as_of: pd.Timestamp | None = None,
+    value_column: str | None = None,
+) -> pd.DataFrame:
+    """Score the customers of a flat table who have not churned (label not 1), ranked.
+
+    ``as_of`` is the snapshot date (the table's, else the day it is scored). The value column
+    may be a feature but is never a reason.
+    """
+    active = frame.loc[frame["churned"].fillna(0) != 1].reset_index(drop=True)
+    if active.empty:
+        raise ScoringError("every row of the flat table is labelled churned: nobody to score")
+    snapshot = active["as_of"].max() if active["as_of"].notna().any() else None
+    when = pd.Timestamp(as_of or snapshot or pd.Timestamp.now().normalize())
+    never = (value_column,) if value_column else ()
+    return _rank(active, when, models, scoring_config, playbook, None, None, never)
+
+
+def _rank(
+    table: pd.DataFrame,
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    scoring_config: ScoringConfig,
+    playbook: Playbook,
+    purchase_value: pd.Series | None,
+    evidence: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
+    never_reasons: tuple[str, ...] = (),
+) -> pd.DataFrame:
     expected = list(models.churn.feature_names_in_)
     missing = [c for c in expected if c not in table.columns]
     if missing:
         raise ScoringError(
             f"the churn model expects feature(s) {missing} that the data as of {as_of.date()} "
-            "does not produce (was the theme taxonomy changed since training?)"
+            "does not produce (a table, column or theme taxonomy changed since training?)"
         )
     X = table[expected]
     probabilities = models.churn.predict_proba(X)[:, 1]
@@ -87,29 +142,55 @@ def score_world(
         X,
         features.FEATURE_SIGNALS,
         k=scoring_config.top_reasons,
-        never_reasons=("monthly_value",),
+        never_reasons=("monthly_value", *never_reasons),
     )
-    evidence = reason_evidence(
-        reasons,
-        table["customer_id"],
-        as_of,
-        tickets=world.tickets,
-        feedback=world.feedback,
-        windows_days=feature_config.windows_days,
-        feedback_scores=text_scores,
+    if evidence is not None:
+        reasons = reasons.join(evidence(reasons, table))
+    value = (
+        table["monthly_value"].to_numpy(dtype=float)
+        if "monthly_value" in table.columns
+        else np.full(len(table), np.nan)
     )
-    reasons = reasons.join(evidence)
+    if purchase_value is not None:
+        value = np.where(np.isnan(value), purchase_value.to_numpy(dtype=float), value)
+    if np.isnan(value).all():
+        logger.info("no monthly value or purchase amounts: value at risk is the churn probability")
+        value = np.ones(len(table))
     scored = pd.DataFrame(
         {
             "customer_id": table["customer_id"].to_numpy(),
             "churn_probability": probabilities,
-            "monthly_value": table["monthly_value"].to_numpy(),
+            "monthly_value": np.nan_to_num(value, nan=0.0),
         },
         index=X.index,
     )
     ranked = rank_customers(scored, reasons, playbook, scoring_config.tiers)
     ranked.insert(1, "as_of", as_of)
     return ranked
+
+
+def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | None:
+    """Average monthly purchase amount over the 365 days to ``as_of``, where there is no monthly value.
+
+    A stand-in for customers without a contracted value (purchase logs), so the list ranks by
+    expected spend lost rather than by probability alone.
+    """
+    if world.events is None or "amount" not in world.events.columns:
+        return None
+    events = world.events
+    recent = events.loc[
+        (events["occurred_at"] <= as_of) & (events["occurred_at"] > as_of - pd.Timedelta(days=365))
+        & events["amount"].notna()
+    ]
+    if recent.empty:
+        return None
+    spend = recent.groupby(recent["customer_id"].astype(object), observed=True)["amount"].sum() / 12.0
+    return pd.Series(spend.reindex(table["customer_id"].astype(object)).fillna(0.0).to_numpy(), index=table.index)
+
+
+def feedback_text_scores(feedback: pd.DataFrame, models: ScoringModels, theme_ids: list[str]) -> pd.DataFrame:
+    """Text scores with whichever text models exist (sentiment and/or themes; a missing one is NaN)."""
+    return score_feedback(feedback, models.sentiment, models.themes, theme_ids)
 
 
 def write_scores(

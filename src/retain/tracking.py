@@ -60,7 +60,7 @@ import json
 import logging
 import math
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata
@@ -82,6 +82,7 @@ __all__ = [
     "PromotionDecision",
     "TrackedRun",
     "champion_version",
+    "evaluation_predictions",
     "flatten_params",
     "load_champion",
     "log_model",
@@ -261,6 +262,10 @@ class TrackedRun:
                 raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
             _client(self.tracking).log_artifact(self.run_id, str(path), artifact_path="tables")
         return f"tables/{path.name}"
+
+    def log_dict(self, payload: Mapping[str, Any], name: str) -> None:
+        """Save a JSON-able mapping as an artifact ``name`` (e.g. ``audit.json``)."""
+        _client(self.tracking).log_dict(self.run_id, dict(payload), name)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (values are converted to strings)."""
@@ -446,6 +451,8 @@ def promote_if_better(
     higher_is_better: bool = True,
     *,
     evaluation_id: str,
+    baseline_paired: tuple[bool, str] | None = None,
+    champion_paired: Callable[[str], tuple[bool, str] | None] | None = None,
 ) -> PromotionDecision:
     """Make ``version`` the champion if it beats its baseline and the comparable champion.
 
@@ -477,6 +484,13 @@ def promote_if_better(
         False for losses (log loss, Brier score).
     evaluation_id
         Identifies the evaluation data (e.g. test as_of date plus a hash of the test ids).
+    baseline_paired
+        A paired test against the baseline on the same rows, ``(candidate is better, how it
+        was judged)``; replaces the plain comparison of ``value`` with ``baseline_value``.
+    champion_paired
+        Given the champion's version (evaluated on the same ``evaluation_id``), a paired test
+        ``(candidate is better, how)``, or None when it cannot be paired (then the recorded
+        metrics are compared).
 
     Returns
     -------
@@ -507,6 +521,8 @@ def promote_if_better(
         float(baseline_value),
         higher_is_better,
         evaluation_id,
+        baseline_paired,
+        champion_paired,
     )
     if promoted:
         client.set_registered_model_alias(name, alias, version)
@@ -522,6 +538,25 @@ def promote_if_better(
         reason,
     )
     return PromotionDecision(promoted, reason, previous)
+
+
+def evaluation_predictions(
+    tracking: TrackingConfig, name: str, version: str | int, artifact: str = "tables/evaluation_predictions.parquet"
+) -> pd.DataFrame | None:
+    """The evaluation predictions logged on the run of a model version, or None if absent."""
+    import pandas as pd
+
+    client = _client(tracking)
+    run_id = client.get_model_version(name, str(version)).run_id
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory(prefix="retain-eval-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, artifact, tmp)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+            logger.info("no %s on the run of %s version %s: %s", artifact, name, version, exc)
+            return None
+        return pd.read_parquet(path)
 
 
 def champion_version(tracking: TrackingConfig, name: str) -> str | None:
@@ -765,6 +800,8 @@ def _decide(
     baseline_value: float,
     higher_is_better: bool,
     evaluation_id: str,
+    baseline_paired: tuple[bool, str] | None = None,
+    champion_paired: Callable[[str], tuple[bool, str] | None] | None = None,
 ) -> tuple[bool, str]:
     """The champion rule: (promote?, reason)."""
 
@@ -775,9 +812,15 @@ def _decide(
         return False, f"{metric} is {value}, not a number to compare"
     if not math.isfinite(baseline_value):
         return False, f"the baseline {metric} is {baseline_value}; cannot show the model beats it"
-    if not beats(value, baseline_value):
+    if baseline_paired is not None:
+        better, how = baseline_paired
+        if not better:
+            return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g} ({how})"
+    elif not beats(value, baseline_value):
         return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g}"
     against_baseline = f"{metric} {value:.4g} beats the baseline {baseline_value:.4g}"
+    if baseline_paired is not None:
+        against_baseline += f" ({baseline_paired[1]})"
     if previous is None:
         return True, f"{against_baseline}; there was no {tracking.champion_alias}"
 
@@ -794,6 +837,14 @@ def _decide(
         return True, (
             f"{against_baseline}; {tracking.champion_alias} version {previous} has no recorded "
             f"{metric} on evaluation {evaluation_id!r}, so it was not compared"
+        )
+    paired = champion_paired(previous) if champion_paired is not None else None
+    if paired is not None:
+        better, how = paired
+        verdict = "beats" if better else "does not beat"
+        return better, (
+            f"{against_baseline}; {metric} {verdict} {tracking.champion_alias} version {previous} "
+            f"on evaluation {evaluation_id!r} ({how})"
         )
     if not beats(value, champion_value):
         return False, (

@@ -1,15 +1,22 @@
 """The training job, as the phases a data scientist would say aloud.
 
-1. ``choose_training_dates``: the evaluation ``as_of`` is the last date whose churn window is
-   fully observed; training dates go back from there, each with its label window closed on or
-   before the evaluation date, so no training label peeks into the evaluation period.
-2. ``train_text_models``: sentiment and theme models on the earlier labelled feedback, evaluated
-   on the later feedback; every feedback row then gets scores from a model that did not see it
-   (out-of-fold for the training rows), so text features do not flatter the churn evaluation.
-3. ``build_training_table``: point-in-time features and labels for every training date and the
-   evaluation date.
-4. ``train_churn_models``: the gradient-boosted churn model and its logistic baseline, both
-   evaluated on the evaluation date.
+Dated data (``data.layout: tables``):
+
+1. ``plan_evaluation``: the labelled ``as_of`` dates (every label window observed), the
+   evaluation dates of the backtest (the last ``churn.backtest_dates`` of them) and, before the
+   first evaluation date, a validation date on which settings are chosen. Each evaluation date
+   is predicted by a model fitted only on dates whose label windows closed by then. Data too
+   short for a backtest falls back to customer-grouped folds over the labelled dates, and says so.
+2. ``train_text_models``: sentiment and/or theme models on whatever labels exist (evaluated on
+   the latest labelled feedback); none when nothing is labelled.
+3. ``build_training_table``: point-in-time features and labels for every labelled date; text
+   features at each date come from text models fitted only on feedback dated before it.
+4. ``audit`` then ``choose_settings`` on the training side only, then ``backtest`` the churn
+   model and the logistic baseline on the evaluation splits, with intervals and a paired test.
+5. ``refit``: the model that is registered is refitted on every labelled date.
+
+Flat data (``data.layout: flat``): the same audit, settings, evaluation and refit, with
+stratified folds of customers (or the configured test file) in place of dates.
 
 ``train`` runs the phases; ``retain.tracking`` logs, registers and promotes what they produce.
 """
@@ -23,17 +30,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from retain import evaluation
 from retain.churn import features
+from retain.churn.audit import AuditResult, audit_features
+from retain.churn.backtest import (
+    Comparison,
+    Split,
+    metrics_with_interval,
+    paired_comparison,
+    split_metrics,
+)
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
-from retain.config import ChurnModelConfig, FeatureConfig, TextModelConfig
+from retain.churn.selection import select_churn_settings
+from retain.config import ChurnModelConfig, FeatureConfig, LabelConfig, TextModelConfig
 from retain.contracts import World
+from retain.data import FlatTable
 from retain.text_models import (
     make_sentiment_model,
     make_theme_model,
-    out_of_fold_feedback_scores,
-    score_feedback,
+    point_in_time_feedback_scores,
     theme_indicators,
 )
 
@@ -41,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 #: Days of history a customer base needs before the first training date.
 MIN_HISTORY_DAYS = 90
+#: Label column and the key columns of a training table.
+LABEL = features.LABEL_COLUMN
 
 
 class TrainingError(ValueError):
@@ -48,20 +67,30 @@ class TrainingError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainingDates:
-    train: tuple[pd.Timestamp, ...]
-    test: pd.Timestamp
+class EvaluationPlan:
+    """Which dates are labelled, which are evaluated, and where settings are chosen."""
+
+    labelled: tuple[pd.Timestamp, ...]
+    evaluation: tuple[pd.Timestamp, ...]
+    validation: pd.Timestamp | None
     horizon_days: int
+    backtest: bool
+    description: str
+
+    @property
+    def last_labelled(self) -> pd.Timestamp:
+        return self.labelled[-1]
 
 
 @dataclass
 class TextModels:
-    sentiment: Any
-    themes: Any
+    """Text models fitted on all labelled feedback (for scoring), and their evaluation."""
+
+    sentiment: Any | None
+    themes: Any | None
     theme_ids: list[str]
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
-    feedback_scores: pd.DataFrame
     figures: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
     n_test: int = 0
@@ -70,33 +99,45 @@ class TextModels:
 
 
 @dataclass
-class ChurnModels:
+class ChurnResult:
+    """The churn model to register, its evaluation, and how its settings were chosen."""
+
     model: ChurnClassifier
     baseline: Any
     feature_columns: list[str]
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
-    test_predictions: pd.DataFrame
+    per_split: pd.DataFrame
+    predictions: pd.DataFrame
+    comparison: Comparison
+    params: dict[str, Any]
+    tuned_on: str
+    selection: pd.DataFrame
+    audit: AuditResult
     figures: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
 
 
 @dataclass
 class TrainingResult:
-    dates: TrainingDates
-    text: TextModels
-    churn: ChurnModels
+    layout: str
+    plan: EvaluationPlan | None
+    text: TextModels | None
+    churn: ChurnResult
+    families: list[str]
     evaluation_id: str
+    evaluation: str
+    definition: str
+
+
+# --------------------------------------------------------------------------------------------
+# Dates
 
 
 def observed_until(world: World) -> pd.Timestamp:
     """The latest moment the data describes (the newest event, ticket, feedback or signup)."""
-    stamps = [
-        world.events["occurred_at"].max(),
-        world.tickets["opened_at"].max(),
-        world.feedback["created_at"].max(),
-        world.customers["signup_at"].max(),
-    ]
+    columns = {"events": "occurred_at", "tickets": "opened_at", "feedback": "created_at", "customers": "signup_at"}
+    stamps = [frame[columns[name]].max() for name, frame in world.tables().items()]
     stamps = [s for s in stamps if pd.notna(s)]
     if not stamps:
         raise TrainingError("the data has no dated rows")
@@ -104,197 +145,475 @@ def observed_until(world: World) -> pd.Timestamp:
 
 
 def observed_since(world: World) -> pd.Timestamp:
-    stamps = [world.events["occurred_at"].min(), world.tickets["opened_at"].min()]
+    columns = {"events": "occurred_at", "tickets": "opened_at"}
+    stamps = [frame[columns[name]].min() for name, frame in world.tables().items() if name in columns]
     stamps = [s for s in stamps if pd.notna(s)]
     return min(stamps) if stamps else world.customers["signup_at"].min()
 
 
-def choose_training_dates(
-    world: World, feature_config: FeatureConfig, churn_config: ChurnModelConfig
-) -> TrainingDates:
-    """Pick the evaluation date and the training dates before it (see the module docstring)."""
+def plan_evaluation(
+    world: World,
+    feature_config: FeatureConfig,
+    churn_config: ChurnModelConfig,
+    until: pd.Timestamp | None = None,
+) -> EvaluationPlan:
+    """Labelled dates, backtest evaluation dates and the validation date (see module docstring)."""
     horizon = pd.Timedelta(days=feature_config.horizon_days)
-    end = observed_until(world).normalize()
+    step = pd.Timedelta(days=churn_config.train_every_days)
+    end = (until if until is not None else observed_until(world)).normalize()
     if churn_config.test_as_of is not None:
-        test = pd.Timestamp(churn_config.test_as_of)
-        if test + horizon > end:
+        last = pd.Timestamp(churn_config.test_as_of)
+        if last + horizon > end:
             raise TrainingError(
-                f"churn.test_as_of {test.date()} + {feature_config.horizon_days} days is after the "
+                f"churn.test_as_of {last.date()} + {feature_config.horizon_days} days is after the "
                 f"data ends ({end.date()}): its churn labels are not observed yet"
             )
     else:
-        test = end - horizon
+        last = end - horizon
     earliest = observed_since(world).normalize() + pd.Timedelta(days=MIN_HISTORY_DAYS)
-    last_train = test - horizon
-    step = pd.Timedelta(days=churn_config.train_every_days)
-    train = [last_train - k * step for k in range(churn_config.train_periods)]
-    train = sorted(d for d in train if d >= earliest)
-    if not train:
+    n_dates = churn_config.train_periods + churn_config.backtest_dates + 4 * max(
+        1, feature_config.horizon_days // churn_config.train_every_days
+    )
+    labelled = sorted(d for d in (last - k * step for k in range(n_dates)) if d >= earliest)
+    if not labelled:
         raise TrainingError(
             f"not enough history: the data spans {observed_since(world).date()} to {end.date()}, "
-            f"but training needs {MIN_HISTORY_DAYS} days of history plus two "
-            f"{feature_config.horizon_days}-day label windows"
+            f"but training needs {MIN_HISTORY_DAYS} days of history plus a "
+            f"{feature_config.horizon_days}-day label window"
         )
-    return TrainingDates(train=tuple(train), test=test, horizon_days=feature_config.horizon_days)
+    evaluation_dates = [d for d in labelled[-churn_config.backtest_dates:] if d - horizon >= labelled[0]]
+    if evaluation_dates:
+        validation = evaluation_dates[0] - horizon
+        has_fit = any(d <= validation - horizon for d in labelled)
+        validation = validation if has_fit and validation in set(labelled) else None
+        description = (
+            f"backtest on {len(evaluation_dates)} date(s) {', '.join(str(d.date()) for d in evaluation_dates)}; "
+            "each predicted by a model fitted only on dates whose label windows closed by then"
+        )
+        return EvaluationPlan(
+            labelled=tuple(labelled), evaluation=tuple(evaluation_dates), validation=validation,
+            horizon_days=feature_config.horizon_days, backtest=True, description=description,
+        )
+    description = (
+        f"customer-grouped {churn_config.cv_folds}-fold cross-validation over {len(labelled)} labelled "
+        f"date(s) {labelled[0].date()}..{labelled[-1].date()}: the data is too short for a backtest "
+        f"(that needs two {feature_config.horizon_days}-day label windows after {MIN_HISTORY_DAYS} "
+        "days of history), so this judges the model on other customers, not on a later period"
+    )
+    logger.warning("evaluation: %s", description)
+    return EvaluationPlan(
+        labelled=tuple(labelled), evaluation=(), validation=None,
+        horizon_days=feature_config.horizon_days, backtest=False, description=description,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def labelled_feedback(feedback: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows with a sentiment label, and rows with a themes label (either may be empty)."""
+    if feedback is None:
+        empty = pd.DataFrame()
+        return empty, empty
+    return (
+        feedback.loc[feedback["sentiment"].notna()],
+        feedback.loc[feedback["themes"].map(lambda v: isinstance(v, str))],
+    )
 
 
 def train_text_models(
-    feedback: pd.DataFrame, theme_ids: list[str], config: TextModelConfig
-) -> TextModels:
-    """Fit sentiment and theme models on earlier labelled feedback; evaluate on the later part.
+    feedback: pd.DataFrame | None, theme_ids: list[str], config: TextModelConfig, min_rows: int = 20
+) -> TextModels | None:
+    """Sentiment and/or theme models on the labels that exist; evaluated on the latest ones.
 
-    Only rows with both labels (``sentiment`` and ``themes``) are used to fit and evaluate.
+    Each model is evaluated on the latest ``test_fraction`` of its labelled rows (fitted on the
+    earlier ones), then refitted on all of them for scoring. ``None`` when neither label has
+    ``min_rows`` rows: text features are then left out, which is a normal case.
     """
-    labelled = feedback.loc[feedback["sentiment"].notna() & feedback["themes"].notna()]
-    if len(labelled) < 20:
-        raise TrainingError(
-            f"only {len(labelled)} feedback rows carry both sentiment and themes labels; "
-            "the text models need at least 20"
+    with_sentiment, with_themes = labelled_feedback(feedback)
+    use_sentiment = len(with_sentiment) >= min_rows and with_sentiment["sentiment"].nunique() >= 2
+    use_themes = len(with_themes) >= min_rows and bool(theme_ids)
+    if not (use_sentiment or use_themes):
+        logger.info(
+            "text: %d rows with a sentiment label, %d with themes; fewer than %d, so no text "
+            "model is trained and text features are left out",
+            len(with_sentiment), len(with_themes), min_rows,
         )
-    labelled = labelled.sort_values(["created_at", "feedback_id"], kind="stable")
-    n_test = max(1, round(len(labelled) * config.test_fraction))
-    fit_rows, test_rows = labelled.iloc[:-n_test], labelled.iloc[-n_test:]
-    logger.info("text models: %d feedback rows to fit, %d later rows to evaluate", len(fit_rows), len(test_rows))
-
-    sentiment = make_sentiment_model(config).fit(_texts(fit_rows), fit_rows["sentiment"].to_numpy())
-    Y_fit = theme_indicators(fit_rows["themes"], theme_ids)
-    themes = make_theme_model(config).fit(_texts(fit_rows), Y_fit)
-
-    test_texts = _texts(test_rows)
-    Y_test = theme_indicators(test_rows["themes"], theme_ids)
-    Y_pred = np.asarray(themes.predict_proba(test_texts)) >= config.theme_threshold
-    sentiment_pred = sentiment.predict(test_texts)
-    metrics = {
-        **_prefixed("sentiment_", evaluation.sentiment_metrics(test_rows["sentiment"], sentiment_pred)),
-        **_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_pred.astype(int), theme_ids)),
-    }
-    baseline_metrics = _majority_text_baseline(fit_rows, test_rows, Y_fit, Y_test, theme_ids)
-
-    oof = out_of_fold_feedback_scores(fit_rows, config, theme_ids, config.oof_folds)
-    unseen = feedback.loc[~feedback["feedback_id"].isin(fit_rows["feedback_id"])]
-    scores = pd.concat(
-        [oof, score_feedback(unseen, sentiment, themes, theme_ids)], ignore_index=True
-    )
-    figures = evaluation.text_figures(
-        test_rows["sentiment"].to_numpy(), sentiment_pred, Y_test, Y_pred.astype(int), theme_ids
-    )
+        return None
+    metrics: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    figures: dict[str, Any] = {}
+    sentiment_model = themes_model = None
+    n_train = n_test = 0
+    ids: list[str] = []
+    until = []
+    if use_sentiment:
+        fit, test = _time_split(with_sentiment, config.test_fraction)
+        model = make_sentiment_model(config).fit(_texts(fit), fit["sentiment"].astype(str).to_numpy())
+        predicted = model.predict(_texts(test))
+        metrics.update(_prefixed("sentiment_", evaluation.sentiment_metrics(test["sentiment"], predicted)))
+        majority = np.full(len(test), fit["sentiment"].mode().iloc[0], dtype=object)
+        baseline.update(_prefixed("sentiment_", evaluation.sentiment_metrics(test["sentiment"], majority)))
+        figures.update(evaluation.text_figures(test["sentiment"].to_numpy(), predicted, None, None, theme_ids))
+        sentiment_model = make_sentiment_model(config).fit(
+            _texts(with_sentiment), with_sentiment["sentiment"].astype(str).to_numpy()
+        )
+        n_train, n_test = len(fit), len(test)
+        ids += test["feedback_id"].astype(str).tolist()
+        until.append(with_sentiment["created_at"].max())
+    if use_themes:
+        fit, test = _time_split(with_themes, config.test_fraction)
+        Y_fit = theme_indicators(fit["themes"], theme_ids)
+        Y_test = theme_indicators(test["themes"], theme_ids)
+        model = make_theme_model(config).fit(_texts(fit), Y_fit)
+        Y_pred = (np.asarray(model.predict_proba(_texts(test))) >= config.theme_threshold).astype(int)
+        metrics.update(_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_pred, theme_ids)))
+        Y_majority = np.tile((Y_fit.mean(axis=0) > 0.5).astype(int), (len(test), 1))
+        baseline.update(_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_majority, theme_ids)))
+        figures.update(evaluation.text_figures(None, None, Y_test, Y_pred, theme_ids))
+        themes_model = make_theme_model(config).fit(
+            _texts(with_themes), theme_indicators(with_themes["themes"], theme_ids)
+        )
+        n_train, n_test = max(n_train, len(fit)), max(n_test, len(test))
+        ids += test["feedback_id"].astype(str).tolist()
+        until.append(with_themes["created_at"].max())
     return TextModels(
-        sentiment=sentiment,
-        themes=themes,
-        theme_ids=list(theme_ids),
+        sentiment=sentiment_model,
+        themes=themes_model,
+        theme_ids=list(theme_ids) if use_themes else [],
         metrics=metrics,
-        baseline_metrics=baseline_metrics,
-        feedback_scores=scores,
+        baseline_metrics=baseline,
         figures=figures,
-        n_train=len(fit_rows),
-        n_test=len(test_rows),
-        train_until=fit_rows["created_at"].max(),
-        evaluation_id=_fingerprint(np.sort(test_rows["feedback_id"].astype(str).to_numpy())),
+        n_train=n_train,
+        n_test=n_test,
+        train_until=max(until),
+        evaluation_id=_fingerprint(np.sort(np.unique(ids))),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Features
 
 
 def build_training_table(
     world: World,
-    dates: TrainingDates,
-    feedback_scores: pd.DataFrame | None,
+    plan: EvaluationPlan,
     theme_ids: list[str],
     feature_config: FeatureConfig,
+    label_config: LabelConfig,
+    text_config: TextModelConfig,
+    use_text: bool,
     show_progress: bool = False,
 ) -> pd.DataFrame:
-    """Point-in-time features and churn labels for every training date and the evaluation date."""
+    """Features and labels at every labelled date; text scores fitted before each date only."""
+    scores = None
+    if use_text and world.feedback is not None:
+        scores = point_in_time_feedback_scores(
+            world.feedback, list(plan.labelled), theme_ids, text_config,
+            refit_every_days=text_config.refit_every_days, show_progress=show_progress,
+        ).scores_for
     return features.build_training_table(
         world,
-        [*dates.train, dates.test],
-        feedback_scores,
+        plan.labelled,
+        scores,
         theme_ids,
         windows_days=feature_config.windows_days,
-        horizon_days=dates.horizon_days,
+        horizon_days=plan.horizon_days,
         show_progress=show_progress,
+        definition=label_config,
+        attributes=feature_config.attributes,
     )
 
 
-def train_churn_models(
-    table: pd.DataFrame, dates: TrainingDates, config: ChurnModelConfig
-) -> ChurnModels:
-    """Fit the churn model and the logistic baseline on the training dates; evaluate both later."""
-    columns = features.feature_columns(table)
-    fit_rows = table.loc[table["as_of"].isin(dates.train)]
-    test_rows = table.loc[table["as_of"] == dates.test]
-    if fit_rows["churned"].nunique() < 2 or test_rows["churned"].nunique() < 2:
-        raise TrainingError(
-            "churn labels need both churners and non-churners in the training and evaluation "
-            f"dates (training churn rate {fit_rows['churned'].mean():.3f}, "
-            f"evaluation {test_rows['churned'].mean():.3f})"
+# --------------------------------------------------------------------------------------------
+# Churn
+
+
+def dated_splits(table: pd.DataFrame, plan: EvaluationPlan, folds: int) -> list[Split]:
+    """Backtest splits (fit on dates whose windows closed by each evaluation date) or grouped folds."""
+    as_of = table["as_of"]
+    if plan.backtest:
+        horizon = pd.Timedelta(days=plan.horizon_days)
+        return [
+            Split(str(d.date()), (as_of <= d - horizon).to_numpy(), (as_of == d).to_numpy())
+            for d in plan.evaluation
+        ]
+    groups = table["customer_id"].astype(str).to_numpy()
+    n = min(folds, len(np.unique(groups)))
+    return [
+        Split(f"fold {k + 1}", _mask(len(table), fit), _mask(len(table), test))
+        for k, (fit, test) in enumerate(GroupKFold(n).split(table, groups=groups))
+    ]
+
+
+def flat_splits(y: np.ndarray, folds: int, test: np.ndarray | None = None) -> list[Split]:
+    """One split to the test rows if given, else stratified shuffled folds (seed 0)."""
+    if test is not None:
+        return [Split("test file", ~test, test)]
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    n = len(y)
+    return [
+        Split(f"fold {k + 1}", _mask(n, fit), _mask(n, ev))
+        for k, (fit, ev) in enumerate(cv.split(np.zeros(n), y))
+    ]
+
+
+def train_churn(
+    table: pd.DataFrame,
+    columns: list[str],
+    splits: list[Split],
+    config: ChurnModelConfig,
+    settings_split: tuple[np.ndarray, np.ndarray] | None,
+    dated: bool,
+    settings_description: str,
+    validation_description: str | None = None,
+) -> ChurnResult:
+    """Audit, choose settings, evaluate on the splits, and refit on every labelled row.
+
+    ``settings_split`` (fit, validation masks) is where settings and the audit are decided for
+    dated data; for flat data (``None``) each split decides them on its own training rows (inner
+    folds), so no evaluation row shapes the settings that evaluate it.
+    """
+    y = table[LABEL].to_numpy()
+    groups = table["customer_id"].astype(str).to_numpy()
+    if np.unique(y).size < 2:
+        raise TrainingError(f"churn labels are all {y[0]}: need churners and non-churners")
+
+    def decide(fit_mask: np.ndarray, validation: Any) -> tuple[list[str], dict[str, Any], str, pd.DataFrame, AuditResult]:
+        X_fit = table.loc[fit_mask, columns]
+        audit = _audit(X_fit, y[fit_mask], config)
+        kept = [c for c in columns if c not in set(audit.excluded_columns)]
+        chosen = select_churn_settings(
+            table.loc[:, kept] if validation is not None else X_fit[kept],
+            y if validation is not None else y[fit_mask],
+            groups=groups if validation is not None else groups[fit_mask],
+            validation=validation if validation is not None else 3,
+            time_budget_s=config.search_budget_s,
+            random_state=0,
+            n_jobs=config.n_jobs,
+            tuned_on=validation_description if validation is not None else None,
         )
-    logger.info(
-        "churn model: %d rows on %d training dates, %d customers on %s to evaluate",
-        len(fit_rows), len(dates.train), len(test_rows), dates.test.date(),
-    )
-    model = ChurnClassifier(
-        n_estimators=config.n_estimators,
-        learning_rate=config.learning_rate,
-        num_leaves=config.num_leaves,
-        min_child_samples=config.min_child_samples,
-        calibration=config.calibration,
-        n_jobs=config.n_jobs,
-    ).fit(fit_rows[columns], fit_rows["churned"].to_numpy(), groups=fit_rows["customer_id"].to_numpy())
-    baseline = make_logistic_baseline().fit(fit_rows[columns], fit_rows["churned"].to_numpy())
+        return kept, chosen.params, chosen.tuned_on, chosen.scores, audit
 
-    y_test = test_rows["churned"].to_numpy()
-    p_model = model.predict_proba(test_rows[columns])[:, 1]
-    p_baseline = baseline.predict_proba(test_rows[columns])[:, 1]
-    predictions = pd.DataFrame(
-        {
-            "customer_id": test_rows["customer_id"].to_numpy(),
-            "churned": y_test,
-            "churn_probability": p_model,
-            "baseline_probability": p_baseline,
-        }
-    )
+    if dated and settings_split is not None:
+        fit_idx, val_idx = (np.flatnonzero(m) for m in settings_split)
+        decided = decide(settings_split[0], (fit_idx, val_idx))
+    elif dated:
+        decided = decide(np.ones(len(table), bool), None)
+    else:
+        decided = None
+
+    parts = []
+    for split in splits:
+        if decided is None:
+            kept, params, _, _, _ = decide(split.fit, None)
+        else:
+            kept, params = decided[0], decided[1]
+        y_fit = y[split.fit]
+        if np.unique(y_fit).size < 2 or np.unique(y[split.evaluate]).size < 2:
+            logger.warning("evaluation split %s has one class; skipped", split.name)
+            continue
+        model = _model(params, config).fit(table.loc[split.fit, kept], y_fit, groups=groups[split.fit])
+        base = make_logistic_baseline().fit(table.loc[split.fit, kept], y_fit)
+        rows = table.loc[split.evaluate]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "split": split.name,
+                    "customer_id": rows["customer_id"].to_numpy(),
+                    "as_of": rows["as_of"].to_numpy() if "as_of" in rows else pd.NaT,
+                    "churned": y[split.evaluate],
+                    "churn_probability": model.predict_proba(rows[kept])[:, 1],
+                    "baseline_probability": base.predict_proba(rows[kept])[:, 1],
+                }
+            )
+        )
+        logger.info("evaluated split %s: %d rows fitted, %d evaluated", split.name, int(split.fit.sum()), len(rows))
+    if not parts:
+        raise TrainingError("no evaluation split has both churners and non-churners")
+    predictions = pd.concat(parts, ignore_index=True)
+
+    # The registered model: settings decided on all labelled rows' training side, fitted on all.
+    everything = np.ones(len(table), dtype=bool)
+    if decided is None:
+        decided = decide(everything, None)
+    kept, params, tuned_on, selection, audit = decided
+    if dated and settings_split is not None:
+        tuned_on = f"{tuned_on} (before the first evaluation date)"
+    final = _model(params, config).fit(table[kept], y, groups=groups)
+    baseline = make_logistic_baseline().fit(table[kept], y)
+    metrics = metrics_with_interval(predictions, "churn_probability")
+    baseline_metrics = metrics_with_interval(predictions, "baseline_probability")
+    comparison = paired_comparison(predictions, "churn_probability", "baseline_probability")
     figures = evaluation.churn_figures(
-        y_test, {"gradient boosting": p_model, "logistic baseline": p_baseline}
+        predictions["churned"].to_numpy(),
+        {
+            "gradient boosting": predictions["churn_probability"].to_numpy(),
+            "logistic baseline": predictions["baseline_probability"].to_numpy(),
+        },
     )
-    return ChurnModels(
-        model=model,
+    per_split = split_metrics(predictions, "churn_probability").merge(
+        split_metrics(predictions, "baseline_probability")[["split", "roc_auc"]].rename(
+            columns={"roc_auc": "baseline_roc_auc"}
+        ),
+        on="split",
+    )
+    return ChurnResult(
+        model=final,
         baseline=baseline,
-        feature_columns=columns,
-        metrics=evaluation.churn_metrics(y_test, p_model),
-        baseline_metrics=evaluation.churn_metrics(y_test, p_baseline),
-        test_predictions=predictions,
+        feature_columns=kept,
+        metrics=metrics,
+        baseline_metrics=baseline_metrics,
+        per_split=per_split,
+        predictions=predictions,
+        comparison=comparison,
+        params=params,
+        tuned_on=f"{tuned_on}; {settings_description}",
+        selection=selection,
+        audit=audit,
         figures=figures,
-        n_train=len(fit_rows),
+        n_train=len(table),
     )
 
 
-def evaluation_fingerprint(world: World, dates: TrainingDates) -> str:
-    """An id for "the same evaluation data": the customers, the evaluation date and horizon."""
-    digest = hashlib.sha256()
-    ids = pd.util.hash_pandas_object(world.customers["customer_id"], index=False).to_numpy()
-    digest.update(np.sort(ids).tobytes())
-    for table in (world.events, world.tickets, world.feedback):
-        digest.update(str(len(table)).encode())
-    digest.update(f"{dates.test.isoformat()}|{dates.horizon_days}".encode())
-    return digest.hexdigest()[:16]
+def _audit(X: pd.DataFrame, y: np.ndarray, config: ChurnModelConfig) -> AuditResult:
+    if not config.audit.enabled:
+        return AuditResult(findings=())
+    return audit_features(X, y, keep=config.audit.keep)
+
+
+def _model(params: dict[str, Any], config: ChurnModelConfig) -> ChurnClassifier:
+    return ChurnClassifier(**{**params, "n_jobs": config.n_jobs})
+
+
+# --------------------------------------------------------------------------------------------
+# The two training paths
 
 
 def train(
     world: World,
     theme_ids: list[str],
     feature_config: FeatureConfig,
+    label_config: LabelConfig,
     text_config: TextModelConfig,
     churn_config: ChurnModelConfig,
+    until: pd.Timestamp | None = None,
     show_progress: bool = False,
 ) -> TrainingResult:
-    """Run the training phases on a validated world (no tracking; see ``retain.tracking``)."""
-    dates = choose_training_dates(world, feature_config, churn_config)
+    """Train on dated tables (no tracking; see ``retain.tracking``)."""
+    families = features.feature_families(world)
+    logger.info("feature families: %s", ", ".join(families))
+    plan = plan_evaluation(world, feature_config, churn_config, until)
     logger.info(
-        "training dates %s .. %s (%d), evaluation as_of %s, horizon %d days",
-        dates.train[0].date(), dates.train[-1].date(), len(dates.train), dates.test.date(), dates.horizon_days,
+        "labelled as_of dates %s .. %s (%d), horizon %d days, %s",
+        plan.labelled[0].date(), plan.labelled[-1].date(), len(plan.labelled), plan.horizon_days, plan.description,
     )
     text = train_text_models(world.feedback, theme_ids, text_config)
-    table = build_training_table(world, dates, text.feedback_scores, theme_ids, feature_config, show_progress)
-    churn = train_churn_models(table, dates, churn_config)
-    return TrainingResult(dates=dates, text=text, churn=churn, evaluation_id=evaluation_fingerprint(world, dates))
+    if text is not None:
+        families.append("text (sentiment" + (", themes" if text.themes is not None else "") + ")")
+    text_theme_ids = text.theme_ids if text is not None else []
+    table = build_training_table(
+        world, plan, text_theme_ids, feature_config, label_config, text_config,
+        use_text=text is not None, show_progress=show_progress,
+    )
+    columns = features.feature_columns(table)
+    splits = dated_splits(table, plan, churn_config.cv_folds)
+    settings_split = None
+    if plan.validation is not None:
+        horizon = pd.Timedelta(days=plan.horizon_days)
+        settings_split = (
+            (table["as_of"] <= plan.validation - horizon).to_numpy(),
+            (table["as_of"] == plan.validation).to_numpy(),
+        )
+    churn = train_churn(
+        table, columns, splits, churn_config, settings_split, dated=True,
+        settings_description=plan.description,
+        validation_description=(
+            f"validation as_of {plan.validation.date()} (fitted on dates up to "
+            f"{(plan.validation - pd.Timedelta(days=plan.horizon_days)).date()})"
+            if plan.validation is not None else None
+        ),
+    )
+    return TrainingResult(
+        layout="tables",
+        plan=plan,
+        text=text,
+        churn=churn,
+        families=families,
+        evaluation_id=evaluation_fingerprint(world, plan, label_config),
+        evaluation=plan.description,
+        definition=label_config.definition,
+    )
+
+
+def train_flat(flat: FlatTable, churn_config: ChurnModelConfig) -> TrainingResult:
+    """Train on a flat table: folds (or the test file) for evaluation, refit on all labelled rows."""
+    frame = flat.frame.loc[flat.frame["churned"].notna()].reset_index(drop=True)
+    test_rows = np.zeros(len(frame), dtype=bool)
+    if flat.test is not None:
+        test = flat.test.loc[flat.test["churned"].notna()].reset_index(drop=True)
+        frame = pd.concat([frame, test], ignore_index=True)
+        test_rows = np.r_[np.zeros(len(frame) - len(test), bool), np.ones(len(test), bool)]
+    frame[LABEL] = frame["churned"].astype("int64")
+    columns = [c for c in flat.feature_columns if c in frame.columns]
+    splits = flat_splits(frame[LABEL].to_numpy(), churn_config.cv_folds, test_rows if flat.test is not None else None)
+    description = (
+        f"the test file ({int(test_rows.sum())} rows), model fitted on the {int((~test_rows).sum())} other rows"
+        if flat.test is not None
+        else f"{churn_config.cv_folds}-fold stratified cross-validation (shuffled, seed 0)"
+    )
+    churn = train_churn(
+        frame, columns, splits, churn_config, None, dated=False,
+        settings_description=f"evaluated on {description}",
+    )
+    if flat.test is not None:
+        # The registered model is refitted on the training file only: the test file stays unseen.
+        keep = ~test_rows
+        churn.model = _model(churn.params, churn_config).fit(
+            frame.loc[keep, churn.feature_columns], frame.loc[keep, LABEL].to_numpy()
+        )
+        churn.baseline = make_logistic_baseline().fit(
+            frame.loc[keep, churn.feature_columns], frame.loc[keep, LABEL].to_numpy()
+        )
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(frame["customer_id"].astype(str), index=False).to_numpy().tobytes())
+    digest.update(frame[LABEL].to_numpy().tobytes())
+    digest.update(description.encode())
+    return TrainingResult(
+        layout="flat",
+        plan=None,
+        text=None,
+        churn=churn,
+        families=["customer attributes"],
+        evaluation_id=digest.hexdigest()[:16],
+        evaluation=description,
+        definition="flat label",
+    )
+
+
+def evaluation_fingerprint(world: World, plan: EvaluationPlan, label: LabelConfig | None = None) -> str:
+    """An id for "the same evaluation data": customers, tables, evaluation dates and definition."""
+    digest = hashlib.sha256()
+    ids = pd.util.hash_pandas_object(world.customers["customer_id"], index=False).to_numpy()
+    digest.update(np.sort(ids).tobytes())
+    for name, table in world.tables().items():
+        digest.update(f"{name}:{len(table)}".encode())
+    dates = ",".join(str(d.date()) for d in plan.evaluation) or f"groups:{plan.labelled[0]}..{plan.labelled[-1]}"
+    digest.update(f"{dates}|{plan.horizon_days}|{label.model_dump_json() if label else ''}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _time_split(rows: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = rows.sort_values(["created_at", "feedback_id"], kind="stable")
+    n_test = max(1, round(len(rows) * test_fraction))
+    return rows.iloc[:-n_test], rows.iloc[-n_test:]
 
 
 def _fingerprint(ids: np.ndarray) -> str:
@@ -307,21 +626,3 @@ def _texts(rows: pd.DataFrame) -> list[str]:
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
-
-
-def _majority_text_baseline(
-    fit_rows: pd.DataFrame,
-    test_rows: pd.DataFrame,
-    Y_fit: np.ndarray,
-    Y_test: np.ndarray,
-    theme_ids: list[str],
-) -> dict[str, float]:
-    """The majority-class baseline: the most common sentiment; each theme's majority value."""
-    majority = fit_rows["sentiment"].mode().iloc[0]
-    predicted = np.full(len(test_rows), majority, dtype=object)
-    theme_majority = (Y_fit.mean(axis=0) > 0.5).astype(int)
-    Y_majority = np.tile(theme_majority, (len(test_rows), 1))
-    return {
-        **_prefixed("sentiment_", evaluation.sentiment_metrics(test_rows["sentiment"], predicted)),
-        **_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_majority, theme_ids)),
-    }

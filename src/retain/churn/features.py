@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from retain.config import FeatureConfig
+from retain.churn import labels as labels_module
+from retain.config import FeatureConfig, LabelConfig
 from retain.contracts import World
 
 logger = logging.getLogger(__name__)
@@ -167,61 +168,24 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
 
 
 def churn_population(customers: pd.DataFrame, as_of: pd.Timestamp | str) -> pd.DataFrame:
-    """The customers who can churn after ``as_of``.
+    """The contractual population at ``as_of`` (see :func:`retain.churn.labels.population`).
 
-    Parameters
-    ----------
-    customers:
-        The customers table (``customer_id``, ``signup_at``, optional ``churned_at``...).
-    as_of:
-        The cutoff.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows of ``customers`` with ``signup_at <= as_of`` and ``churned_at`` missing or
-        ``> as_of``, in input order, with a fresh ``RangeIndex``.
+    The rows of ``customers`` with ``signup_at <= as_of`` and ``churned_at`` missing or
+    ``> as_of``, in input order, with a fresh ``RangeIndex``.
     """
-    as_of = _as_timestamp(as_of)
     _require(customers, ("customer_id", "signup_at"), "customers")
-    signed_up = _days_before(customers["signup_at"], as_of) >= 0
-    churned_at = _optional_timestamps(customers, "churned_at")
-    already_churned = _days_before(churned_at, as_of) >= 0
-    return customers.loc[signed_up & ~already_churned].reset_index(drop=True)
+    return labels_module.population(customers, None, as_of)
 
 
 def churn_labels(
     customers: pd.DataFrame, as_of: pd.Timestamp | str, horizon_days: int
 ) -> pd.Series:
-    """Whether each population customer churns within ``horizon_days`` after ``as_of``.
+    """Contractual labels at ``as_of`` (see :func:`retain.churn.labels.labels`).
 
-    Parameters
-    ----------
-    customers:
-        The customers table.
-    as_of:
-        The cutoff.
-    horizon_days:
-        Length of the label window ``(as_of, as_of + horizon_days]``.
-
-    Returns
-    -------
-    pandas.Series
-        ``int64`` named ``churned``, indexed by ``customer_id`` (the :func:`churn_population`
-        at ``as_of``): 1 if ``churned_at`` lies in the window, else 0. Whether the window is
-        fully observed in the data is the caller's decision.
+    ``int64`` named ``churned``, indexed by ``customer_id`` (the :func:`churn_population` at
+    ``as_of``): 1 if ``churned_at`` lies in ``(as_of, as_of + horizon_days]``, else 0.
     """
-    as_of = _as_timestamp(as_of)
-    if horizon_days < 1:
-        raise ValueError(f"horizon_days must be >= 1, got {horizon_days}")
-    population = churn_population(customers, as_of)
-    days = -_days_before(_optional_timestamps(population, "churned_at"), as_of)
-    churned = (days > 0) & (days <= horizon_days)
-    return pd.Series(
-        churned.astype("int64"),
-        index=pd.Index(population["customer_id"], name="customer_id"),
-        name=LABEL_COLUMN,
-    )
+    return labels_module.labels(customers, None, as_of, horizon_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,14 +412,11 @@ def feedback_features(
     is_latest = answered_nps & (age == latest_nps_age[np.maximum(pos, 0)])
     out["nps_last"] = _mean(pos, nps, is_latest, n)
 
-    if feedback_scores is not None:
+    if feedback_scores is not None and "sentiment_negative" in feedback_scores.columns:
         _require(feedback, ("feedback_id",), "feedback")
+        theme_ids = [t for t in theme_ids if f"theme_{t}" in feedback_scores.columns]
         theme_columns = [f"theme_{t}" for t in theme_ids]
-        _require(
-            feedback_scores,
-            ("feedback_id", "sentiment_negative", *theme_columns),
-            "feedback_scores",
-        )
+        _require(feedback_scores, ("feedback_id", "sentiment_negative"), "feedback_scores")
         scores = pd.Index(feedback_scores["feedback_id"])
         if not scores.is_unique:
             raise ValueError("feedback_scores: feedback_id must be unique")
@@ -506,13 +467,16 @@ def build_features(
     theme_ids: Sequence[str],
     windows_days: Sequence[int] = (30, 90),
     horizon_days: int | None = None,
+    definition: LabelConfig | None = None,
+    attributes: Sequence[str] | str = (),
 ) -> pd.DataFrame:
     """The feature table of every population customer at ``as_of``.
 
     Parameters
     ----------
     world:
-        The four tables.
+        The customers table and whichever of events, tickets, feedback exist; an absent table's
+        feature family is left out (no columns), not filled with zeros.
     as_of:
         The cutoff (a midnight ``pd.Timestamp`` by convention); rows dated after it are ignored.
     feedback_scores:
@@ -524,31 +488,35 @@ def build_features(
     horizon_days:
         If given, add the ``churned`` label for the window ``(as_of, as_of + horizon_days]``;
         whether that window is observed is the caller's decision.
+    definition:
+        The churn definition (population and label); default contractual.
+    attributes:
+        Extra customer columns to use as features (their own names), or ``"all"``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per :func:`churn_population` customer: ``customer_id``, ``as_of``, the customer
-        attributes ``tenure_days``, ``monthly_value``, ``segment``, ``plan``, ``region``
-        (the last three ``category``, with the categories of the whole customers table so that
-        tables at different dates concatenate), then the behaviour, support and feedback
-        features (float), then ``churned`` (int64) if ``horizon_days`` is given.
+        One row per population customer: ``customer_id``, ``as_of``, ``tenure_days``, the
+        customer attributes present (``monthly_value``, ``segment``, ``plan``, ``region`` when
+        the data has them, then the extra ``attributes``), then the behaviour, support and
+        feedback features of the tables present, then ``churned`` if ``horizon_days`` is given.
     """
     as_of = _as_timestamp(as_of)
-    population = churn_population(world.customers, as_of)
+    population = labels_module.population(world.customers, world.events, as_of, definition)
     ids = _customer_index(population["customer_id"])
-    table = pd.concat(
-        [
-            _customer_attributes(population, world.customers, ids, as_of),
-            behaviour_features(world.events, ids, as_of, windows_days),
-            support_features(world.tickets, ids, as_of, windows_days),
-            feedback_features(world.feedback, feedback_scores, ids, as_of, theme_ids, windows_days),
-        ],
-        axis=1,
-    ).reset_index()
+    families = [_customer_attributes(population, world.customers, ids, as_of, attributes)]
+    if world.events is not None:
+        families.append(behaviour_features(world.events, ids, as_of, windows_days))
+    if world.tickets is not None:
+        families.append(support_features(world.tickets, ids, as_of, windows_days))
+    if world.feedback is not None:
+        families.append(
+            feedback_features(world.feedback, feedback_scores, ids, as_of, theme_ids, windows_days)
+        )
+    table = pd.concat(families, axis=1).reset_index()
     table.insert(1, "as_of", pd.Series(as_of, index=table.index, dtype="datetime64[ns]"))
     if horizon_days is not None:
-        labels = churn_labels(world.customers, as_of, horizon_days)
+        labels = labels_module.labels(world.customers, world.events, as_of, horizon_days, definition)
         table[LABEL_COLUMN] = labels.to_numpy()  # same population, same order
     logger.debug(
         "features at %s: %d customers, %d columns", as_of.date(), len(table), table.shape[1]
@@ -556,14 +524,24 @@ def build_features(
     return table
 
 
+def feature_families(world: World) -> list[str]:
+    """The feature families the tables of ``world`` support, for the run log and MLflow."""
+    families = ["customer attributes"]
+    names = {"events": "behaviour", "tickets": "support", "feedback": "feedback"}
+    families += [family for table, family in names.items() if getattr(world, table) is not None]
+    return families
+
+
 def build_training_table(
     world: World,
     as_of_dates: Iterable[pd.Timestamp | str],
-    feedback_scores: pd.DataFrame | None,
+    feedback_scores: pd.DataFrame | None | Callable[[pd.Timestamp], pd.DataFrame | None],
     theme_ids: Sequence[str],
     windows_days: Sequence[int] = (30, 90),
     horizon_days: int = 90,
     show_progress: bool = False,
+    definition: LabelConfig | None = None,
+    attributes: Sequence[str] | str = (),
 ) -> pd.DataFrame:
     """Feature tables with labels at several ``as_of`` dates, stacked.
 
@@ -574,7 +552,8 @@ def build_training_table(
     as_of_dates:
         The cutoffs; a customer appears once per date at which they are in the population.
     feedback_scores:
-        Text model scores per ``feedback_id`` (out-of-fold scores for training), or None.
+        Text model scores per ``feedback_id``, or a function of ``as_of`` giving the scores to use
+        at that date (from text models fitted on earlier feedback only), or None.
     theme_ids:
         Taxonomy theme ids.
     windows_days:
@@ -596,7 +575,16 @@ def build_training_table(
     # Encode the id and type columns once, so each date skips re-hashing millions of strings.
     encoded = _with_categorical_keys(world)
     tables = [
-        build_features(encoded, as_of, feedback_scores, theme_ids, windows_days, horizon_days)
+        build_features(
+            encoded,
+            as_of,
+            feedback_scores(as_of) if callable(feedback_scores) else feedback_scores,
+            theme_ids,
+            windows_days,
+            horizon_days,
+            definition,
+            attributes,
+        )
         for as_of in tqdm(dates, desc="features", unit="date", disable=not show_progress)
     ]
     table = pd.concat(tables, ignore_index=True)
@@ -614,20 +602,72 @@ def build_training_table(
 
 
 def _customer_attributes(
-    population: pd.DataFrame, customers: pd.DataFrame, ids: pd.Index, as_of: pd.Timestamp
+    population: pd.DataFrame,
+    customers: pd.DataFrame,
+    ids: pd.Index,
+    as_of: pd.Timestamp,
+    attributes: Sequence[str] | str = (),
 ) -> pd.DataFrame:
-    """tenure_days, monthly_value and the categorical attributes of the population."""
+    """tenure_days, the contract attributes the data has, and the extra ``attributes``.
+
+    A contract attribute (``monthly_value``, ``segment``, ``plan``, ``region``) that is missing
+    for every customer is left out. Extra attributes keep their own column names: numbers and
+    booleans as numbers, dates as days before ``as_of`` (NaN if after it), anything else as a
+    category with the levels of the whole customers table (so tables at different dates share
+    one dtype).
+    """
     out = pd.DataFrame(index=ids)
     out["tenure_days"] = _days_before(population["signup_at"], as_of)
-    out["monthly_value"] = _optional_floats(population, "monthly_value")
+    if "monthly_value" in customers.columns and customers["monthly_value"].notna().any():
+        out["monthly_value"] = _optional_floats(population, "monthly_value")
     for name in CATEGORY_ATTRIBUTES:
-        if name not in customers.columns:
-            out[name] = pd.Categorical(np.full(len(population), np.nan), categories=[])
-            continue
-        # Levels from the whole table, not the population, so every as_of shares one dtype.
-        levels = pd.Index(customers[name].dropna().unique()).sort_values()
-        out[name] = pd.Categorical(population[name].to_numpy(), categories=levels)
+        if name in customers.columns and customers[name].notna().any():
+            out[name] = _categorical(population[name], customers[name])
+    for name in extra_attributes(customers, attributes):
+        out[name] = _attribute(population[name], customers[name], as_of)
     return out
+
+
+#: Columns of the customers table that are never features (ids, labels, contract attributes).
+_NOT_ATTRIBUTES = frozenset(
+    {"customer_id", "signup_at", "churned_at", "monthly_value", *CATEGORY_ATTRIBUTES, LABEL_COLUMN}
+)
+
+
+def extra_attributes(customers: pd.DataFrame, attributes: Sequence[str] | str) -> list[str]:
+    """The extra customer columns to use as features: those named, or every other one for 'all'."""
+    if isinstance(attributes, str):
+        if attributes != "all":
+            raise ValueError(f"attributes must be a list of column names or 'all', got {attributes!r}")
+        return [c for c in customers.columns if c not in _NOT_ATTRIBUTES]
+    missing = [c for c in attributes if c not in customers.columns]
+    if missing:
+        raise KeyError(
+            f"customers: attribute column(s) {missing} named in features.attributes are not in "
+            f"the table; found {', '.join(map(str, customers.columns))}"
+        )
+    clash = [c for c in attributes if c in _NOT_ATTRIBUTES]
+    if clash:
+        raise ValueError(f"features.attributes: {clash} are not attributes (ids, dates or labels)")
+    return list(attributes)
+
+
+def _categorical(values: pd.Series, whole: pd.Series) -> pd.Categorical:
+    levels = pd.Index(whole.dropna().astype(str).unique()).sort_values()
+    return pd.Categorical(values.astype(object).where(values.notna()).map(
+        lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    ).to_numpy(), categories=levels)
+
+
+def _attribute(values: pd.Series, whole: pd.Series, as_of: pd.Timestamp) -> Any:
+    if pd.api.types.is_bool_dtype(whole.dtype):
+        return values.astype("float64").to_numpy()
+    if pd.api.types.is_numeric_dtype(whole.dtype):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    if pd.api.types.is_datetime64_any_dtype(whole.dtype):
+        days = _days_before(values, as_of)
+        return np.where(days >= 0, days, np.nan)
+    return _categorical(values, whole)
 
 
 def _with_categorical_keys(world: World) -> World:
@@ -643,9 +683,9 @@ def _with_categorical_keys(world: World) -> World:
 
     return World(
         customers=world.customers,
-        events=encoded(world.events, ("customer_id", "event_type")),
-        tickets=encoded(world.tickets, ("customer_id",)),
-        feedback=encoded(world.feedback, ("customer_id",)),
+        events=encoded(world.events, ("customer_id", "event_type")) if world.events is not None else None,
+        tickets=encoded(world.tickets, ("customer_id",)) if world.tickets is not None else None,
+        feedback=encoded(world.feedback, ("customer_id",)) if world.feedback is not None else None,
     )
 
 

@@ -151,7 +151,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         min_child_samples: int = 40,
         calibration: Literal["sigmoid", "isotonic"] | None = "sigmoid",
         random_state: int | None = 0,
-        n_jobs: int = 2,
+        n_jobs: int = 1,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
