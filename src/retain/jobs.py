@@ -408,7 +408,7 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
                 f"  themes     micro-F1 {t['themes_micro_f1']:.3f}  macro-F1 {t['themes_macro_f1']:.3f}"
                 f"   (majority: {tb['themes_micro_f1']:.3f} / {tb['themes_macro_f1']:.3f})"
             )
-    else:
+    elif result.layout == "tables":
         lines.append("Text models: none (no labelled feedback); text features left out.")
     lines += [
         "Registry:",
@@ -425,16 +425,17 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
 def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
     ranked, summary = outcome.ranked, outcome.summary
     tiers = ", ".join(f"{n} {t}" for t, n in summary["tiers"].items())
+    has_value = not str(summary.get("value_basis", "")).startswith("none")
     lines = [
-        (f"Scored {summary['customers_scored']} customers as of {summary['as_of']} ({tiers}); "
-        f"value at risk {summary['value_at_risk_total']:,.0f} a month."),
-        f"Top {min(top, len(ranked))} by value at risk:",
+        f"Scored {summary['customers_scored']} customers as of {summary['as_of']} ({tiers})"
+        + (f"; value at risk {summary['value_at_risk_total']:,.0f} a month." if has_value else "."),
+        f"Top {min(top, len(ranked))} by value at risk:"
+        if has_value
+        else f"Top {min(top, len(ranked))} by churn probability (the data has no monthly value):",
     ]
     for row in ranked.head(top).itertuples(index=False):
-        lines.append(
-            f"{row.rank:>3}. {row.customer_id}  p={row.churn_probability:.2f}  "
-            f"value at risk {row.value_at_risk:,.0f}/month  [{row.risk_tier}]"
-        )
+        value = f"value at risk {row.value_at_risk:,.0f}/month  " if has_value else ""
+        lines.append(f"{row.rank:>3}. {row.customer_id}  p={row.churn_probability:.2f}  {value}[{row.risk_tier}]")
         reasons = [getattr(row, f"reason_{i}") for i in range(1, 4) if hasattr(row, f"reason_{i}")]
         for reason in reasons:
             if isinstance(reason, str):

@@ -151,11 +151,14 @@ def _rank(
         if "monthly_value" in table.columns
         else np.full(len(table), np.nan)
     )
-    if purchase_value is not None:
+    basis = "monthly_value"
+    if purchase_value is not None and np.isnan(value).any():
         value = np.where(np.isnan(value), purchase_value.to_numpy(dtype=float), value)
+        basis = "purchases (average monthly spend over the last 365 days)"
     if np.isnan(value).all():
-        logger.info("no monthly value or purchase amounts: value at risk is the churn probability")
+        logger.info("no monthly value or purchase amounts: the list is ranked by churn probability")
         value = np.ones(len(table))
+        basis = "none (ranked by churn probability)"
     scored = pd.DataFrame(
         {
             "customer_id": table["customer_id"].to_numpy(),
@@ -166,6 +169,7 @@ def _rank(
     )
     ranked = rank_customers(scored, reasons, playbook, scoring_config.tiers)
     ranked.insert(1, "as_of", as_of)
+    ranked.attrs["value_basis"] = basis
     return ranked
 
 
@@ -215,5 +219,6 @@ def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:
         "customers_scored": len(ranked),
         "tiers": {str(k): int(v) for k, v in ranked["risk_tier"].value_counts().items()},
         "value_at_risk_total": float(ranked["value_at_risk"].sum()),
+        "value_basis": ranked.attrs.get("value_basis", "monthly_value"),
         "model_versions": versions,
     }

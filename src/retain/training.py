@@ -377,6 +377,11 @@ def train_churn(
     """
     y = table[LABEL].to_numpy()
     groups = table["customer_id"].astype(str).to_numpy()
+    constant = [c for c in columns if table[c].nunique(dropna=True) < 2]
+    if constant:
+        # e.g. login counts in a purchase log: a column that never varies carries no information
+        logger.info("left out %d feature(s) that never vary: %s", len(constant), ", ".join(constant))
+        columns = [c for c in columns if c not in set(constant)]
     if np.unique(y).size < 2:
         raise TrainingError(f"churn labels are all {y[0]}: need churners and non-churners")
 
