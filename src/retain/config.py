@@ -211,12 +211,19 @@ class AuditConfig(Strict):
 
 
 class ChurnModelConfig(Strict):
-    """Gradient-boosted churn model, its calibration and its training dates."""
+    """Gradient-boosted churn model, its calibration, its training dates and its evaluation.
 
-    n_estimators: int = Field(400, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
-    num_leaves: int = Field(8, ge=2)
-    min_child_samples: int = Field(40, ge=1)
+    Model settings are chosen by a search on validation data (``search_budget_s``); setting any
+    of ``n_estimators``, ``learning_rate``, ``num_leaves``, ``min_child_samples`` pins it and
+    skips the search (the others keep ChurnClassifier's defaults), and the record says so.
+    """
+
+    n_estimators: int | None = Field(
+        None, ge=1, description="Pin the number of trees; default: chosen by the settings search."
+    )
+    learning_rate: float | None = Field(None, gt=0, description="Pin the learning rate (skips the search).")
+    num_leaves: int | None = Field(None, ge=2, description="Pin the leaves per tree (skips the search).")
+    min_child_samples: int | None = Field(None, ge=1, description="Pin the rows per leaf (skips the search).")
     calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
     n_jobs: int = Field(1, ge=1, description="LightGBM threads; more helps only on large data and an idle machine.")
     train_every_days: int = Field(30, ge=1, description="Spacing of training as_of dates.")

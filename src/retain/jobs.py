@@ -31,7 +31,7 @@ from retain.config import (
 )
 from retain.contracts import THEME_SEPARATOR
 from retain.scoring import ScoringModels, score_flat, score_world, summarise, write_scores
-from retain.training import TrainingResult, observed_until, train, train_flat
+from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,9 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         result = train(
             loaded.world, theme_ids, config.features, config.label, config.text, config.churn,
             until=stop, show_progress=show_progress,
+            pretrained_text=(
+                registered_text_models(config.tracking) if _feedback_without_labels(loaded.world) else None
+            ),
         )
         summary = loaded.summary()
         rows_used = {name: len(frame) for name, frame in loaded.world.tables().items()}
@@ -123,6 +126,47 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         tracking_uri=config.tracking.tracking_uri,
         seconds=time.perf_counter() - started,
     )
+
+
+def registered_text_models(track: TrackingConfig) -> TextModels | None:
+    """The registry's text champions, for data without text labels (None if there are none)."""
+    versions: dict[str, str] = {}
+    models: dict[str, Any] = {}
+    until: list[pd.Timestamp] = []
+    theme_ids: list[str] = []
+    for name in (track.sentiment_model, track.theme_model):
+        try:
+            version = tracking.champion_version(track, name)
+        except Exception:  # noqa: BLE001 - no store or no such model yet
+            version = None
+        if version is None:
+            continue
+        models[name], versions[name] = tracking.load_version(track, name, version), version
+        stamp = tracking.run_tags(track, name, version).get("train_until")
+        until.append(pd.Timestamp(stamp) if stamp and stamp != "None" else pd.Timestamp.max)
+        if name == track.theme_model:
+            tags = tracking.model_version_tags(track, name, version)
+            theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
+    if not models:
+        return None
+    return TextModels(
+        sentiment=models.get(track.sentiment_model),
+        themes=models.get(track.theme_model),
+        theme_ids=theme_ids,
+        metrics={},
+        baseline_metrics={},
+        train_until=max(until),
+        registered=versions,
+    )
+
+
+def _feedback_without_labels(world: Any) -> bool:
+    from retain.training import labelled_feedback
+
+    if world.feedback is None or world.feedback.empty:
+        return False
+    with_sentiment, with_themes = labelled_feedback(world.feedback)
+    return with_sentiment.empty and with_themes.empty
 
 
 def _theme_ids(config: TrainConfig | ScoreConfig) -> list[str]:
@@ -158,7 +202,7 @@ def training_metrics(result: TrainingResult) -> dict[str, Any]:
         "churn_vs_baseline": churn.comparison.to_dict(),
         "audit": churn.audit.to_dict(),
         "features_used": churn.feature_columns,
-        "refit": "the registered model is refitted on every labelled row after evaluation",
+        "refit": refit_description(result),
     }
     if result.plan is not None:
         out["horizon_days"] = result.plan.horizon_days
@@ -171,13 +215,23 @@ def training_metrics(result: TrainingResult) -> dict[str, Any]:
     return out
 
 
+def refit_description(result: TrainingResult) -> str:
+    """Which rows the registered model was refitted on after evaluation."""
+    if result.plan is not None:
+        return (
+            f"after evaluation, refitted on {result.churn.n_train} rows: the latest labelled dates "
+            f"up to {result.plan.last_labelled.date()}, evaluation dates included"
+        )
+    return f"after evaluation, refitted on all {result.churn.n_train} labelled training rows"
+
+
 def register_training(result: TrainingResult, config: TrainConfig) -> list[Registration]:
     """Log the text run and the churn run to MLflow, register the models, decide champions."""
     track = config.tracking
     text = result.text
     registrations: list[Registration] = []
-    text_versions: dict[str, str] = {}
-    if text is not None:
+    text_versions: dict[str, str] = dict(text.registered) if text is not None else {}
+    if text is not None and not text.registered:
         with tracking.tracked_run(track, "text-models", tags={"evaluation_id": text.evaluation_id}) as run:
             run.log_params(config.text, prefix="text")
             run.log_params({"n_fit": text.n_train, "n_evaluate": text.n_test, "theme_ids": ",".join(text.theme_ids)})
@@ -211,7 +265,7 @@ def register_training(result: TrainingResult, config: TrainConfig) -> list[Regis
         "churn_definition": result.definition,
         "layout": result.layout,
         "feature_families": ", ".join(result.families),
-        "refit": "all labelled rows after evaluation",
+        "refit": refit_description(result),
         "audit_excluded": ", ".join(churn.audit.excluded_columns) or "none",
     }
     if result.plan is not None:
@@ -253,7 +307,7 @@ def register_training(result: TrainingResult, config: TrainConfig) -> list[Regis
         track, track.churn_model, version, metric="roc_auc",
         value=churn.metrics["roc_auc"], baseline_value=churn.baseline_metrics["roc_auc"],
         evaluation_id=result.evaluation_id,
-        baseline_paired=(churn.comparison.better, churn.comparison.describe()),
+        baseline_detail=churn.comparison.describe(),
         champion_paired=against_champion,
     )
     registrations.append(
@@ -387,7 +441,7 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
             f"{x['pr_auc']:>9.3f}{x['brier']:>9.4f}{x['lift_at_10']:>10.2f}"
             for label, x in (("gradient boosting", m), ("logistic baseline", base))
         ),
-        f"  paired: {churn.comparison.describe()}",
+        f"  gradient boosting vs baseline: {churn.comparison.describe()}",
     ]
     if len(churn.per_split) > 1:
         lines.append(
@@ -395,7 +449,13 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
             + ", ".join(f"{r.split} {r.roc_auc:.3f}" for r in churn.per_split.itertuples())
         )
     text = result.text
-    if text is not None:
+    if text is not None and text.registered:
+        lines.append(
+            "Text models: registered champions "
+            + ", ".join(f"{n} v{v}" for n, v in text.registered.items())
+            + f" (no labels in this data; used at dates on or after {text.train_until})"
+        )
+    elif text is not None:
         t, tb = text.metrics, text.baseline_metrics
         lines.append(f"Text models, evaluated on the latest {text.n_test} labelled feedback texts:")
         if "sentiment_accuracy" in t:

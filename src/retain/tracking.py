@@ -90,6 +90,7 @@ __all__ = [
     "pinned_requirements",
     "promote_if_better",
     "register_model",
+    "run_tags",
     "tag_text_models",
     "text_models_used",
     "tracked_run",
@@ -451,7 +452,7 @@ def promote_if_better(
     higher_is_better: bool = True,
     *,
     evaluation_id: str,
-    baseline_paired: tuple[bool, str] | None = None,
+    baseline_detail: str | None = None,
     champion_paired: Callable[[str], tuple[bool, str] | None] | None = None,
 ) -> PromotionDecision:
     """Make ``version`` the champion if it beats its baseline and the comparable champion.
@@ -484,13 +485,15 @@ def promote_if_better(
         False for losses (log loss, Brier score).
     evaluation_id
         Identifies the evaluation data (e.g. test as_of date plus a hash of the test ids).
-    baseline_paired
-        A paired test against the baseline on the same rows, ``(candidate is better, how it
-        was judged)``; replaces the plain comparison of ``value`` with ``baseline_value``.
+    baseline_detail
+        How the candidate compares with the baseline beyond the point estimate (e.g. a paired
+        bootstrap interval), added to the reason. The first champion needs only to beat the
+        baseline's figure: something has to score customers.
     champion_paired
         Given the champion's version (evaluated on the same ``evaluation_id``), a paired test
         ``(candidate is better, how)``, or None when it cannot be paired (then the recorded
-        metrics are compared).
+        metrics are compared). Replacing a champion takes a paired win: a difference within the
+        noise of the evaluation keeps the incumbent.
 
     Returns
     -------
@@ -521,7 +524,7 @@ def promote_if_better(
         float(baseline_value),
         higher_is_better,
         evaluation_id,
-        baseline_paired,
+        baseline_detail,
         champion_paired,
     )
     if promoted:
@@ -557,6 +560,15 @@ def evaluation_predictions(
             logger.info("no %s on the run of %s version %s: %s", artifact, name, version, exc)
             return None
         return pd.read_parquet(path)
+
+
+def run_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
+    """The tags of the run that logged a model version (empty if it has no run)."""
+    client = _client(tracking)
+    model_version = client.get_model_version(name, str(version))
+    if not model_version.run_id:
+        return {}
+    return dict(client.get_run(model_version.run_id).data.tags)
 
 
 def champion_version(tracking: TrackingConfig, name: str) -> str | None:
@@ -800,7 +812,7 @@ def _decide(
     baseline_value: float,
     higher_is_better: bool,
     evaluation_id: str,
-    baseline_paired: tuple[bool, str] | None = None,
+    baseline_detail: str | None = None,
     champion_paired: Callable[[str], tuple[bool, str] | None] | None = None,
 ) -> tuple[bool, str]:
     """The champion rule: (promote?, reason)."""
@@ -812,15 +824,10 @@ def _decide(
         return False, f"{metric} is {value}, not a number to compare"
     if not math.isfinite(baseline_value):
         return False, f"the baseline {metric} is {baseline_value}; cannot show the model beats it"
-    if baseline_paired is not None:
-        better, how = baseline_paired
-        if not better:
-            return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g} ({how})"
-    elif not beats(value, baseline_value):
-        return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g}"
-    against_baseline = f"{metric} {value:.4g} beats the baseline {baseline_value:.4g}"
-    if baseline_paired is not None:
-        against_baseline += f" ({baseline_paired[1]})"
+    detail = f" ({baseline_detail})" if baseline_detail else ""
+    if not beats(value, baseline_value):
+        return False, f"{metric} {value:.4g} does not beat the baseline {baseline_value:.4g}{detail}"
+    against_baseline = f"{metric} {value:.4g} beats the baseline {baseline_value:.4g}{detail}"
     if previous is None:
         return True, f"{against_baseline}; there was no {tracking.champion_alias}"
 

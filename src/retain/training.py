@@ -13,7 +13,8 @@ Dated data (``data.layout: tables``):
    features at each date come from text models fitted only on feedback dated before it.
 4. ``audit`` then ``choose_settings`` on the training side only, then ``backtest`` the churn
    model and the logistic baseline on the evaluation splits, with intervals and a paired test.
-5. ``refit``: the model that is registered is refitted on every labelled date.
+5. ``refit``: the model that is registered is refitted on the latest ``churn.train_periods``
+   labelled dates, up to the last one (the evaluation dates included).
 
 Flat data (``data.layout: flat``): the same audit, settings, evaluation and refit, with
 stratified folds of customers (or the configured test file) in place of dates.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +98,8 @@ class TextModels:
     n_test: int = 0
     train_until: pd.Timestamp | None = None
     evaluation_id: str = ""
+    #: Registered versions, when these are champions loaded from the registry (not trained here).
+    registered: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,10 +309,17 @@ def build_training_table(
     text_config: TextModelConfig,
     use_text: bool,
     show_progress: bool = False,
+    pretrained: TextModels | None = None,
 ) -> pd.DataFrame:
-    """Features and labels at every labelled date; text scores fitted before each date only."""
+    """Features and labels at every labelled date; text scores fitted before each date only.
+
+    With ``pretrained`` text models (registry champions), a date gets text scores only if those
+    models were fitted on feedback up to that date at the latest; earlier dates get none.
+    """
     scores = None
-    if use_text and world.feedback is not None:
+    if pretrained is not None and world.feedback is not None:
+        scores = _pretrained_scores(world.feedback, pretrained, theme_ids)
+    elif use_text and world.feedback is not None:
         scores = point_in_time_feedback_scores(
             world.feedback, list(plan.labelled), theme_ids, text_config,
             refit_every_days=text_config.refit_every_days, show_progress=show_progress,
@@ -326,17 +337,47 @@ def build_training_table(
     )
 
 
+def _pretrained_scores(
+    feedback: pd.DataFrame, models: TextModels, theme_ids: list[str]
+) -> Callable[[pd.Timestamp], pd.DataFrame | None]:
+    from retain.text_models import score_feedback
+
+    scored = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+    stamps = feedback["created_at"].to_numpy()
+    until = models.train_until
+
+    def scores_for(as_of: pd.Timestamp) -> pd.DataFrame | None:
+        if until is None or as_of < until:
+            return None  # that model saw feedback dated after as_of
+        return scored.loc[stamps <= np.datetime64(as_of)]
+
+    return scores_for
+
+
 # --------------------------------------------------------------------------------------------
 # Churn
 
 
-def dated_splits(table: pd.DataFrame, plan: EvaluationPlan, folds: int) -> list[Split]:
-    """Backtest splits (fit on dates whose windows closed by each evaluation date) or grouped folds."""
+def training_dates(plan: EvaluationPlan, last: pd.Timestamp, periods: int) -> list[pd.Timestamp]:
+    """The latest ``periods`` labelled dates on or before ``last``."""
+    return [d for d in plan.labelled if d <= last][-periods:]
+
+
+def dated_splits(table: pd.DataFrame, plan: EvaluationPlan, folds: int, periods: int = 12) -> list[Split]:
+    """Backtest splits or grouped folds.
+
+    Backtest: each evaluation date is predicted by a model fitted on the latest ``periods``
+    labelled dates whose label windows closed by it (``as_of + horizon <= evaluation date``).
+    """
     as_of = table["as_of"]
     if plan.backtest:
         horizon = pd.Timedelta(days=plan.horizon_days)
         return [
-            Split(str(d.date()), (as_of <= d - horizon).to_numpy(), (as_of == d).to_numpy())
+            Split(
+                str(d.date()),
+                as_of.isin(training_dates(plan, d - horizon, periods)).to_numpy(),
+                (as_of == d).to_numpy(),
+            )
             for d in plan.evaluation
         ]
     groups = table["customer_id"].astype(str).to_numpy()
@@ -368,6 +409,7 @@ def train_churn(
     dated: bool,
     settings_description: str,
     validation_description: str | None = None,
+    refit_rows: np.ndarray | None = None,
 ) -> ChurnResult:
     """Audit, choose settings, evaluate on the splits, and refit on every labelled row.
 
@@ -377,6 +419,11 @@ def train_churn(
     """
     y = table[LABEL].to_numpy()
     groups = table["customer_id"].astype(str).to_numpy()
+    pinned = {
+        key: getattr(config, key)
+        for key in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples")
+        if getattr(config, key) is not None
+    }
     constant = [c for c in columns if table[c].nunique(dropna=True) < 2]
     if constant:
         # e.g. login counts in a purchase log: a column that never varies carries no information
@@ -389,6 +436,9 @@ def train_churn(
         X_fit = table.loc[fit_mask, columns]
         audit = _audit(X_fit, y[fit_mask], config)
         kept = [c for c in columns if c not in set(audit.excluded_columns)]
+        if pinned:
+            table_ = pd.DataFrame([{"params": pinned, "evaluated": False}])
+            return kept, pinned, "settings pinned in the config (churn.*), no search", table_, audit
         chosen = select_churn_settings(
             table.loc[:, kept] if validation is not None else X_fit[kept],
             y if validation is not None else y[fit_mask],
@@ -446,8 +496,9 @@ def train_churn(
     kept, params, tuned_on, selection, audit = decided
     if dated and settings_split is not None:
         tuned_on = f"{tuned_on} (before the first evaluation date)"
-    final = _model(params, config).fit(table[kept], y, groups=groups)
-    baseline = make_logistic_baseline().fit(table[kept], y)
+    refit = refit_rows if refit_rows is not None else everything
+    final = _model(params, config).fit(table.loc[refit, kept], y[refit], groups=groups[refit])
+    baseline = make_logistic_baseline().fit(table.loc[refit, kept], y[refit])
     metrics = metrics_with_interval(predictions, "churn_probability")
     baseline_metrics = metrics_with_interval(predictions, "baseline_probability")
     comparison = paired_comparison(predictions, "churn_probability", "baseline_probability")
@@ -478,7 +529,7 @@ def train_churn(
         selection=selection,
         audit=audit,
         figures=figures,
-        n_train=len(table),
+        n_train=int(refit.sum()),
     )
 
 
@@ -489,7 +540,7 @@ def _audit(X: pd.DataFrame, y: np.ndarray, config: ChurnModelConfig) -> AuditRes
 
 
 def _model(params: dict[str, Any], config: ChurnModelConfig) -> ChurnClassifier:
-    return ChurnClassifier(**{**params, "n_jobs": config.n_jobs})
+    return ChurnClassifier(**{**params, "n_jobs": config.n_jobs, "calibration": config.calibration})
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,8 +556,12 @@ def train(
     churn_config: ChurnModelConfig,
     until: pd.Timestamp | None = None,
     show_progress: bool = False,
+    pretrained_text: TextModels | None = None,
 ) -> TrainingResult:
-    """Train on dated tables (no tracking; see ``retain.tracking``)."""
+    """Train on dated tables (no tracking; see ``retain.tracking``).
+
+    ``pretrained_text``: registry text champions to use when this data carries no text labels.
+    """
     families = features.feature_families(world)
     logger.info("feature families: %s", ", ".join(families))
     plan = plan_evaluation(world, feature_config, churn_config, until)
@@ -515,24 +570,36 @@ def train(
         plan.labelled[0].date(), plan.labelled[-1].date(), len(plan.labelled), plan.horizon_days, plan.description,
     )
     text = train_text_models(world.feedback, theme_ids, text_config)
+    pretrained = None
+    if text is None and pretrained_text is not None and world.feedback is not None:
+        pretrained = text = pretrained_text
+        usable = [d for d in plan.labelled if text.train_until is not None and d >= text.train_until]
+        logger.info(
+            "text: no labels here; registered text models (fitted on feedback up to %s) give text "
+            "features at %d of %d labelled dates (earlier dates have none: the models saw later text)",
+            text.train_until, len(usable), len(plan.labelled),
+        )
     if text is not None:
         families.append("text (sentiment" + (", themes" if text.themes is not None else "") + ")")
     text_theme_ids = text.theme_ids if text is not None else []
     table = build_training_table(
         world, plan, text_theme_ids, feature_config, label_config, text_config,
-        use_text=text is not None, show_progress=show_progress,
+        use_text=text is not None, show_progress=show_progress, pretrained=pretrained,
     )
     columns = features.feature_columns(table)
-    splits = dated_splits(table, plan, churn_config.cv_folds)
+    splits = dated_splits(table, plan, churn_config.cv_folds, churn_config.train_periods)
     settings_split = None
     if plan.validation is not None:
         horizon = pd.Timedelta(days=plan.horizon_days)
+        fit_dates = training_dates(plan, plan.validation - horizon, churn_config.train_periods)
         settings_split = (
-            (table["as_of"] <= plan.validation - horizon).to_numpy(),
+            table["as_of"].isin(fit_dates).to_numpy(),
             (table["as_of"] == plan.validation).to_numpy(),
         )
+    refit_dates = training_dates(plan, plan.last_labelled, churn_config.train_periods)
     churn = train_churn(
         table, columns, splits, churn_config, settings_split, dated=True,
+        refit_rows=table["as_of"].isin(refit_dates).to_numpy(),
         settings_description=plan.description,
         validation_description=(
             f"validation as_of {plan.validation.date()} (fitted on dates up to "

@@ -59,9 +59,8 @@ class Comparison:
 
     def describe(self) -> str:
         return (
-            f"{self.candidate} vs {self.reference}: {self.metric} difference {self.difference:+.4f} "
-            f"(95% interval {self.low:+.4f} to {self.high:+.4f}, paired bootstrap over the same "
-            f"customers and splits; p(not better) = {self.p_not_better:.3f})"
+            f"paired {self.metric} difference {self.difference:+.4f}, 95% interval "
+            f"{self.low:+.4f} to {self.high:+.4f} over the same customers and splits"
         )
 
     def to_dict(self) -> dict[str, Any]:
