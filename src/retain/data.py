@@ -220,7 +220,9 @@ def load_world(
     if customers_path is not None:
         reports = {"customers": load_table(config, CONTRACTS["customers"], customers_path), **reports}
         if until is not None:
-            notes += _drop_after({"customers": reports["customers"]}, until)
+            customers = {"customers": reports["customers"]}
+            notes += _drop_after(customers, until)
+            reports["customers"] = customers["customers"]
     else:
         if "events" not in reports:
             raise ContractError(

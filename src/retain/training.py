@@ -164,7 +164,8 @@ def plan_evaluation(
     """Labelled dates, backtest evaluation dates and the validation date (see module docstring)."""
     horizon = pd.Timedelta(days=feature_config.horizon_days)
     step = pd.Timedelta(days=churn_config.train_every_days)
-    end = (until if until is not None else observed_until(world)).normalize()
+    data_end = observed_until(world)
+    end = (min(until, data_end) if until is not None else data_end).normalize()
     if churn_config.test_as_of is not None:
         last = pd.Timestamp(churn_config.test_as_of)
         if last + horizon > end:
@@ -187,9 +188,13 @@ def plan_evaluation(
         )
     evaluation_dates = [d for d in labelled[-churn_config.backtest_dates:] if d - horizon >= labelled[0]]
     if evaluation_dates:
-        validation = evaluation_dates[0] - horizon
-        has_fit = any(d <= validation - horizon for d in labelled)
-        validation = validation if has_fit and validation in set(labelled) else None
+        # The latest labelled date whose window closes by the first evaluation date, with at
+        # least one earlier date whose window closes by it to fit on.
+        candidates = [
+            d for d in labelled
+            if d + horizon <= evaluation_dates[0] and any(f + horizon <= d for f in labelled)
+        ]
+        validation = candidates[-1] if candidates else None
         description = (
             f"backtest on {len(evaluation_dates)} date(s) {', '.join(str(d.date()) for d in evaluation_dates)}; "
             "each predicted by a model fitted only on dates whose label windows closed by then"
@@ -454,9 +459,9 @@ def train_churn(
     if dated and settings_split is not None:
         fit_idx, val_idx = (np.flatnonzero(m) for m in settings_split)
         decided = decide(settings_split[0], (fit_idx, val_idx))
-    elif dated:
-        decided = decide(np.ones(len(table), bool), None)
     else:
+        # No validation date before the evaluation: each split decides settings and the audit
+        # on inner folds of its own training rows, so no evaluation row shapes them.
         decided = None
 
     parts = []
@@ -491,12 +496,12 @@ def train_churn(
 
     # The registered model: settings decided on all labelled rows' training side, fitted on all.
     everything = np.ones(len(table), dtype=bool)
+    refit = refit_rows if refit_rows is not None else everything
     if decided is None:
-        decided = decide(everything, None)
+        decided = decide(refit, None)
     kept, params, tuned_on, selection, audit = decided
     if dated and settings_split is not None:
         tuned_on = f"{tuned_on} (before the first evaluation date)"
-    refit = refit_rows if refit_rows is not None else everything
     final = _model(params, config).fit(table.loc[refit, kept], y[refit], groups=groups[refit])
     baseline = make_logistic_baseline().fit(table.loc[refit, kept], y[refit])
     metrics = metrics_with_interval(predictions, "churn_probability")

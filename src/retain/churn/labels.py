@@ -56,11 +56,13 @@ def population(
     as_of = _timestamp(as_of)
     signed_up = _on_or_before(customers["signup_at"], as_of)
     if definition.definition == "contractual":
-        churned_at = customers["churned_at"] if "churned_at" in customers.columns else None
-        already = _on_or_before(churned_at, as_of) if churned_at is not None else False
+        if "churned_at" in customers.columns:
+            already = _on_or_before(customers["churned_at"], as_of)
+        else:
+            already = np.zeros(len(customers), dtype=bool)
         return customers.loc[signed_up & ~already].reset_index(drop=True)
     last = last_activity(events, customers["customer_id"], as_of, definition.event_types)
-    active = last.notna().to_numpy()
+    active = last.notna().to_numpy().copy()
     if definition.max_silence_days is not None:
         silence = (as_of - last).dt.total_seconds().to_numpy() / 86400.0
         active &= silence <= definition.max_silence_days
