@@ -367,15 +367,35 @@ CONTRACTUAL = LabelConfig()
 class Trained:
     world: World
     result: TrainingResult
+    fitted_rows: list[int]  # rows each churn model was fitted on, in order
 
 
 @pytest.fixture(scope="module")
 def trained() -> Trained:
     """``train`` on 300 customers; feedback labels removed so no text model is fitted (fast)."""
+    from retain import training
+
     world = generate_world(300, seed=2, start="2024-01-01", end="2025-06-30")
     feedback = world.feedback.assign(sentiment=None, themes=None)
     world = World(world.customers, world.events, world.tickets, feedback)
-    return Trained(world, train(world, list(THEMES), FEATURES, CONTRACTUAL, SMALL_TEXT, SMALL_CHURN))
+    fitted_rows: list[int] = []
+    make_model = training._model
+
+    def recording_model(params: dict[str, Any], config: ChurnModelConfig) -> Any:
+        model = make_model(params, config)
+        fit = model.fit
+
+        def recording_fit(X: pd.DataFrame, y: Any, **kwargs: Any) -> Any:
+            fitted_rows.append(len(X))
+            return fit(X, y, **kwargs)
+
+        model.fit = recording_fit  # type: ignore[method-assign]
+        return model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "_model", recording_model)
+        result = train(world, list(THEMES), FEATURES, CONTRACTUAL, SMALL_TEXT, SMALL_CHURN)
+    return Trained(world, result, fitted_rows)
 
 
 def test_train_plans_a_backtest_on_the_small_world(trained: Trained) -> None:
@@ -407,7 +427,15 @@ def test_the_registered_model_is_refitted_on_every_labelled_date(trained: Traine
     plan, churn = trained.result.plan, trained.result.churn
     assert plan is not None
     customers = trained.world.customers
-    assert churn.n_train == sum(len(population(customers, None, d)) for d in plan.labelled)
+
+    def rows_up_to(last: pd.Timestamp) -> int:
+        return sum(len(population(customers, None, d)) for d in plan.labelled if d <= last)
+
+    h = pd.Timedelta(days=plan.horizon_days)
+    # one model per evaluation date, fitted on the dates whose windows closed by it, then the
+    # registered one, fitted on every labelled date
+    assert trained.fitted_rows == [*(rows_up_to(d - h) for d in plan.evaluation), rows_up_to(plan.last_labelled)]
+    assert churn.n_train == rows_up_to(plan.last_labelled)
     assert list(churn.model.feature_names_in_) == churn.feature_columns
     assert not {"customer_id", "as_of", "churned"} & set(churn.feature_columns)
     assert any(c.startswith("tickets_") for c in churn.feature_columns)
