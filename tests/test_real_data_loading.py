@@ -78,6 +78,24 @@ def test_until_drops_later_rows_of_a_purchase_log(tmp_path: Path) -> None:
     assert any("2 rows dated after 1997-03-31" in n for n in loaded.notes)
 
 
+def test_read_options_date_format_decides_ambiguous_dates(tmp_path: Path) -> None:
+    """02/03/2024 is 2 March with '%d/%m/%Y'; inferred, it would read as 3 February."""
+    (tmp_path / "log.txt").write_text("id\twhen\n7\t02/03/2024\n7\t13/03/2024\n")
+    config = DataConfig(
+        path=tmp_path,
+        files={"events": "log.txt"},
+        columns={"events": {"customer_id": "id", "occurred_at": "when"}},
+        constants={"events": {"event_type": "visit"}},
+        read={"events": ReadOptions(sep="\t", date_format="%d/%m/%Y")},
+        customers_from_events=True,
+    )
+    world = load_world(config, write_quarantine=False).world
+    assert world.events is not None
+    assert world.events["occurred_at"].tolist() == pd.to_datetime(["2024-03-02", "2024-03-13"]).tolist()
+    assert world.customers["signup_at"].tolist() == [pd.Timestamp("2024-03-02")]
+    assert world.customers["customer_id"].tolist() == ["7"]
+
+
 def _write_csv(directory: Path, name: str, frame: pd.DataFrame) -> None:
     frame.to_csv(directory / f"{name}.csv", index=False)
 
