@@ -152,8 +152,8 @@ def test_settings_are_chosen_before_the_first_evaluation_date(horizon: int, step
 NO_VALIDATION_BUG = (
     "plan_evaluation puts the validation date at evaluation[0] - horizon and drops it when that "
     "is not a labelled date (horizon not a multiple of train_every_days, e.g. CDNOW's 180/14) or "
-    "has nothing before it; train_churn then chooses settings and runs the audit on every "
-    "labelled row, the evaluation dates included"
+    "has nothing before it, and the grouped-fold fallback has none; train_churn then chooses "
+    "settings and runs the audit once on every labelled row, the evaluation rows included"
 )
 
 
@@ -269,28 +269,35 @@ def _tiny_table(plan: EvaluationPlan, n: int = 60, seed: int = 0) -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
-def _settings_recorders(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[int]]:
-    """Record which table rows the settings search and the audit read (their index)."""
+def _settings_recorders(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[set[int]]]:
+    """Record which table rows (their index) each settings search and each audit reads."""
     from retain import training
 
-    seen: dict[str, set[int]] = {"settings": set(), "audit": set()}
+    seen: dict[str, list[set[int]]] = {"settings": [], "audit": []}
     real_audit = training.audit_features
 
     def audit(X: pd.DataFrame, y: Any, **kwargs: Any) -> Any:
-        seen["audit"] |= set(X.index)
+        seen["audit"].append(set(X.index))
         return real_audit(X, y, **kwargs)
 
     def select(X: pd.DataFrame, y: Any, *, validation: Any, tuned_on: str | None = None, **_: Any) -> SelectionResult:
         if isinstance(validation, tuple):
-            seen["settings"] |= {int(i) for part in validation for i in X.index[part]}
+            seen["settings"].append({int(i) for part in validation for i in X.index[part]})
         else:
-            seen["settings"] |= set(X.index)
+            seen["settings"].append(set(X.index))
         params = {"n_estimators": 10, "min_child_samples": 5, "random_state": 0}
         return SelectionResult(params=params, scores=pd.DataFrame(), tuned_on=tuned_on or "recorded")
 
     monkeypatch.setattr(training, "audit_features", audit)
     monkeypatch.setattr(training, "select_churn_settings", select)
     return seen
+
+
+def _every_split_has_settings_decided_without_its_rows(seen: dict[str, list[set[int]]], splits: list[Any]) -> None:
+    for split in splits:
+        evaluated = set(np.flatnonzero(split.evaluate))
+        for kind in ("settings", "audit"):
+            assert any(not rows & evaluated for rows in seen[kind]), f"{kind} for {split.name} read its rows"
 
 
 def _run_train_churn(plan: EvaluationPlan, table: pd.DataFrame) -> Any:
@@ -321,28 +328,36 @@ def test_settings_and_audit_never_read_evaluation_rows(monkeypatch: pytest.Monke
     table = _tiny_table(plan)
     seen = _settings_recorders(monkeypatch)
     result = _run_train_churn(plan, table)
+    # one decision, before the first evaluation date, serves every split and the refit
+    assert len(seen["settings"]) == len(seen["audit"]) == 1
+    (settings_rows,), (audit_rows,) = seen["settings"], seen["audit"]
     evaluation_rows = set(np.flatnonzero(table["as_of"].isin(plan.evaluation)))
-    assert seen["settings"] and seen["audit"]
-    assert not seen["settings"] & evaluation_rows
-    assert not seen["audit"] & evaluation_rows
+    assert not settings_rows & evaluation_rows
+    assert not audit_rows & evaluation_rows
     # the audit reads the fit side of the settings split only; the search reads up to validation
-    assert table.loc[sorted(seen["audit"]), "as_of"].max() <= plan.validation - 90 * DAY
-    assert table.loc[sorted(seen["settings"]), "as_of"].max() == plan.validation
+    assert table.loc[sorted(audit_rows), "as_of"].max() <= plan.validation - 90 * DAY
+    assert table.loc[sorted(settings_rows), "as_of"].max() == plan.validation
     assert "before the first evaluation date" in result.tuned_on
+    _every_split_has_settings_decided_without_its_rows(seen, dated_splits(table, plan, 2))
+
+
+def _short_plan() -> EvaluationPlan:
+    """269 days of data: too short for a backtest, customer-grouped folds (see above)."""
+    return plan_evaluation(
+        _world_spanning("2024-01-01", "2024-09-26"), FeatureConfig(horizon_days=90), ChurnModelConfig(train_every_days=30)
+    )
 
 
 @pytest.mark.xfail(strict=True, reason=NO_VALIDATION_BUG)
+@pytest.mark.parametrize("plan", [_plan(90, 7), _short_plan()], ids=["backtest-step-7", "grouped-folds"])
 def test_settings_and_audit_never_read_evaluation_rows_without_a_validation_date(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, plan: EvaluationPlan
 ) -> None:
-    plan = _plan(90, 7)
-    assert plan.backtest
+    assert plan.validation is None
     table = _tiny_table(plan, n=30)
     seen = _settings_recorders(monkeypatch)
     _run_train_churn(plan, table)
-    evaluation_rows = set(np.flatnonzero(table["as_of"].isin(plan.evaluation)))
-    assert not seen["settings"] & evaluation_rows
-    assert not seen["audit"] & evaluation_rows
+    _every_split_has_settings_decided_without_its_rows(seen, dated_splits(table, plan, 2))
 
 
 def test_one_class_in_the_labels_is_a_training_error() -> None:
