@@ -71,7 +71,6 @@ NO_CHURNED_AT_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CHURNED_AT_BUG)
 def test_contractual_without_churned_at_column_nobody_churns() -> None:
     customers = pd.DataFrame(
         {
@@ -130,7 +129,6 @@ MAX_SILENCE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=MAX_SILENCE_BUG, raises=ValueError)
 def test_inactivity_max_silence_boundary() -> None:
     silence = 60
     definition = LabelConfig(definition="inactivity", max_silence_days=silence)
@@ -238,10 +236,7 @@ DEFINITIONS = [
     CONTRACTUAL,
     INACTIVITY,
     LabelConfig(definition="inactivity", event_types=("purchase",)),
-    pytest.param(
-        LabelConfig(definition="inactivity", max_silence_days=30),
-        marks=pytest.mark.xfail(strict=True, reason=MAX_SILENCE_BUG, raises=ValueError),
-    ),
+    LabelConfig(definition="inactivity", max_silence_days=30),
 ]
 
 

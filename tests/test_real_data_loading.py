@@ -163,7 +163,6 @@ UNTIL_CUSTOMERS_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=UNTIL_CUSTOMERS_BUG)
 def test_until_drops_later_customers_and_masks_later_churn_dates(tmp_path: Path) -> None:
     _tables(tmp_path)
     world = load_world(DataConfig(path=tmp_path), until=pd.Timestamp("2024-06-01")).world

@@ -59,7 +59,7 @@ class Comparison:
 
     def describe(self) -> str:
         return (
-            f"paired {self.metric} difference {self.difference:+.4f}, 95% interval "
+            f"{self.candidate} vs {self.reference}: paired {self.metric} difference {self.difference:+.4f}, 95% interval "
             f"{self.low:+.4f} to {self.high:+.4f} over the same customers and splits"
         )
 
