@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None, known: list[str]) -> argparse.Namespace:
         "--only",
         nargs="+",
         metavar="ID",
-        help=f"benchmark ids to run (default all: {' '.join(known)})",
+        help=f"benchmark ids to run, space- or comma-separated (default all: {' '.join(known)})",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the implemented benchmarks and exit"
@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{bench.name:28s} data: {', '.join(bench.data)}")
         return 0
 
-    selected = [bench_id.upper() for bench_id in (args.only or registry)]
+    selected = [
+        bench_id.strip().upper()
+        for item in (args.only or registry)
+        for bench_id in item.split(",")
+        if bench_id.strip()
+    ]
     unknown = [bench_id for bench_id in selected if bench_id not in registry]
     if unknown:
         print(
