@@ -26,6 +26,7 @@ test: install
 	$(VENV)/bin/pytest
 
 bench: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m benchmarks
 
 lint: install

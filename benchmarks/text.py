@@ -54,8 +54,8 @@ def airline_split(tweets: pd.DataFrame, label: str, seed: int) -> tuple[pd.DataF
 @benchmark("T1", "airline-sentiment", data=[AIRLINE_TWEETS])
 def airline_sentiment(run: BenchmarkRun) -> None:
     """Negative / neutral / positive on deduplicated airline tweets, the package's TF-IDF model."""
-    from retain.evaluation import sentiment_metrics
     from retain.config import TextModelConfig
+    from retain.evaluation import sentiment_metrics
     from retain.text_models import make_sentiment_model
 
     tweets = load_airline_tweets(run.data_path(AIRLINE_TWEETS))
