@@ -80,6 +80,9 @@ _UNWINDOWED_SIGNALS: dict[str, str] = {
     "days_since_last_event": "inactivity",
     "days_since_last_login": "inactivity",
     "days_since_last_purchase": "purchases",
+    "events_per_30d": "engagement",
+    "purchases_per_30d": "purchases",
+    "purchase_amount_per_30d": "purchases",
     "usage_trend": "declining_usage",
     "login_trend": "declining_usage",
     # support
@@ -256,6 +259,12 @@ def behaviour_features(
         out[f"purchase_amount_{w}d"] = _sum(pos, amount, is_purchase & in_window[w], n)
 
     history_days = _max(pos, age, every, n)
+    # Lifetime rates: counts over the customer's whole history, per 30 days of it (at least 30),
+    # so customers of different tenure compare (a purchase log's frequency, lifetimes-style).
+    per_30d = 30.0 / np.maximum(np.nan_to_num(history_days, nan=0.0), 30.0)
+    out["events_per_30d"] = _count(pos, every, n) * per_30d
+    out["purchases_per_30d"] = _count(pos, is_purchase, n) * per_30d
+    out["purchase_amount_per_30d"] = _sum(pos, amount, is_purchase, n) * per_30d
     out["usage_trend"] = _trend(pos, age, is_usage, history_days, windows, n)
     out["login_trend"] = _trend(pos, age, is_login, history_days, windows, n)
     return pd.DataFrame(out, index=index)
