@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -178,3 +179,120 @@ def test_scoring_uses_the_text_models_the_churn_champion_was_trained_with(
         assert "billing" in theme_ids
     finally:
         client.set_registered_model_alias(track.sentiment_model, track.champion_alias, "1")
+
+
+# --- real data shapes: a purchase log without support or feedback, and a flat table ---------
+
+
+def _purchase_log(directory: Path, n_customers: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers and their purchases 2024-01-01 .. 2025-06-30, as CSV files in ``directory``.
+
+    Each customer buys every ``gap`` days (noisy) from signup until they stop: about half stop
+    at a random date, so inactivity labels have both classes. A few sign up late (first purchase
+    after the scoring date) and a few never buy, so the scored population is not everyone.
+    """
+    rng = np.random.default_rng(seed)
+    start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2025-06-30")
+    span = (end - start).days
+    customers, events = [], []
+    for i in range(n_customers):
+        cid = f"P{i:04d}"
+        signup = start + pd.Timedelta(days=int(rng.integers(0, span - 30)))
+        customers.append({"customer_id": cid, "signup_at": signup})
+        if i % 25 == 0:
+            continue  # signed up, never bought
+        gap = float(rng.uniform(5, 40))
+        stop = signup + pd.Timedelta(days=int(rng.integers(20, span))) if rng.random() < 0.5 else end
+        day = signup + pd.Timedelta(days=float(rng.uniform(0, gap)))
+        while day <= min(stop, end):
+            events.append({"customer_id": cid, "occurred_at": day.floor("min"), "amount": round(float(rng.gamma(2, 20)), 2)})
+            day += pd.Timedelta(days=float(rng.exponential(gap)))
+    customers_frame, events_frame = pd.DataFrame(customers), pd.DataFrame(events)
+    directory.mkdir(parents=True)
+    customers_frame.to_csv(directory / "customers.csv", index=False)
+    events_frame.to_csv(directory / "purchases.csv", index=False)
+    return customers_frame, events_frame
+
+
+def test_train_and_score_on_customers_and_a_purchase_log_only(tmp_path: Path) -> None:
+    customers, purchases = _purchase_log(tmp_path / "shop")
+    config = tmp_path / "shop.yaml"
+    config.write_text(
+        f"data:\n  path: {tmp_path / 'shop'}\n"
+        "  files: {events: purchases.csv}\n"
+        "  constants: {events: {event_type: purchase}}\n"
+        "label: {definition: inactivity}\n"
+        "features: {windows_days: [30, 90], horizon_days: 60}\n"
+        "churn: {train_every_days: 30, train_periods: 4, backtest_dates: 2, search_budget_s: 0,"
+        " n_estimators: 100}\n"
+        f"tracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n"
+        f"scoring: {{output_dir: {tmp_path / 'outputs'}}}\n"
+        f"reports_dir: {tmp_path / 'reports'}\n"
+    )
+    trained = run_retain("train", "-c", str(config), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    data_line = next(line for line in trained.stdout.splitlines() if line.startswith("Data:"))
+    assert "churn definition: inactivity" in data_line
+    families = data_line.split("feature families:")[1]
+    assert "behaviour" in families
+    assert "support" not in families and "feedback" not in families and "text" not in families
+    assert "Text models: none" in trained.stdout
+    assert "retain-churn version 1" in trained.stdout
+
+    as_of = "2025-03-31"
+    scored = run_retain("score", "-c", str(config), "--as-of", as_of, "--quiet")
+    assert scored.returncode == 0, scored.stderr
+    assert f"as of {as_of}" in scored.stdout
+    ranked = pd.read_csv(tmp_path / "outputs" / "ranked_customers.csv")
+    bought = purchases.loc[pd.to_datetime(purchases["occurred_at"]) <= pd.Timestamp(as_of), "customer_id"]
+    assert 0 < bought.nunique() < len(customers)  # the check below can tell who is left out
+    assert sorted(ranked["customer_id"]) == sorted(bought.unique())
+    assert ranked["churn_probability"].between(0, 1).all()
+    # no tickets or feedback: no reason can point at a ticket or a feedback text
+    evidence = ranked.filter(like="_evidence")
+    assert evidence.isna().all().all() or not evidence.astype(str).apply(lambda c: c.str.startswith(("T", "F"))).any().any()
+
+
+def test_train_and_score_on_a_flat_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 600
+    tenure = rng.integers(1, 72, n)
+    contract = rng.choice(["Month-to-month", "One year", "Two year"], n, p=[0.5, 0.3, 0.2])
+    charges = rng.uniform(20, 110, n).round(2)
+    logit = -1.0 - 0.04 * tenure + 1.6 * (contract == "Month-to-month") + 0.01 * charges
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    (tmp_path / "flat").mkdir()
+    pd.DataFrame(
+        {
+            "id": [f"F{i:04d}" for i in range(n)],
+            "tenure": tenure,
+            "Contract": contract,
+            "MonthlyCharges": charges,
+            "Churn": np.where(churned, "Yes", "No"),
+        }
+    ).to_csv(tmp_path / "flat" / "customers.csv", index=False)
+    config = tmp_path / "flat.yaml"
+    config.write_text(
+        f"data:\n  layout: flat\n  path: {tmp_path / 'flat'}\n"
+        "  flat: {file: customers.csv, id_column: id, label_column: Churn, churned_values: ['Yes'],"
+        " value_column: MonthlyCharges}\n"
+        "churn: {cv_folds: 3, search_budget_s: 0, n_estimators: 100}\n"
+        f"tracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n"
+        f"scoring: {{output_dir: {tmp_path / 'outputs'}}}\n"
+        f"reports_dir: {tmp_path / 'reports'}\n"
+    )
+    trained = run_retain("train", "-c", str(config), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert "Data: flat layout" in trained.stdout
+    assert "3-fold stratified cross-validation" in trained.stdout
+    assert "retain-churn version 1" in trained.stdout
+
+    scored = run_retain("score", "-c", str(config), "--as-of", "2025-06-30", "--quiet")
+    assert scored.returncode == 0, scored.stderr
+    ranked = pd.read_csv(tmp_path / "outputs" / "ranked_customers.csv")
+    stayed = [f"F{i:04d}" for i in np.flatnonzero(~churned)]
+    assert sorted(ranked["customer_id"]) == stayed
+    assert ranked["value_at_risk"].is_monotonic_decreasing
+    # what a customer pays is why they matter, never a reason
+    signals = ranked.filter(regex=r"^reason_\d_signal$").stack()
+    assert not signals.str.contains("MonthlyCharges").any()
