@@ -71,9 +71,15 @@ def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProce
     assert ranked["churn_probability"].between(0, 1).all()
     assert ranked["value_at_risk"].is_monotonic_decreasing
     assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
-    top = ranked.head(len(ranked) // 10)
-    assert top["reason_1"].notna().all(), "every customer in the outreach list has a reason"
-    assert top["recommended_action"].str.len().gt(0).all()
+    # A reason must raise this customer's risk and sit on the risky side of the population, so a
+    # low-tier customer near the top only for their value may legitimately have none; a high- or
+    # medium-tier customer always has one, and every reason's evidence column is present.
+    at_risk = ranked.loc[ranked["risk_tier"].isin(["high", "medium"])]
+    assert len(at_risk) > 0
+    assert at_risk["reason_1"].notna().all(), "every high- or medium-tier customer has a reason"
+    assert {"reason_1_evidence", "reason_1_signal"} <= set(ranked.columns)
+    assert ranked["reason_1_signal"].notna().eq(ranked["reason_1"].notna()).all()
+    assert ranked["recommended_action"].str.len().gt(0).all()
     csv = pd.read_csv(workspace["root"] / "outputs" / "ranked_customers.csv")
     assert csv["customer_id"].tolist() == ranked["customer_id"].tolist()
 
@@ -184,12 +190,15 @@ def test_scoring_uses_the_text_models_the_churn_champion_was_trained_with(
 # --- real data shapes: a purchase log without support or feedback, and a flat table ---------
 
 
-def _purchase_log(directory: Path, n_customers: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _purchase_log(directory: Path, n_customers: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Customers and their purchases 2024-01-01 .. 2025-06-30, as CSV files in ``directory``.
 
-    Each customer buys every ``gap`` days (noisy) from signup until they stop: about half stop
-    at a random date, so inactivity labels have both classes. A few sign up late (first purchase
-    after the scoring date) and a few never buy, so the scored population is not everyone.
+    Everyone buys every week or two and now and then pauses. Customers aged 30 to 45 never come
+    back from a pause; the others come back after 30 to 100 days. So a customer silent for a
+    month or two churns or not by age band: a bump a logistic baseline cannot draw, and the
+    gradient-boosted model wins the paired test and becomes champion (else `retain score` has
+    no model to load). A few customers never buy, and some first buy after the scoring date,
+    so the scored population is not everyone.
     """
     rng = np.random.default_rng(seed)
     start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2025-06-30")
@@ -198,15 +207,21 @@ def _purchase_log(directory: Path, n_customers: int = 300, seed: int = 0) -> tup
     for i in range(n_customers):
         cid = f"P{i:04d}"
         signup = start + pd.Timedelta(days=int(rng.integers(0, span - 30)))
-        customers.append({"customer_id": cid, "signup_at": signup})
+        age = int(rng.integers(18, 80))
+        customers.append({"customer_id": cid, "signup_at": signup, "age": age})
         if i % 25 == 0:
             continue  # signed up, never bought
-        gap = float(rng.uniform(5, 40))
-        stop = signup + pd.Timedelta(days=int(rng.integers(20, span))) if rng.random() < 0.5 else end
+        gap = float(rng.uniform(4, 12))
         day = signup + pd.Timedelta(days=float(rng.uniform(0, gap)))
-        while day <= min(stop, end):
-            events.append({"customer_id": cid, "occurred_at": day.floor("min"), "amount": round(float(rng.gamma(2, 20)), 2)})
+        while day <= end:
+            events.append(
+                {"customer_id": cid, "occurred_at": day.floor("min"), "amount": round(float(rng.gamma(2, 20)), 2)}
+            )
             day += pd.Timedelta(days=float(rng.exponential(gap)))
+            if rng.random() < gap / 90:  # a pause, about once a quarter
+                if 30 <= age <= 45:
+                    break
+                day += pd.Timedelta(days=float(rng.uniform(30, 100)))
     customers_frame, events_frame = pd.DataFrame(customers), pd.DataFrame(events)
     directory.mkdir(parents=True)
     customers_frame.to_csv(directory / "customers.csv", index=False)
@@ -222,7 +237,7 @@ def test_train_and_score_on_customers_and_a_purchase_log_only(tmp_path: Path) ->
         "  files: {events: purchases.csv}\n"
         "  constants: {events: {event_type: purchase}}\n"
         "label: {definition: inactivity}\n"
-        "features: {windows_days: [30, 90], horizon_days: 60}\n"
+        "features: {windows_days: [30, 90], horizon_days: 60, attributes: [age]}\n"
         "churn: {train_every_days: 30, train_periods: 4, backtest_dates: 2, search_budget_s: 0,"
         " n_estimators: 100}\n"
         f"tracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n"
@@ -249,17 +264,19 @@ def test_train_and_score_on_customers_and_a_purchase_log_only(tmp_path: Path) ->
     assert sorted(ranked["customer_id"]) == sorted(bought.unique())
     assert ranked["churn_probability"].between(0, 1).all()
     # no tickets or feedback: no reason can point at a ticket or a feedback text
-    evidence = ranked.filter(like="_evidence")
-    assert evidence.isna().all().all() or not evidence.astype(str).apply(lambda c: c.str.startswith(("T", "F"))).any().any()
+    assert ranked.filter(like="_evidence").isna().all().all()
 
 
 def test_train_and_score_on_a_flat_csv(tmp_path: Path) -> None:
+    # Churn peaks at 3 to 5 support calls (a bump the logistic baseline cannot draw), so the
+    # gradient-boosted model wins the paired test and becomes the champion `retain score` loads.
     rng = np.random.default_rng(1)
     n = 600
     tenure = rng.integers(1, 72, n)
     contract = rng.choice(["Month-to-month", "One year", "Two year"], n, p=[0.5, 0.3, 0.2])
     charges = rng.uniform(20, 110, n).round(2)
-    logit = -1.0 - 0.04 * tenure + 1.6 * (contract == "Month-to-month") + 0.01 * charges
+    calls = rng.integers(0, 10, n)
+    logit = -2.5 - 0.02 * tenure + 0.8 * (contract == "Month-to-month") + 3.0 * ((calls >= 3) & (calls <= 5))
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
     (tmp_path / "flat").mkdir()
     pd.DataFrame(
@@ -268,6 +285,7 @@ def test_train_and_score_on_a_flat_csv(tmp_path: Path) -> None:
             "tenure": tenure,
             "Contract": contract,
             "MonthlyCharges": charges,
+            "SupportCalls": calls,
             "Churn": np.where(churned, "Yes", "No"),
         }
     ).to_csv(tmp_path / "flat" / "customers.csv", index=False)
