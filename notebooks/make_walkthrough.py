@@ -116,8 +116,9 @@ its own to show its report; retain's own point-in-time features should pass.""")
 print(audit_features(table.loc[fit_rows, columns], table.loc[fit_rows, "churned"].to_numpy()).summary())"""),
     ("md", """## 7. Churn model: settings, backtest, and a paired comparison with the baseline
 
-`train_churn` audits, chooses the gradient-boosting settings on the validation date (fitted on the dates
-before it), then fits one model per evaluation date on the earlier dates and predicts that date, beside a
+`train_churn` audits, chooses the gradient-boosting settings on the validation date (candidates fitted on
+the dates whose label windows closed by then), then fits one model per evaluation date on the dates whose
+label windows closed by that date and predicts it, beside a
 logistic-regression baseline fitted on the same rows. The figures are averages over the evaluation dates with
 a 95% bootstrap interval for ROC-AUC; the paired comparison resamples the same customers and dates for both
 models, so it says whether the gain over the baseline is more than noise. The model that is registered is
@@ -143,9 +144,11 @@ print("audit excluded:", churn.audit.excluded_columns or "nothing")"""),
     ("code", """churn.figures["calibration"]"""),
     ("md", """## 8. Log, register, and decide the champions
 
-Each model gets the `champion` alias only if it beats its baseline in the paired test (and any current
-champion evaluated on the same data). The churn run records the evaluation plan, how its settings were
-chosen, the audit, and which text model versions it used."""),
+A text model gets the `champion` alias only if it beats its majority-class baseline; the churn model only if
+it beats the logistic baseline in the paired test above, and the current champion if one was evaluated on the
+same data. On a small world the gain over the baseline is often within noise, and then the model is
+registered but not promoted: that is the rule working. The churn run records the evaluation plan, how its
+settings were chosen, the audit, and which text model versions it used."""),
     ("code", """result = training.TrainingResult(
     layout="tables", plan=plan, text=text, churn=churn,
     families=[*features.feature_families(world), "text (sentiment, themes)"],
