@@ -16,16 +16,6 @@ RETAIN = [sys.executable, "-m", "retain.cli"]
 
 pytestmark = pytest.mark.slow
 
-# `retain demo` scores with the champion, so when the churn model it just trained is not promoted
-# (not better than the logistic baseline in the paired test) it exits 4 telling the user to run
-# `retain train` first. On this 2,500-customer world (seed 3) the gradient-boosted model leads the
-# baseline by +0.014 ROC-AUC, 95% interval -0.002 to +0.033, so it is not promoted (the same at
-# 4,000 customers). A bug in retain.jobs.run_demo, reported; remove this mark once it is fixed.
-DEMO_WITHOUT_CHAMPION = pytest.mark.xfail(
-    strict=True,
-    reason="retain demo exits 4 ('run `retain train` first') when its churn model is not promoted",
-)
-
 
 def run_retain(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -62,7 +52,6 @@ def demo_run(workspace: dict[str, Path]) -> subprocess.CompletedProcess[str]:
     return result
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     out = demo_run.stdout
     assert "feature families: customer attributes, behaviour, support, feedback, text" in out
@@ -79,7 +68,6 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert str(workspace["root"] / "outputs" / "ranked_customers.parquet") in out
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     ranked = pd.read_parquet(workspace["root"] / "outputs" / "ranked_customers.parquet")
     customers = pd.read_parquet(workspace["root"] / "demo" / "world" / "customers.parquet")
@@ -103,7 +91,6 @@ def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProce
     assert csv["customer_id"].tolist() == ranked["customer_id"].tolist()
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_rescoring_is_idempotent(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     first = run_retain("score", "--config", str(workspace["score"]), "--quiet")
     assert first.returncode == 0, first.stderr
@@ -116,7 +103,6 @@ def test_rescoring_is_idempotent(demo_run: subprocess.CompletedProcess[str], wor
     assert before == demo_csv, "the score command and the demo rank the same way"
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_retraining_on_the_same_data_does_not_replace_the_champion(
     demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
 ) -> None:
@@ -127,7 +113,6 @@ def test_retraining_on_the_same_data_does_not_replace_the_champion(
     assert (workspace["root"] / "reports" / "calibration.png").exists()
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_churn_run_records_the_text_model_versions(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     from retain import tracking
     from retain.config import TrackingConfig
@@ -186,7 +171,6 @@ def test_bad_dates_and_format_exit_2_naming_the_option(tmp_path: Path) -> None:
     assert not (tmp_path / "w").exists()
 
 
-@DEMO_WITHOUT_CHAMPION
 def test_scoring_uses_the_text_models_the_churn_champion_was_trained_with(
     demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
 ) -> None:

@@ -325,7 +325,9 @@ def _promote(
     return Registration(name=name, version=version, promoted=decision.promoted, reason=decision.reason)
 
 
-def load_scoring_models(track: TrackingConfig) -> tuple[ScoringModels, list[str]]:
+def load_scoring_models(
+    track: TrackingConfig, churn_version: str | None = None
+) -> tuple[ScoringModels, list[str]]:
     """The champion churn model, the text models it was trained with, and their theme ids.
 
     The churn model's text features were computed by particular sentiment and theme model
@@ -333,7 +335,10 @@ def load_scoring_models(track: TrackingConfig) -> tuple[ScoringModels, list[str]
     are champions now, so the features mean at scoring what they meant in training. A churn
     model trained without text features uses no text model.
     """
-    churn, churn_version = tracking.load_champion(track, track.churn_model)
+    if churn_version is not None:
+        churn = tracking.load_version(track, track.churn_model, churn_version)
+    else:
+        churn, churn_version = tracking.load_champion(track, track.churn_model)
     used = tracking.text_models_used(track, track.churn_model, churn_version)
     versions = {track.churn_model: churn_version}
     sentiment = themes = None
@@ -354,10 +359,10 @@ def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:
     return world_end.normalize() + pd.Timedelta(days=1)
 
 
-def run_score(config: ScoreConfig, as_of: date | None = None) -> ScoreOutcome:
-    """Score with the champion models and write the ranked list atomically."""
+def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str | None = None) -> ScoreOutcome:
+    """Score with the champion models (or a given churn version) and write the ranked list atomically."""
     started = time.perf_counter()
-    models, theme_ids = load_scoring_models(config.tracking)
+    models, theme_ids = load_scoring_models(config.tracking, churn_version)
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
     if config.data.layout == "flat":
@@ -414,11 +419,21 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         show_progress=show_progress,
     )
     seconds["train"] = train_outcome.seconds
+    # The demo shows a list even when its small world leaves the new churn model short of the
+    # champion rule: it then scores with that version and says so (`retain score` would not).
+    churn = next(r for r in train_outcome.registrations if r.name == config.tracking.churn_model)
+    has_champion = tracking.champion_version(config.tracking, config.tracking.churn_model) is not None
+    if not has_champion:
+        logger.warning(
+            "%s version %s is not the champion (%s); the demo scores with it anyway",
+            churn.name, churn.version, churn.reason,
+        )
     score_outcome = run_score(
         ScoreConfig(
             data=data_config, features=config.features, label=config.label, text=config.text,
             churn=config.churn, tracking=config.tracking, scoring=config.scoring,
-        )
+        ),
+        churn_version=None if has_champion else churn.version,
     )
     seconds["score"] = score_outcome.seconds
     return DemoOutcome(world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome, seconds=seconds)
