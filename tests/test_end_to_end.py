@@ -59,7 +59,7 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert "Churn model evaluated by backtest on 3 date(s)" in out
     assert "settings chosen on validation as_of" in out
     assert "ROC-AUC" in out and "95% interval" in out and "logistic baseline" in out
-    assert "paired: churn_probability vs baseline_probability" in out
+    assert "gradient boosting vs logistic baseline: paired roc_auc difference" in out
     assert "per split ROC-AUC:" in out
     assert "retain-churn version 1: champion" in out
     assert "sentiment  accuracy" in out and "themes     micro-F1" in out

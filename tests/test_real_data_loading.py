@@ -312,8 +312,8 @@ def test_named_attributes_become_features(tmp_path: Path) -> None:
     assert isinstance(table["industry"].dtype, pd.CategoricalDtype)
     assert list(table["industry"].cat.categories) == ["media", "retail"]
     assert table["industry"].tolist() == ["retail", "media", "retail"]
-    assert table["renewed_on"].iloc[0] == 31.0  # days before as_of
-    assert np.isnan(table["renewed_on"].iloc[1]) and np.isnan(table["renewed_on"].iloc[2])
+    # a snapshot date can lie after as_of (and whether it is set can tell the outcome): left out
+    assert "renewed_on" not in table.columns
     # not named, not a feature
     assert "seats" not in build_features(world, AS_OF, None, []).columns
 
@@ -336,7 +336,8 @@ def test_all_takes_every_extra_column(tmp_path: Path) -> None:
     world = _attribute_world(tmp_path)
     assert extra_attributes(world.customers, "all") == ["seats", "industry", "renewed_on"]
     table = build_features(world, AS_OF, None, [], attributes="all")
-    assert {"seats", "industry", "renewed_on"} <= set(table.columns)
+    assert {"seats", "industry"} <= set(table.columns)
+    assert "renewed_on" not in table.columns  # dates in a snapshot are not features
     assert "churned_at" not in table.columns and "signup_at" not in table.columns
 
 

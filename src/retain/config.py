@@ -154,7 +154,8 @@ class FeatureConfig(Strict):
     attributes: tuple[str, ...] | Literal["all"] = Field(
         (),
         description="Extra customer columns to use as features (numbers, categories, booleans; "
-        "dates become ages in days), or 'all'. The flat layout uses all columns by default.",
+        "text columns become categories; date columns are left out: a snapshot date can lie after "
+        "as_of), or 'all'. The flat layout uses all its columns unless this names some.",
     )
 
 

@@ -320,7 +320,15 @@ def _reject_unknown_customers(report: Validated, known: set[str]) -> Validated:
         valid=report.valid.loc[~unknown].reset_index(drop=True),
         rejected=rejected.sort_values("source_row", kind="stable").reset_index(drop=True),
         valid_rows=rows[~unknown.to_numpy()] if rows is not None else None,
+        amended=_amended_still_used(report, rows[unknown.to_numpy()] if rows is not None else None),
     )
+
+
+def _amended_still_used(report: Validated, now_rejected: Any) -> pd.DataFrame:
+    """Amended rows minus those rejected since (their rejection says it all)."""
+    if report.amended.empty or now_rejected is None:
+        return report.amended
+    return report.amended.loc[~report.amended["source_row"].isin(now_rejected)].reset_index(drop=True)
 
 
 def write_world(world: World, directory: Path, file_format: str = "parquet") -> dict[str, Path]:
@@ -426,6 +434,39 @@ def infer_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
+def _like(test: pd.DataFrame, train: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+    """The test file's feature columns in the training file's types."""
+    test = test.copy()
+    for column in columns:
+        want, have = train[column].dtype, test[column].dtype
+        if want == have:
+            continue
+        if pd.api.types.is_numeric_dtype(want):
+            converted = pd.to_numeric(test[column], errors="coerce")
+            lost = int((converted.isna() & test[column].notna()).sum())
+            if lost:
+                logger.warning("%s: column %r: %d value(s) are not numbers as in the training file; read as missing", source, column, lost)
+            test[column] = converted.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(want):
+            test[column] = pd.to_datetime(test[column], errors="coerce", format="mixed")
+        else:
+            test[column] = test[column].astype("string").astype(object).where(test[column].notna(), None)
+    return test
+
+
+def _dates_as_ages(frame: pd.DataFrame, columns: list[str], reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Date columns as days before the row's snapshot (or before the column's latest date)."""
+    dates = [c for c in columns if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+    if not dates:
+        return frame
+    frame = frame.copy()
+    for column in dates:
+        base = reference if reference is not None else frame
+        anchor = frame["as_of"].where(frame["as_of"].notna(), base[column].max())
+        frame[column] = (anchor - frame[column]).dt.total_seconds() / 86400.0
+    return frame
+
+
 @dataclass(frozen=True)
 class FlatTable:
     """A flat, one-row-per-customer table: ids, labels, value and candidate feature columns.
@@ -448,12 +489,17 @@ class FlatTable:
         return "\n".join(lines)
 
 
-def load_flat(config: DataConfig, write_quarantine: bool = True) -> FlatTable:
+def load_flat(
+    config: DataConfig, write_quarantine: bool = True, attributes: Any = None
+) -> FlatTable:
     """Read a flat table (``data.layout: flat``): one row per customer with a churn label.
 
     Rows with a duplicated id are quarantined; a missing label leaves the row unlabelled (scored,
     not trained on). Every other column that is not the id, label, value, snapshot or in
-    ``flat.drop`` is a candidate feature.
+    ``flat.drop`` is a candidate feature (or only those named in ``attributes``). Date columns
+    become days before the row's snapshot date (or before the column's latest date). A test
+    file's columns are read as the training file's types; cells that do not convert are missing
+    and logged.
     """
     flat = config.flat
     if flat is None or config.layout != "flat":
@@ -464,6 +510,14 @@ def load_flat(config: DataConfig, write_quarantine: bool = True) -> FlatTable:
         test, test_report = _read_flat(config, flat.test_file)
     skip = {"customer_id", "churned", "monthly_value", "as_of"}
     features = [c for c in frame.columns if c not in skip]
+    if attributes is not None and not isinstance(attributes, str) and len(attributes):
+        unknown = [c for c in attributes if c not in features]
+        if unknown:
+            raise ContractError(
+                f"{config.path / flat.file}: column(s) {unknown} named in features.attributes are not "
+                f"candidate features; found {', '.join(features)}"
+            )
+        features = list(attributes)
     if test is not None:
         absent = [c for c in features if c not in test.columns]
         if absent:
@@ -471,6 +525,10 @@ def load_flat(config: DataConfig, write_quarantine: bool = True) -> FlatTable:
                 f"{config.path / flat.test_file}: column(s) {absent} of {flat.file} are missing "
                 f"({len(test)} rows not read)"
             )
+        test = _like(test, frame, features, str(config.path / flat.test_file))
+    frame = _dates_as_ages(frame, features)
+    if test is not None:
+        test = _dates_as_ages(test, features, reference=frame)
     if write_quarantine:
         qdir = config.quarantine_dir or config.path / "quarantine"
         reports = {"customers": report}
@@ -515,7 +573,11 @@ def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Valida
     else:
         out["monthly_value"] = np.nan
     if flat.snapshot_column is not None:
-        out["as_of"] = pd.to_datetime(raw[flat.snapshot_column], errors="coerce", format="mixed")
+        options = config.read.get("customers")
+        out["as_of"] = pd.to_datetime(
+            raw[flat.snapshot_column], errors="coerce",
+            format=(options.date_format if options and options.date_format else "mixed"),
+        )
     else:
         out["as_of"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     used = {flat.label_column, flat.id_column, flat.snapshot_column, *flat.drop} - {None}

@@ -99,7 +99,11 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
     started = time.perf_counter()
     stop = pd.Timestamp(until) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if until else None
     if config.data.layout == "flat":
-        flat = data.load_flat(config.data)
+        if until is not None:
+            raise ConfigError(
+                "--until needs dated tables (data.layout: tables); a flat table has no dates to cut at"
+            )
+        flat = data.load_flat(config.data, attributes=config.features.attributes)
         result = train_flat(flat, config.churn)
         summary, rows_used = flat.summary(), {"customers": len(flat.frame)}
     else:
@@ -293,7 +297,7 @@ def register_training(result: TrainingResult, config: TrainConfig) -> list[Regis
         theirs = tracking.evaluation_predictions(track, track.churn_model, champion)
         if theirs is None:
             return None
-        keys = ["split", "customer_id"]
+        keys = ["split", "customer_id", "as_of"]
         paired = churn.predictions.merge(
             theirs[[*keys, "churn_probability"]].rename(columns={"churn_probability": "champion_probability"}),
             on=keys,
@@ -307,7 +311,7 @@ def register_training(result: TrainingResult, config: TrainConfig) -> list[Regis
         track, track.churn_model, version, metric="roc_auc",
         value=churn.metrics["roc_auc"], baseline_value=churn.baseline_metrics["roc_auc"],
         evaluation_id=result.evaluation_id,
-        baseline_detail=churn.comparison.describe(),
+        baseline_detail=churn.comparison.describe(names=False),
         champion_paired=against_champion,
     )
     registrations.append(
@@ -366,7 +370,7 @@ def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
     if config.data.layout == "flat":
-        flat = data.load_flat(config.data)
+        flat = data.load_flat(config.data, attributes=config.features.attributes)
         ranked = score_flat(
             flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
             value_column=config.data.flat.value_column if config.data.flat else None,
@@ -456,7 +460,7 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
             f"{x['pr_auc']:>9.3f}{x['brier']:>9.4f}{x['lift_at_10']:>10.2f}"
             for label, x in (("gradient boosting", m), ("logistic baseline", base))
         ),
-        f"  gradient boosting vs baseline: {churn.comparison.describe()}",
+        f"  gradient boosting vs logistic baseline: {churn.comparison.describe(names=False)}",
     ]
     if len(churn.per_split) > 1:
         lines.append(

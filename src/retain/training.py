@@ -155,16 +155,37 @@ def observed_since(world: World) -> pd.Timestamp:
     return min(stamps) if stamps else world.customers["signup_at"].min()
 
 
+def labels_observed_until(world: World, label_config: LabelConfig) -> pd.Timestamp:
+    """How far the data observes churn: for ``inactivity``, the newest qualifying event.
+
+    A label window after the last event would count everyone as churned, however late the other
+    tables run.
+    """
+    if label_config.definition != "inactivity":
+        return observed_until(world)
+    if world.events is None or world.events.empty:
+        raise TrainingError("churn definition 'inactivity' needs an events table")
+    events = world.events
+    if label_config.event_types is not None:
+        events = events.loc[events["event_type"].astype(object).isin(list(label_config.event_types))]
+    if events.empty:
+        raise TrainingError(
+            f"no event of the qualifying types {list(label_config.event_types or [])} in the events table"
+        )
+    return events["occurred_at"].max()
+
+
 def plan_evaluation(
     world: World,
     feature_config: FeatureConfig,
     churn_config: ChurnModelConfig,
     until: pd.Timestamp | None = None,
+    label_config: LabelConfig | None = None,
 ) -> EvaluationPlan:
     """Labelled dates, backtest evaluation dates and the validation date (see module docstring)."""
     horizon = pd.Timedelta(days=feature_config.horizon_days)
     step = pd.Timedelta(days=churn_config.train_every_days)
-    data_end = observed_until(world)
+    data_end = observed_until(world) if label_config is None else labels_observed_until(world, label_config)
     end = (min(until, data_end) if until is not None else data_end).normalize()
     if churn_config.test_as_of is not None:
         last = pd.Timestamp(churn_config.test_as_of)
@@ -415,6 +436,7 @@ def train_churn(
     settings_description: str,
     validation_description: str | None = None,
     refit_rows: np.ndarray | None = None,
+    audit_test_rows: bool = False,
 ) -> ChurnResult:
     """Audit, choose settings, evaluate on the splits, and refit on every labelled row.
 
@@ -437,9 +459,12 @@ def train_churn(
     if np.unique(y).size < 2:
         raise TrainingError(f"churn labels are all {y[0]}: need churners and non-churners")
 
-    def decide(fit_mask: np.ndarray, validation: Any) -> tuple[list[str], dict[str, Any], str, pd.DataFrame, AuditResult]:
+    def decide(
+        fit_mask: np.ndarray, validation: Any, test_mask: np.ndarray | None = None
+    ) -> tuple[list[str], dict[str, Any], str, pd.DataFrame, AuditResult]:
         X_fit = table.loc[fit_mask, columns]
-        audit = _audit(X_fit, y[fit_mask], config)
+        test_X = table.loc[test_mask, columns] if test_mask is not None and audit_test_rows else None
+        audit = _audit(X_fit, y[fit_mask], config, test_X)
         kept = [c for c in columns if c not in set(audit.excluded_columns)]
         if pinned:
             table_ = pd.DataFrame([{"params": pinned, "evaluated": False}])
@@ -467,7 +492,9 @@ def train_churn(
     parts = []
     for split in splits:
         if decided is None:
-            kept, params, _, _, _ = decide(split.fit, None)
+            kept, params, _, _, split_audit = decide(split.fit, None, split.evaluate)
+            if split_audit.findings:
+                logger.info("audit on the training rows of %s:\n%s", split.name, split_audit.summary())
         else:
             kept, params = decided[0], decided[1]
         y_fit = y[split.fit]
@@ -538,10 +565,13 @@ def train_churn(
     )
 
 
-def _audit(X: pd.DataFrame, y: np.ndarray, config: ChurnModelConfig) -> AuditResult:
+def _audit(
+    X: pd.DataFrame, y: np.ndarray, config: ChurnModelConfig, test_X: pd.DataFrame | None = None
+) -> AuditResult:
     if not config.audit.enabled:
         return AuditResult(findings=())
-    return audit_features(X, y, keep=config.audit.keep)
+    keep = [c for c in config.audit.keep if c in X.columns]
+    return audit_features(X, y, keep=keep, test_X=test_X)
 
 
 def _model(params: dict[str, Any], config: ChurnModelConfig) -> ChurnClassifier:
@@ -569,7 +599,7 @@ def train(
     """
     families = features.feature_families(world)
     logger.info("feature families: %s", ", ".join(families))
-    plan = plan_evaluation(world, feature_config, churn_config, until)
+    plan = plan_evaluation(world, feature_config, churn_config, until, label_config)
     logger.info(
         "labelled as_of dates %s .. %s (%d), horizon %d days, %s",
         plan.labelled[0].date(), plan.labelled[-1].date(), len(plan.labelled), plan.horizon_days, plan.description,
@@ -640,19 +670,14 @@ def train_flat(flat: FlatTable, churn_config: ChurnModelConfig) -> TrainingResul
         if flat.test is not None
         else f"{churn_config.cv_folds}-fold stratified cross-validation (shuffled, seed 0)"
     )
+    # With a test file, the registered model (its audit, settings and fit) sees the training file
+    # only: the test file stays unseen.
     churn = train_churn(
         frame, columns, splits, churn_config, None, dated=False,
         settings_description=f"evaluated on {description}",
+        refit_rows=~test_rows if flat.test is not None else None,
+        audit_test_rows=True,
     )
-    if flat.test is not None:
-        # The registered model is refitted on the training file only: the test file stays unseen.
-        keep = ~test_rows
-        churn.model = _model(churn.params, churn_config).fit(
-            frame.loc[keep, churn.feature_columns], frame.loc[keep, LABEL].to_numpy()
-        )
-        churn.baseline = make_logistic_baseline().fit(
-            frame.loc[keep, churn.feature_columns], frame.loc[keep, LABEL].to_numpy()
-        )
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(frame["customer_id"].astype(str), index=False).to_numpy().tobytes())
     digest.update(frame[LABEL].to_numpy().tobytes())

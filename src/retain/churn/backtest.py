@@ -5,7 +5,7 @@ customers is about 0.009), so retain evaluates on several splits and reports:
 
 - per split and on average: ROC-AUC, PR-AUC, Brier, lift in the top decile;
 - a 95% interval for the average ROC-AUC from a bootstrap that resamples customers within each
-  split (:func:`metrics_with_interval`);
+  split, a customer's rows together (:func:`metrics_with_interval`);
 - for two models scored on the same rows, a paired bootstrap of their ROC-AUC difference
   (:func:`paired_comparison`): the mean difference, its 95% interval and the one-sided share
   of resamples in which the candidate is not better. A candidate "beats" another only when the
@@ -57,9 +57,10 @@ class Comparison:
         """The candidate is better: the 95% interval of the difference lies above zero."""
         return self.low > 0
 
-    def describe(self) -> str:
+    def describe(self, names: bool = True) -> str:
+        prefix = f"{self.candidate} vs {self.reference}: " if names else ""
         return (
-            f"{self.candidate} vs {self.reference}: paired {self.metric} difference {self.difference:+.4f}, 95% interval "
+            f"{prefix}paired {self.metric} difference {self.difference:+.4f}, 95% interval "
             f"{self.low:+.4f} to {self.high:+.4f} over the same customers and splits"
         )
 
@@ -153,25 +154,37 @@ def _mean_auc(predictions: pd.DataFrame, column: str) -> float:
 def _bootstrap_auc(
     predictions: pd.DataFrame, columns: Sequence[str], random_state: int
 ) -> np.ndarray:
-    """``N_BOOTSTRAP x len(columns)`` average ROC-AUCs, resampling rows within each split.
+    """``N_BOOTSTRAP x len(columns)`` average ROC-AUCs, resampling customers within each split.
 
-    The same resampled rows serve every column, so differences are paired.
+    The same resampled customers serve every column, so differences are paired. A customer with
+    several rows in a split (customer-grouped folds over several dates) is drawn as a whole.
     """
     rng = np.random.default_rng(random_state)
-    parts = [
-        (part["churned"].to_numpy(), part[list(columns)].to_numpy(dtype=float))
-        for _, part in predictions.groupby("split", sort=False)
-        if part["churned"].nunique() == 2
-    ]
+    parts = []
+    for _, part in predictions.groupby("split", sort=False):
+        if part["churned"].nunique() != 2:
+            continue
+        ids = part["customer_id"].astype(str).to_numpy() if "customer_id" in part else np.arange(len(part))
+        codes, uniques = pd.factorize(ids)
+        parts.append((part["churned"].to_numpy(), part[list(columns)].to_numpy(dtype=float), codes, len(uniques)))
     out = np.full((N_BOOTSTRAP, len(columns)), np.nan)
     for b in range(N_BOOTSTRAP):
         aucs = []
-        for y, scores in parts:
-            idx = rng.integers(0, len(y), len(y))
-            yb = y[idx]
-            if yb.min() == yb.max():
+        for y, scores, codes, n_customers in parts:
+            if n_customers == len(y):
+                idx = rng.integers(0, len(y), len(y))
+                yb = y[idx]
+                if yb.min() == yb.max():
+                    continue
+                aucs.append([_fast_auc(yb, scores[idx, j]) for j in range(len(columns))])
                 continue
-            aucs.append([_fast_auc(yb, scores[idx, j]) for j in range(len(columns))])
+            weights = np.bincount(rng.integers(0, n_customers, n_customers), minlength=n_customers)[codes]
+            keep = weights > 0
+            if y[keep].min() == y[keep].max():
+                continue
+            aucs.append(
+                [roc_auc_score(y[keep], scores[keep, j], sample_weight=weights[keep]) for j in range(len(columns))]
+            )
         if aucs:
             out[b] = np.mean(aucs, axis=0)
     return out

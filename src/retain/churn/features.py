@@ -421,7 +421,12 @@ def feedback_features(
     is_latest = answered_nps & (age == latest_nps_age[np.maximum(pos, 0)])
     out["nps_last"] = _mean(pos, nps, is_latest, n)
 
-    if feedback_scores is not None and "sentiment_negative" in feedback_scores.columns:
+    if (
+        feedback_scores is not None
+        and "sentiment_negative" in feedback_scores.columns
+        # no sentiment model at all (only themes labelled): leave sentiment features out, not 0
+        and not (len(feedback_scores) and feedback_scores["sentiment_negative"].isna().all())
+    ):
         _require(feedback, ("feedback_id",), "feedback")
         theme_ids = [t for t in theme_ids if f"theme_{t}" in feedback_scores.columns]
         theme_columns = [f"theme_{t}" for t in theme_ids]
@@ -621,9 +626,10 @@ def _customer_attributes(
 
     A contract attribute (``monthly_value``, ``segment``, ``plan``, ``region``) that is missing
     for every customer is left out. Extra attributes keep their own column names: numbers and
-    booleans as numbers, dates as days before ``as_of`` (NaN if after it), anything else as a
-    category with the levels of the whole customers table (so tables at different dates share
-    one dtype).
+    booleans as numbers, anything else as a category with the levels of the whole customers
+    table (so tables at different dates share one dtype). Date columns are left out: a snapshot
+    date may lie after ``as_of`` and its presence alone can leak the outcome (put dated facts in
+    the events table). ``build_features`` logs them.
     """
     out = pd.DataFrame(index=ids)
     out["tenure_days"] = _days_before(population["signup_at"], as_of)
@@ -633,6 +639,11 @@ def _customer_attributes(
         if name in customers.columns and customers[name].notna().any():
             out[name] = _categorical(population[name], customers[name])
     for name in extra_attributes(customers, attributes):
+        if pd.api.types.is_datetime64_any_dtype(customers[name].dtype):
+            # A date in a customers snapshot may lie after as_of: whether it is set at all can
+            # tell the future (e.g. a last order that only churners' rows have by export time).
+            # Dated facts belong in the events table, where as_of can cut them.
+            continue
         out[name] = _attribute(population[name], customers[name], as_of)
     return out
 
