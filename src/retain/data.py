@@ -462,8 +462,9 @@ def _dates_as_ages(frame: pd.DataFrame, columns: list[str], reference: pd.DataFr
     frame = frame.copy()
     for column in dates:
         base = reference if reference is not None else frame
-        anchor = frame["as_of"].where(frame["as_of"].notna(), base[column].max())
-        frame[column] = (anchor - frame[column]).dt.total_seconds() / 86400.0
+        latest = base[column].max()
+        anchor = pd.to_datetime(frame["as_of"]).fillna(latest).astype("datetime64[ns]")
+        frame[column] = (anchor - frame[column].astype("datetime64[ns]")).dt.total_seconds() / 86400.0
     return frame
 
 
@@ -526,9 +527,9 @@ def load_flat(
                 f"({len(test)} rows not read)"
             )
         test = _like(test, frame, features, str(config.path / flat.test_file))
-    frame = _dates_as_ages(frame, features)
     if test is not None:
         test = _dates_as_ages(test, features, reference=frame)
+    frame = _dates_as_ages(frame, features)
     if write_quarantine:
         qdir = config.quarantine_dir or config.path / "quarantine"
         reports = {"customers": report}
