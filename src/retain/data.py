@@ -72,7 +72,8 @@ def table_path(config: DataConfig, table: str, required: bool = True) -> Path | 
     if table in config.files:
         path = config.path / config.files[table]  # type: ignore[index]
         if not path.exists():
-            raise ContractError(f"{path}: file not found (named in data.files.{table})")
+            hint = " ($RETAIN_DATA_DIR is not set)" if "RETAIN_DATA_DIR" not in os.environ and "shared/data" in str(path) else ""
+            raise ContractError(f"{path}: file not found (named in data.files.{table}){hint}")
         return path
     for suffix in _SUFFIXES:
         candidate = config.path / f"{table}{suffix}"
@@ -96,7 +97,13 @@ def read_frame(path: Path, options: ReadOptions | None = None) -> pd.DataFrame:
     """
     options = options or ReadOptions()
     if not path.exists():
-        raise ContractError(f"{path}: file not found")
+        hint = (
+            " (the data directory comes from $RETAIN_DATA_DIR, default ../shared/data: set it to "
+            "where the public data sets are)"
+            if "RETAIN_DATA_DIR" not in os.environ and "shared/data" in str(path)
+            else ""
+        )
+        raise ContractError(f"{path}: file not found{hint}")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)

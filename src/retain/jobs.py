@@ -118,7 +118,7 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         )
         summary = loaded.summary()
         rows_used = {name: len(frame) for name, frame in loaded.world.tables().items()}
-    logger.info("leakage audit:\n%s", result.churn.audit.summary())
+    logger.info("%s", result.churn.audit.summary())
     report_paths = write_training_report(result, config.reports_dir)
     registrations = register_training(result, config)
     return TrainOutcome(

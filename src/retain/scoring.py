@@ -146,6 +146,9 @@ def _rank(
     )
     if evidence is not None:
         reasons = reasons.join(evidence(reasons, table))
+    else:  # a flat table has no tickets or feedback behind its reasons
+        for i in range(1, scoring_config.top_reasons + 1):
+            reasons[f"reason_{i}_evidence"] = None
     value = (
         table["monthly_value"].to_numpy(dtype=float)
         if "monthly_value" in table.columns

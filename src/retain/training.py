@@ -501,7 +501,7 @@ def train_churn(
         if decided is None:
             kept, params, _, _, split_audit = decide(split.fit, None, split.evaluate)
             if split_audit.findings:
-                logger.info("audit on the training rows of %s:\n%s", split.name, split_audit.summary())
+                logger.debug("audit on the training rows of %s:\n%s", split.name, split_audit.summary())
         else:
             kept, params = decided[0], decided[1]
         y_fit = y[split.fit]

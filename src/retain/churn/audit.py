@@ -400,7 +400,7 @@ def audit_features(
             findings.append(duplicate)
 
     result = AuditResult(findings=tuple(findings), separation=tuple(separation.items()))
-    logger.info("%s", result.summary())
+    logger.debug("%s", result.summary())
     return result
 
 
