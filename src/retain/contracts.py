@@ -143,6 +143,14 @@ FEEDBACK = TableContract(
     ),
 )
 
+#: The column that dates each table's rows (what "as of" and "until" cut on).
+TIME_COLUMNS: dict[str, str] = {
+    "customers": "signup_at",
+    "events": "occurred_at",
+    "tickets": "opened_at",
+    "feedback": "created_at",
+}
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (CUSTOMERS, EVENTS, TICKETS, FEEDBACK)
 }

@@ -28,6 +28,7 @@ import pandas as pd
 from retain.config import DataConfig, ReadOptions
 from retain.contracts import (
     CONTRACTS,
+    TIME_COLUMNS,
     ContractError,
     TableContract,
     Validated,
@@ -275,14 +276,11 @@ def write_quarantine_files(reports: Mapping[str, Validated], qdir: Path) -> None
         logger.warning("%d quarantined rows written to %s", n, qdir)
 
 
-_TIME_COLUMN = {"customers": "signup_at", "events": "occurred_at", "tickets": "opened_at", "feedback": "created_at"}
-
-
 def _drop_after(reports: dict[str, Validated], until: pd.Timestamp) -> list[str]:
     """Remove rows dated after ``until`` (as if the data ended then); later stamps are masked."""
     notes = []
     for name, report in reports.items():
-        stamp = report.valid[_TIME_COLUMN[name]]
+        stamp = report.valid[TIME_COLUMNS[name]]
         later = (stamp > until).to_numpy()
         valid = report.valid.loc[~later].reset_index(drop=True)
         if name == "tickets":

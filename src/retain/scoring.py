@@ -67,7 +67,7 @@ def score_world(
     text_scores = None
     if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
         feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
-        text_scores = feedback_text_scores(feedback, models, theme_ids)
+        text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
     table = features.build_features(
         world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
         definition=label_config, attributes=feature_config.attributes,
@@ -193,11 +193,6 @@ def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp)
         return None
     spend = recent.groupby(recent["customer_id"].astype(object), observed=True)["amount"].sum() / 12.0
     return pd.Series(spend.reindex(table["customer_id"].astype(object)).fillna(0.0).to_numpy(), index=table.index)
-
-
-def feedback_text_scores(feedback: pd.DataFrame, models: ScoringModels, theme_ids: list[str]) -> pd.DataFrame:
-    """Text scores with whichever text models exist (sentiment and/or themes; a missing one is NaN)."""
-    return score_feedback(feedback, models.sentiment, models.themes, theme_ids)
 
 
 def write_scores(

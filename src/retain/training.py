@@ -47,12 +47,13 @@ from retain.churn.backtest import (
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.churn.selection import select_churn_settings
 from retain.config import ChurnModelConfig, FeatureConfig, LabelConfig, TextModelConfig
-from retain.contracts import World
+from retain.contracts import TIME_COLUMNS, World
 from retain.data import FlatTable
 from retain.text_models import (
     make_sentiment_model,
     make_theme_model,
     point_in_time_feedback_scores,
+    score_feedback,
     theme_indicators,
 )
 
@@ -140,8 +141,7 @@ class TrainingResult:
 
 def observed_until(world: World) -> pd.Timestamp:
     """The latest moment the data describes (the newest event, ticket, feedback or signup)."""
-    columns = {"events": "occurred_at", "tickets": "opened_at", "feedback": "created_at", "customers": "signup_at"}
-    stamps = [frame[columns[name]].max() for name, frame in world.tables().items()]
+    stamps = [frame[TIME_COLUMNS[name]].max() for name, frame in world.tables().items()]
     stamps = [s for s in stamps if pd.notna(s)]
     if not stamps:
         raise TrainingError("the data has no dated rows")
@@ -149,8 +149,9 @@ def observed_until(world: World) -> pd.Timestamp:
 
 
 def observed_since(world: World) -> pd.Timestamp:
-    columns = {"events": "occurred_at", "tickets": "opened_at"}
-    stamps = [frame[columns[name]].min() for name, frame in world.tables().items() if name in columns]
+    # Behaviour and support history start the clock; signups alone do not make history.
+    tables = world.tables()
+    stamps = [tables[name][TIME_COLUMNS[name]].min() for name in ("events", "tickets") if name in tables]
     stamps = [s for s in stamps if pd.notna(s)]
     return min(stamps) if stamps else world.customers["signup_at"].min()
 
@@ -366,8 +367,6 @@ def build_training_table(
 def _pretrained_scores(
     feedback: pd.DataFrame, models: TextModels, theme_ids: list[str]
 ) -> Callable[[pd.Timestamp], pd.DataFrame | None]:
-    from retain.text_models import score_feedback
-
     scored = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
     stamps = feedback["created_at"].to_numpy()
     until = models.train_until

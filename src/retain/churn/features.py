@@ -221,7 +221,9 @@ def behaviour_features(
         Indexed by ``customer_id`` in the order given, float columns:
         ``days_since_last_event``, ``days_since_last_login``, ``days_since_last_purchase``
         (NaN if never), per window ``events_{w}d``, ``logins_{w}d``, ``usage_{w}d``,
-        ``purchases_{w}d``, ``purchase_amount_{w}d``, and ``usage_trend``, ``login_trend``:
+        ``purchases_{w}d``, ``purchase_amount_{w}d``; over the whole history on/before
+        ``as_of``, per 30 days of it (at least 30): ``events_per_30d``, ``purchases_per_30d``,
+        ``purchase_amount_per_30d``; and ``usage_trend``, ``login_trend``:
         the daily rate in the shortest window divided by the rate in the period before it, up
         to the longest window (1 steady, 0 stopped; NaN with too little history or no earlier
         events; see :func:`_trend`).
