@@ -64,7 +64,7 @@ def airline_sentiment(run: BenchmarkRun) -> None:
     """Negative / neutral / positive on deduplicated airline tweets, the package's TF-IDF model."""
     from retain.config import TextModelConfig
     from retain.evaluation import sentiment_metrics
-    from retain.text_models import make_sentiment_model
+    from retain.text.tfidf import make_sentiment_model
 
     tweets = load_airline_tweets(run.data_path(AIRLINE_TWEETS))
     train, test = airline_split(tweets, "airline_sentiment", run.seed)
@@ -83,7 +83,7 @@ def airline_sentiment(run: BenchmarkRun) -> None:
             dataset=AIRLINE_TWEETS,
             metric=metric,
             value=metrics[metric],
-            model="retain TF-IDF sentiment (text_models.make_sentiment_model)",
+            model="retain TF-IDF sentiment (text.tfidf.make_sentiment_model)",
             anchor=anchor,
             other_anchors=others,
             goal=T1_GOALS[metric],

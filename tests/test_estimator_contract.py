@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
-from retain.text_models import make_sentiment_model, make_theme_model
+from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 TEXT_CONFIG = TextModelConfig(min_df=1, max_features=2000)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from retain.config import TextModelConfig
-from retain.text_models import make_sentiment_model
+from retain.text.tfidf import make_sentiment_model
 from retain.training import TextModels, _pretrained_scores
 
 CONFIG = TextModelConfig(min_df=1, max_features=500)

@@ -16,12 +16,9 @@ from retain.config import FeatureConfig, Playbook, PlaybookRule, ScoringConfig, 
 from retain.contracts import World
 from retain.scoring import ScoringModels, score_world
 from retain.synth import THEMES, generate_world
-from retain.text_models import (
-    make_sentiment_model,
-    make_theme_model,
-    score_feedback,
-    theme_indicators,
-)
+from retain.text.inputs import theme_indicators
+from retain.text.scoring import score_feedback
+from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 AS_OF = pd.Timestamp("2025-03-01")
 THEME_IDS = list(THEMES)

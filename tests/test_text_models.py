@@ -14,17 +14,10 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from retain.config import TextModelConfig
-from retain.text_models import (
-    SENTIMENT_COLUMNS,
-    as_texts,
-    feedback_score_columns,
-    make_sentiment_model,
-    make_theme_model,
-    out_of_fold_feedback_scores,
-    score_feedback,
-    theme_indicators,
-    theme_lists,
-)
+from retain.text.inputs import as_texts, theme_indicators, theme_lists
+from retain.text.point_in_time import out_of_fold_feedback_scores
+from retain.text.scoring import SENTIMENT_COLUMNS, feedback_score_columns, score_feedback
+from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 # "pricing" never occurs in the corpus: the theme model must cope with a theme without examples.
 THEME_IDS = ["billing", "slow_support", "product_bugs", "usability", "pricing"]
@@ -132,7 +125,7 @@ def test_as_texts_turns_missing_values_into_empty_strings() -> None:
 
 def test_theme_indicators_follow_taxonomy_order(caplog: pytest.LogCaptureFixture) -> None:
     themes = pd.Series(["usability|billing", "", None, "billing|nonsense", "pricing"])
-    with caplog.at_level(logging.WARNING, logger="retain.text_models"):
+    with caplog.at_level(logging.WARNING, logger="retain.text.inputs"):
         Y = theme_indicators(themes, THEME_IDS)
     expected = np.array(
         [[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 1]]

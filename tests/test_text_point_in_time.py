@@ -12,19 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retain import text_models
 from retain.config import TextModelConfig
-from retain.text_models import (
+from retain.text import point_in_time
+from retain.text.inputs import theme_indicators
+from retain.text.point_in_time import point_in_time_feedback_scores, text_model_cuts
+from retain.text.scoring import (
     SENTIMENT_COLUMNS,
     feedback_score_columns,
-    make_sentiment_model,
-    make_theme_model,
-    point_in_time_feedback_scores,
     score_feedback,
-    text_model_cuts,
     theme_column,
-    theme_indicators,
 )
+from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 THEME_IDS = ["billing", "slow_support", "product_bugs"]
 CONFIG = TextModelConfig(min_df=1, max_features=2000, char_ngrams=False)
@@ -233,9 +231,9 @@ def test_one_fit_per_distinct_cut(base: pd.DataFrame, monkeypatch: pytest.Monkey
         return make
 
     monkeypatch.setattr(
-        text_models, "make_sentiment_model", counting(make_sentiment_model, "sentiment")
+        point_in_time, "make_sentiment_model", counting(make_sentiment_model, "sentiment")
     )
-    monkeypatch.setattr(text_models, "make_theme_model", counting(make_theme_model, "themes"))
+    monkeypatch.setattr(point_in_time, "make_theme_model", counting(make_theme_model, "themes"))
     dates = pd.date_range("2024-03-01", "2024-08-01", freq="MS")
     scores = pit_scores(base, dates=dates, refit_every_days=60)
 
@@ -301,7 +299,7 @@ def test_scores_for_an_unknown_date_is_an_error(base_scores) -> None:
 
 def test_sentiment_only_labels(caplog: pytest.LogCaptureFixture) -> None:
     feedback = make_feedback().assign(themes=None)
-    with caplog.at_level(logging.WARNING, logger="retain.text_models"):
+    with caplog.at_level(logging.WARNING, logger="retain.text.point_in_time"):
         scores = pit_scores(feedback, dates=[AS_OF])
     table = scores.scores_for(AS_OF)
     assert scores.cuts[0].sentiment_fitted and not scores.cuts[0].themes_fitted
@@ -316,7 +314,7 @@ def test_sentiment_only_labels(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_themes_only_labels(caplog: pytest.LogCaptureFixture) -> None:
     feedback = make_feedback().drop(columns="sentiment")
-    with caplog.at_level(logging.WARNING, logger="retain.text_models"):
+    with caplog.at_level(logging.WARNING, logger="retain.text.point_in_time"):
         scores = pit_scores(feedback, dates=[AS_OF])
     table = scores.scores_for(AS_OF)
     assert not scores.cuts[0].sentiment_fitted and scores.cuts[0].themes_fitted
@@ -347,7 +345,7 @@ def test_labels_on_different_rows_train_each_model_on_its_own_rows() -> None:
 def test_too_few_labels_before_the_cut_gives_no_scores(caplog: pytest.LogCaptureFixture) -> None:
     feedback = make_feedback()
     early = START + pd.Timedelta(days=10)  # 10 labelled rows before it
-    with caplog.at_level(logging.WARNING, logger="retain.text_models"):
+    with caplog.at_level(logging.WARNING, logger="retain.text.point_in_time"):
         scores = pit_scores(feedback, dates=[early, AS_OF], refit_every_days=30)
     assert scores.scores_for(early) is None
     assert scores.scores_for(AS_OF) is not None

@@ -23,7 +23,7 @@ from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
 from retain.ranking import rank_customers
-from retain.text_models import score_feedback
+from retain.text.scoring import score_feedback
 
 logger = logging.getLogger(__name__)
 

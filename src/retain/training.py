@@ -49,13 +49,10 @@ from retain.churn.selection import select_churn_settings
 from retain.config import ChurnModelConfig, FeatureConfig, LabelConfig, TextModelConfig
 from retain.contracts import TIME_COLUMNS, World
 from retain.data import FlatTable
-from retain.text_models import (
-    make_sentiment_model,
-    make_theme_model,
-    point_in_time_feedback_scores,
-    score_feedback,
-    theme_indicators,
-)
+from retain.text.inputs import theme_indicators
+from retain.text.point_in_time import point_in_time_feedback_scores
+from retain.text.scoring import score_feedback
+from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 logger = logging.getLogger(__name__)
 
