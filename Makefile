@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,transformer]"
 	touch $(STAMP)
 
 demo: install
@@ -26,7 +26,7 @@ test: install
 	$(VENV)/bin/pytest
 
 bench: install
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,transformer,bench]"
 	$(PY) -m benchmarks
 
 lint: install
