@@ -1,0 +1,415 @@
+"""Sentiment per theme: for each theme a text raises, the polarity the text expresses about it.
+
+"The staff were lovely but billing was a mess" raises two themes with opposite polarities; a
+whole-text sentiment model calls it one thing. Two routes:
+
+- **Clauses** (no per-theme labels needed), :func:`aspect_sentiment`: each text is split into
+  clauses (:func:`split_clauses`: sentence punctuation, ``;``, dashes and contrastive
+  connectives such as *but*, *however*, *although*); the fitted sentiment and theme models score
+  every clause of every text in one batch; each theme the text raises takes the sentiment of the
+  clauses that raise it (weighted by their theme probability), ``"mixed"`` when those clauses
+  disagree strongly, and the whole text's sentiment when no single clause raises it.
+- **Pairs** (per-theme polarity labels exist, as in SemEval), :func:`theme_pairs`: one
+  ``(text, theme name)`` item per labelled theme, for a pair classifier (a transformer reading
+  both columns as a sentence pair, or a TF-IDF model over :func:`joined_pairs`).
+
+Any models following the package's contract work: ``predict_proba(texts)`` and ``classes_``;
+theme models return ``(n, n_themes)`` with the positions ``0..n_themes-1`` (or the theme ids) as
+classes and may carry per-theme ``thresholds_``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retain.contracts import SENTIMENTS, split_themes
+from retain.text.inputs import as_texts
+from retain.text.scoring import SENTIMENT_COLUMNS, _class_probabilities
+
+logger = logging.getLogger(__name__)
+
+MIXED = "mixed"
+"""The label of a theme whose clauses disagree strongly (one clearly positive, one negative)."""
+
+CONTRASTIVE_CONNECTIVES: tuple[str, ...] = (
+    "but",
+    "however",
+    "although",
+    "though",
+    "while",
+    "whereas",
+    "yet",
+    "nevertheless",
+    "nonetheless",
+)
+"""Words that start a new clause: what follows often turns the polarity."""
+
+# A leading subordinate clause ("Although the food was good, ...") ends at its first comma.
+_SUBORDINATORS = ("although", "though", "while", "whereas")
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|[\r\n]+|;|\s[-\u2013\u2014]+\s|\s*\u2014\s*")
+_CONNECTIVE = re.compile(
+    r"(?<![^\s,])(?:even\s+though|" + "|".join(CONTRASTIVE_CONNECTIVES) + r")\b",
+    flags=re.IGNORECASE,
+)
+# "not yet fixed", "as well while", "for a while": the word before says it is no connective.
+_NOT_A_CONNECTIVE_AFTER = frozenset({"not", "a", "as", "and", "or", "the"})
+# "The pasta, though, was cold." / "Good though.": a parenthetical or final "though" turns
+# nothing around in the clause it sits in.
+_PARENTHETICAL = frozenset({"though", "yet"})
+_WORD = re.compile(r"[\w']+")
+_EDGE = re.compile(r"^[\s,.;:!?\-\u2013\u2014]+|[\s,;:\-\u2013\u2014]+$")
+
+ASPECT_COLUMNS: tuple[str, ...] = (
+    "feedback_id",
+    "theme",
+    "theme_probability",
+    *SENTIMENT_COLUMNS,
+    "sentiment",
+    "source",
+    "clauses",
+)
+"""Columns of the long table returned by :func:`aspect_sentiment`."""
+
+
+def split_clauses(text: str) -> list[str]:
+    """Split a text into clauses that can each carry their own polarity.
+
+    Boundaries are sentence ends (``.``, ``!``, ``?`` followed by a space), line breaks, ``;``,
+    a dash between spaces, and the contrastive connectives of :data:`CONTRASTIVE_CONNECTIVES`
+    (whole words, any case; the connective starts the next clause). A clause that opens with
+    *although*, *though*, *while* or *whereas* also ends at its first comma ("Although the food
+    was good, the service was slow" gives two clauses). Punctuation and spaces at a clause's
+    edges are stripped and empty clauses dropped.
+
+    Parameters
+    ----------
+    text
+        One text; ``""`` gives no clause.
+
+    Returns
+    -------
+    list of str
+        The clauses in order; ``[text.strip()]`` when there is no boundary.
+    """
+    clauses: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        for part in _split_connectives(sentence):
+            clauses.extend(_split_leading_subordinate(part))
+    cleaned = [_EDGE.sub("", c) for c in clauses]
+    return [c for c in cleaned if c]
+
+
+def _split_connectives(sentence: str) -> list[str]:
+    """Split before each connective that follows at least two words of the clause so far."""
+    parts: list[str] = []
+    start = 0
+    for match in _CONNECTIVE.finditer(sentence):
+        words = _WORD.findall(sentence[start : match.start()])
+        following = sentence[match.end() : match.end() + 1]
+        if (
+            len(words) < 2
+            or words[-1].lower() in _NOT_A_CONNECTIVE_AFTER
+            or (match.group().lower() in _PARENTHETICAL and following in {",", ".", "!", "?", ""})
+        ):
+            continue
+        parts.append(sentence[start : match.start()])
+        start = match.start()
+    parts.append(sentence[start:])
+    return parts
+
+
+def _split_leading_subordinate(clause: str) -> list[str]:
+    """ "Although A, B" -> ["Although A", "B"] (when A has at least two words)."""
+    words = clause.strip().split(maxsplit=1)
+    if words and words[0].lower() in _SUBORDINATORS and "," in clause:
+        head, tail = clause.split(",", 1)
+        if len(_WORD.findall(head)) >= 3 and _WORD.search(tail):
+            return [head, tail]
+    return [clause]
+
+
+def theme_thresholds(
+    theme_model: Any, n_themes: int, threshold: float | Sequence[float] | None = None
+) -> np.ndarray:
+    """The probability each theme must reach to count as raised.
+
+    ``threshold`` if given (one number or one per theme); otherwise the model's per-theme
+    ``thresholds_`` if it has them; otherwise 0.5.
+    """
+    if threshold is None:
+        threshold = getattr(theme_model, "thresholds_", 0.5)
+    values = np.broadcast_to(np.asarray(threshold, dtype=float), (n_themes,)).copy()
+    if np.any((values < 0) | (values > 1)):
+        raise ValueError(f"theme thresholds must lie in [0, 1], got {values}")
+    return values
+
+
+def aspect_sentiment(
+    texts: Any,
+    sentiment_model: Any,
+    theme_model: Any,
+    theme_ids: Sequence[str],
+    *,
+    feedback_ids: Sequence[Any] | None = None,
+    threshold: float | Sequence[float] | None = None,
+    conflict: float = 0.5,
+) -> pd.DataFrame:
+    """Sentiment per theme, one row per (text, theme it raises).
+
+    Every text and every clause of a text with more than one clause is scored by both models in
+    one batch. A theme is raised by a text when the whole text or one of its clauses reaches the
+    theme's threshold. Its sentiment is then:
+
+    - the average sentiment of the clauses that reach the threshold, each weighted by its theme
+      probability (``source="clauses"``), labelled ``"mixed"`` when one of those clauses has
+      ``p(positive) >= conflict`` and another ``p(negative) >= conflict``;
+    - the whole text's sentiment when the text has one clause, or no single clause reaches the
+      threshold (``source="text"``).
+
+    Parameters
+    ----------
+    texts
+        The texts (anything :func:`retain.text.inputs.as_texts` accepts).
+    sentiment_model
+        A fitted sentiment estimator: ``predict_proba(texts)``, ``classes_`` naming sentiments.
+    theme_model
+        A fitted multi-label theme estimator: ``predict_proba(texts)`` of shape
+        ``(n, len(theme_ids))``, ``classes_`` the positions or the theme ids.
+    theme_ids
+        The taxonomy's theme ids, in order.
+    feedback_ids
+        One id per text; the positions ``0..n-1`` if omitted.
+    threshold
+        Theme probability needed to raise a theme, one number or one per theme; default the
+        theme model's ``thresholds_``, else 0.5 (see :func:`theme_thresholds`).
+    conflict
+        How sure two clauses must be of opposite polarities for the theme to be ``"mixed"``;
+        above 1 never.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ASPECT_COLUMNS`: ``feedback_id``, ``theme`` (id),
+        ``theme_probability`` (the highest of the text and its clauses),
+        ``sentiment_negative`` / ``_neutral`` / ``_positive``, ``sentiment`` (the most likely
+        of those or ``"mixed"``), ``source`` (``"clauses"`` or ``"text"``) and ``clauses`` (how
+        many clauses raise the theme; 0 for ``"text"``). Rows follow the texts' order, themes
+        in taxonomy order; a text raising no theme has no row.
+    """
+    texts = as_texts(texts)
+    ids = list(range(len(texts))) if feedback_ids is None else list(feedback_ids)
+    if len(ids) != len(texts):
+        raise ValueError(f"{len(ids)} feedback_ids for {len(texts)} texts")
+    theme_ids = list(theme_ids)
+    thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
+
+    clauses = [split_clauses(t) for t in texts]
+    # Clauses of single-clause texts are the text itself: scored once, as the text.
+    owners = [i for i, c in enumerate(clauses) if len(c) > 1 for _ in c]
+    units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
+    sentiment = _class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
+    themes = _class_probabilities(theme_model, units, theme_ids, "theme")
+    n = len(texts)
+    logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
+
+    clause_rows: list[list[int]] = [[] for _ in range(n)]
+    for row, owner in enumerate(owners, start=n):
+        clause_rows[owner].append(row)
+
+    records: list[tuple[Any, ...]] = []
+    for i in range(n):
+        own = np.asarray(clause_rows[i], dtype=int)
+        for j, theme in enumerate(theme_ids):
+            hits = own[themes[own, j] >= thresholds[j]] if len(own) else own
+            best = max(themes[i, j], themes[own, j].max() if len(own) else 0.0)
+            if best < thresholds[j]:
+                continue
+            if len(hits):
+                weights = themes[hits, j]
+                probs = weights @ sentiment[hits] / weights.sum()
+                label = _label(probs, sentiment[hits], conflict)
+                records.append((ids[i], theme, best, *probs, label, "clauses", len(hits)))
+            else:
+                probs = sentiment[i]
+                label = SENTIMENTS[int(np.argmax(probs))]
+                records.append((ids[i], theme, best, *probs, label, "text", 0))
+    out = pd.DataFrame.from_records(records, columns=list(ASPECT_COLUMNS))
+    return out.astype({c: float for c in ("theme_probability", *SENTIMENT_COLUMNS)})
+
+
+def _label(probabilities: np.ndarray, clause_probabilities: np.ndarray, conflict: float) -> str:
+    negative = SENTIMENTS.index("negative")
+    positive = SENTIMENTS.index("positive")
+    if (
+        clause_probabilities[:, negative].max() >= conflict
+        and clause_probabilities[:, positive].max() >= conflict
+    ):
+        return MIXED
+    return SENTIMENTS[int(np.argmax(probabilities))]
+
+
+def aspect_column(theme_id: str, what: str) -> str:
+    """A wide aspect column: ``aspect_<theme_id>_<what>`` (``what``: a sentiment or ``label``)."""
+    return f"aspect_{theme_id}_{what}"
+
+
+def aspect_sentiment_wide(
+    aspects: pd.DataFrame, feedback_ids: Sequence[Any], theme_ids: Sequence[str]
+) -> pd.DataFrame:
+    """The long :func:`aspect_sentiment` table as one row per text.
+
+    Parameters
+    ----------
+    aspects
+        The long table.
+    feedback_ids
+        Every text's id, in the order wanted (texts raising no theme get a row too).
+    theme_ids
+        The taxonomy's theme ids, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feedback_id`` then, per theme, ``aspect_<id>_label`` (the sentiment label, None when
+        the text does not raise the theme) and ``aspect_<id>_negative`` (the probability that
+        the text is negative about the theme; 0 when it does not raise it). Same row order as
+        ``feedback_ids``.
+    """
+    index = pd.Index(list(feedback_ids))
+    if not index.is_unique:
+        raise ValueError("feedback_ids must be unique")
+    out: dict[str, Any] = {"feedback_id": list(index)}
+    for theme in theme_ids:
+        rows = aspects.loc[aspects["theme"] == theme]
+        position = index.get_indexer(rows["feedback_id"])
+        if (position < 0).any():
+            raise ValueError(f"aspects hold feedback ids not in feedback_ids (theme {theme!r})")
+        labels = np.full(len(index), None, dtype=object)
+        negative = np.zeros(len(index), dtype=float)
+        labels[position] = rows["sentiment"].to_numpy(dtype=object)
+        negative[position] = rows["sentiment_negative"].to_numpy(dtype=float)
+        out[aspect_column(theme, "label")] = labels
+        out[aspect_column(theme, "negative")] = negative
+    return pd.DataFrame(out)
+
+
+def aspect_feedback_scores(
+    feedback: pd.DataFrame,
+    sentiment_model: Any | None,
+    theme_model: Any | None,
+    theme_ids: Sequence[str],
+    threshold: float | Sequence[float] | None = None,
+) -> pd.DataFrame:
+    """Per-theme negative sentiment for the feedback-scores table (churn features read it).
+
+    Parameters
+    ----------
+    feedback
+        Needs ``feedback_id`` (unique) and ``text``.
+    sentiment_model, theme_model
+        Fitted models, or None: then every ``aspect_<id>_negative`` is NaN (unknown, not 0).
+    theme_ids
+        The taxonomy's theme ids, in order.
+    threshold
+        As in :func:`aspect_sentiment`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``feedback_id`` and ``aspect_<id>_negative`` per theme (see
+        :func:`aspect_sentiment_wide`), with ``feedback``'s index.
+    """
+    columns = [aspect_column(t, "negative") for t in theme_ids]
+    if sentiment_model is None or theme_model is None or feedback.empty:
+        out = pd.DataFrame(np.nan, index=feedback.index, columns=columns)
+        out.insert(0, "feedback_id", feedback["feedback_id"])
+        return out
+    long = aspect_sentiment(
+        feedback["text"],
+        sentiment_model,
+        theme_model,
+        theme_ids,
+        feedback_ids=list(feedback["feedback_id"]),
+        threshold=threshold,
+    )
+    wide = aspect_sentiment_wide(long, list(feedback["feedback_id"]), theme_ids)
+    wide.index = feedback.index
+    return wide[["feedback_id", *columns]]
+
+
+# --------------------------------------------------------------------------------------------
+# Supervised route: (text, theme) pairs
+
+
+def parse_theme_polarities(value: Any) -> dict[str, str]:
+    """``"food:positive|service:negative"`` as ``{"food": "positive", "service": "negative"}``.
+
+    Missing or empty values give ``{}``. The theme may itself hold ``:`` (split at the last).
+    """
+    out: dict[str, str] = {}
+    for item in split_themes(pd.Series([value]))[0]:
+        theme, sep, polarity = item.rpartition(":")
+        if not sep or not theme:
+            raise ValueError(f"expected 'theme:polarity', got {item!r}")
+        out[theme] = polarity
+    return out
+
+
+def theme_pairs(
+    texts: Any,
+    theme_polarities: Sequence[Mapping[str, str]],
+    theme_names: Mapping[str, str] | None = None,
+    feedback_ids: Sequence[Any] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """One ``(text, theme)`` item per labelled theme of each text, for a pair classifier.
+
+    Parameters
+    ----------
+    texts
+        The texts.
+    theme_polarities
+        Per text, theme id -> polarity label (e.g. from :func:`parse_theme_polarities`).
+    theme_names
+        Theme id -> the words the classifier reads for it (a taxonomy's names); the id itself
+        (``_`` and ``/`` read as spaces) where missing.
+    feedback_ids
+        One id per text; positions if omitted.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, numpy.ndarray)
+        The pairs, columns ``text`` and ``theme`` (the two inputs of a pair classifier, in
+        this order) plus ``feedback_id`` and ``theme_id``; and the polarity labels, one per
+        pair. Texts in order, each text's themes in the order given.
+    """
+    texts = as_texts(texts)
+    if len(theme_polarities) != len(texts):
+        raise ValueError(f"{len(theme_polarities)} label sets for {len(texts)} texts")
+    ids = list(range(len(texts))) if feedback_ids is None else list(feedback_ids)
+    names = dict(theme_names or {})
+    rows: list[tuple[str, str, Any, str]] = []
+    labels: list[str] = []
+    for text, fid, polarities in zip(texts, ids, theme_polarities, strict=True):
+        for theme, polarity in polarities.items():
+            name = names.get(theme) or re.sub(r"[_/]+", " ", theme)
+            rows.append((text, name, fid, theme))
+            labels.append(polarity)
+    pairs = pd.DataFrame.from_records(rows, columns=["text", "theme", "feedback_id", "theme_id"])
+    return pairs, np.asarray(labels, dtype=object)
+
+
+THEME_MARKER = " [theme] "
+"""What :func:`joined_pairs` puts between a text and its theme name."""
+
+
+def joined_pairs(pairs: pd.DataFrame, marker: str = THEME_MARKER) -> list[str]:
+    """A pair as one string, ``text + marker + theme``, for single-text models such as TF-IDF."""
+    return [f"{t}{marker}{name}" for t, name in zip(as_texts(pairs["text"]),
+                                                      as_texts(pairs["theme"]), strict=True)]
