@@ -295,7 +295,8 @@ def aspect_sentiment_wide(
         negative = np.zeros(len(index), dtype=float)
         labels[position] = rows["sentiment"].to_numpy(dtype=object)
         negative[position] = rows["sentiment_negative"].to_numpy(dtype=float)
-        out[aspect_column(theme, "label")] = labels
+        # object dtype keeps None for "not raised" (pandas would infer str and write NaN)
+        out[aspect_column(theme, "label")] = pd.Series(labels, dtype=object)
         out[aspect_column(theme, "negative")] = negative
     return pd.DataFrame(out)
 
