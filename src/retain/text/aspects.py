@@ -345,6 +345,21 @@ def aspect_feedback_scores(
     return wide[["feedback_id", *columns]]
 
 
+def add_aspect_scores(
+    scores: pd.DataFrame,
+    feedback: pd.DataFrame,
+    sentiment_model: Any | None,
+    theme_model: Any | None,
+    theme_ids: Sequence[str],
+) -> pd.DataFrame:
+    """``scores`` (a feedback-scores table of ``feedback``'s rows) with the columns of
+    :func:`aspect_feedback_scores` added; a new frame, ``scores`` is not modified."""
+    per_theme = aspect_feedback_scores(feedback, sentiment_model, theme_model, theme_ids)
+    if not scores.index.equals(per_theme.index):
+        raise ValueError("scores and feedback must have the same rows (index)")
+    return pd.concat([scores, per_theme.drop(columns="feedback_id")], axis=1)
+
+
 # --------------------------------------------------------------------------------------------
 # Supervised route: (text, theme) pairs
 
