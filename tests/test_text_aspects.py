@@ -16,6 +16,7 @@ from retain.text.aspects import (
     aspect_sentiment,
     aspect_sentiment_wide,
     joined_pairs,
+    pair_sentiment,
     parse_theme_polarities,
     split_clauses,
     theme_pairs,
@@ -285,6 +286,25 @@ def test_feedback_ids_must_match_the_texts() -> None:
         aspect_sentiment(
             ["x"], KeywordSentiment(), KeywordThemes(), THEMES, feedback_ids=["a", "b"]
         )
+
+
+def test_pair_sentiment_answers_for_given_themes_and_scores_each_text_once() -> None:
+    sentiment = KeywordSentiment()
+    text = "the staff were lovely but billing was a mess"
+    out = pair_sentiment(
+        [text, text, "it was fine"],
+        ["staff_attitude", "billing", "billing"],
+        sentiment,
+        KeywordThemes(),
+        THEMES,
+    )
+    assert out["sentiment"].tolist() == ["positive", "negative", "neutral"]
+    # the third text does not raise billing (0.1): its whole-text sentiment, not no answer
+    assert out["source"].tolist() == ["clauses", "clauses", "text"]
+    assert out["theme_probability"].tolist() == pytest.approx([0.9, 0.9, 0.1])
+    assert len(sentiment.calls) == 1 and len(sentiment.calls[0]) == 2 + 2  # 2 texts, 2 clauses
+    with pytest.raises(ValueError, match="not in theme_ids: food"):
+        pair_sentiment(["x"], ["food"], sentiment, KeywordThemes(), THEMES)
 
 
 # --------------------------------------------------------------------------------------------

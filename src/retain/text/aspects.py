@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -209,39 +210,111 @@ def aspect_sentiment(
         raise ValueError(f"{len(ids)} feedback_ids for {len(texts)} texts")
     theme_ids = list(theme_ids)
     thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
-
-    clauses = [split_clauses(t) for t in texts]
-    # Clauses of single-clause texts are the text itself: scored once, as the text.
-    owners = [i for i, c in enumerate(clauses) if len(c) > 1 for _ in c]
-    units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
-    sentiment = _class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
-    themes = _class_probabilities(theme_model, units, theme_ids, "theme")
-    n = len(texts)
-    logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
-
-    clause_rows: list[list[int]] = [[] for _ in range(n)]
-    for row, owner in enumerate(owners, start=n):
-        clause_rows[owner].append(row)
-
+    scored = _ClauseScores.of(texts, sentiment_model, theme_model, theme_ids)
     records: list[tuple[Any, ...]] = []
-    for i in range(n):
-        own = np.asarray(clause_rows[i], dtype=int)
+    for i in range(len(texts)):
         for j, theme in enumerate(theme_ids):
-            hits = own[themes[own, j] >= thresholds[j]] if len(own) else own
-            best = max(themes[i, j], themes[own, j].max() if len(own) else 0.0)
-            if best < thresholds[j]:
-                continue
-            if len(hits):
-                weights = themes[hits, j]
-                probs = weights @ sentiment[hits] / weights.sum()
-                label = _label(probs, sentiment[hits], conflict)
-                records.append((ids[i], theme, best, *probs, label, "clauses", len(hits)))
-            else:
-                probs = sentiment[i]
-                label = SENTIMENTS[int(np.argmax(probs))]
-                records.append((ids[i], theme, best, *probs, label, "text", 0))
+            best = scored.theme_probability(i, j)
+            if best >= thresholds[j]:
+                polarity = scored.polarity(i, j, thresholds[j], conflict)
+                records.append((ids[i], theme, best, *polarity))
     out = pd.DataFrame.from_records(records, columns=list(ASPECT_COLUMNS))
     return out.astype({c: float for c in ("theme_probability", *SENTIMENT_COLUMNS)})
+
+
+def pair_sentiment(
+    texts: Any,
+    themes: Sequence[str],
+    sentiment_model: Any,
+    theme_model: Any,
+    theme_ids: Sequence[str],
+    *,
+    threshold: float | Sequence[float] | None = None,
+    conflict: float = 0.5,
+) -> pd.DataFrame:
+    """Sentiment about a given theme in a given text, by the clause rule of :func:`aspect_sentiment`.
+
+    For (text, theme) items whose theme is known (labelled data, or themes predicted
+    elsewhere): the same rule, whether or not the theme model finds the theme in the text.
+    Repeated texts are scored once.
+
+    Parameters
+    ----------
+    texts
+        One text per item.
+    themes
+        One theme id (from ``theme_ids``) per item.
+    sentiment_model, theme_model, theme_ids, threshold, conflict
+        As in :func:`aspect_sentiment`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per item, in order: ``theme_probability``, ``sentiment_negative`` /
+        ``_neutral`` / ``_positive``, ``sentiment``, ``source``, ``clauses``.
+    """
+    texts = as_texts(texts)
+    if len(themes) != len(texts):
+        raise ValueError(f"{len(themes)} themes for {len(texts)} texts")
+    theme_ids = list(theme_ids)
+    position = {t: j for j, t in enumerate(theme_ids)}
+    unknown = sorted({t for t in themes if t not in position})
+    if unknown:
+        raise ValueError(f"themes not in theme_ids: {', '.join(unknown)}")
+    thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
+    distinct, row_of = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    scored = _ClauseScores.of(list(distinct), sentiment_model, theme_model, theme_ids)
+    records = []
+    for i, theme in zip(row_of, themes, strict=True):
+        j = position[theme]
+        polarity = scored.polarity(int(i), j, thresholds[j], conflict)
+        records.append((scored.theme_probability(int(i), j), *polarity))
+    out = pd.DataFrame.from_records(records, columns=list(ASPECT_COLUMNS[2:]))
+    return out.astype({c: float for c in ("theme_probability", *SENTIMENT_COLUMNS)})
+
+
+@dataclass(frozen=True)
+class _ClauseScores:
+    """Both models' probabilities for texts ``0..n-1`` and, after them, their clauses."""
+
+    sentiment: np.ndarray
+    themes: np.ndarray
+    clause_rows: list[np.ndarray]
+
+    @classmethod
+    def of(
+        cls, texts: list[str], sentiment_model: Any, theme_model: Any, theme_ids: list[str]
+    ) -> _ClauseScores:
+        clauses = [split_clauses(t) for t in texts]
+        # Clauses of single-clause texts are the text itself: scored once, as the text.
+        owners = [i for i, c in enumerate(clauses) if len(c) > 1 for _ in c]
+        units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
+        sentiment = _class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
+        themes = _class_probabilities(theme_model, units, theme_ids, "theme")
+        n = len(texts)
+        logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
+        rows: list[list[int]] = [[] for _ in range(n)]
+        for row, owner in enumerate(owners, start=n):
+            rows[owner].append(row)
+        return cls(sentiment, themes, [np.asarray(r, dtype=int) for r in rows])
+
+    def theme_probability(self, i: int, j: int) -> float:
+        """The highest probability of theme ``j`` in text ``i`` or one of its clauses."""
+        own = self.clause_rows[i]
+        return float(max(self.themes[i, j], self.themes[own, j].max() if len(own) else 0.0))
+
+    def polarity(
+        self, i: int, j: int, threshold: float, conflict: float
+    ) -> tuple[float, float, float, str, str, int]:
+        """Sentiment probabilities, label, source and clause count for theme ``j`` of text ``i``."""
+        own = self.clause_rows[i]
+        hits = own[self.themes[own, j] >= threshold]
+        if len(hits):
+            weights = self.themes[hits, j]
+            probs = weights @ self.sentiment[hits] / weights.sum()
+            return (*probs, _label(probs, self.sentiment[hits], conflict), "clauses", len(hits))
+        probs = self.sentiment[i]
+        return (*probs, SENTIMENTS[int(np.argmax(probs))], "text", 0)
 
 
 def _label(probabilities: np.ndarray, clause_probabilities: np.ndarray, conflict: float) -> str:
