@@ -210,16 +210,14 @@ def aspect_sentiment(
         raise ValueError(f"{len(ids)} feedback_ids for {len(texts)} texts")
     theme_ids = list(theme_ids)
     thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
-    scored = _ClauseScores.of(texts, sentiment_model, theme_model, theme_ids)
-    records: list[tuple[Any, ...]] = []
-    for i in range(len(texts)):
-        for j, theme in enumerate(theme_ids):
-            best = scored.theme_probability(i, j)
-            if best >= thresholds[j]:
-                polarity = scored.polarity(i, j, thresholds[j], conflict)
-                records.append((ids[i], theme, best, *polarity))
-    out = pd.DataFrame.from_records(records, columns=list(ASPECT_COLUMNS))
-    return out.astype({c: float for c in ("theme_probability", *SENTIMENT_COLUMNS)})
+    scored = _ThemePolarities.of(
+        texts, sentiment_model, theme_model, theme_ids, thresholds, conflict
+    )
+    rows, cols = np.nonzero(scored.theme_probability >= thresholds)  # row-major: text order
+    out = scored.frame(rows, cols)
+    out.insert(0, "theme", np.asarray(theme_ids, dtype=object)[cols])
+    out.insert(0, "feedback_id", pd.Series([ids[i] for i in rows], dtype=object))
+    return out[list(ASPECT_COLUMNS)]
 
 
 def pair_sentiment(
@@ -263,69 +261,96 @@ def pair_sentiment(
         raise ValueError(f"themes not in theme_ids: {', '.join(unknown)}")
     thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
     distinct, row_of = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    scored = _ClauseScores.of(list(distinct), sentiment_model, theme_model, theme_ids)
-    records = []
-    for i, theme in zip(row_of, themes, strict=True):
-        j = position[theme]
-        polarity = scored.polarity(int(i), j, thresholds[j], conflict)
-        records.append((scored.theme_probability(int(i), j), *polarity))
-    out = pd.DataFrame.from_records(records, columns=list(ASPECT_COLUMNS[2:]))
-    return out.astype({c: float for c in ("theme_probability", *SENTIMENT_COLUMNS)})
+    scored = _ThemePolarities.of(
+        list(distinct), sentiment_model, theme_model, theme_ids, thresholds, conflict
+    )
+    return scored.frame(row_of, np.asarray([position[t] for t in themes], dtype=int))
 
 
 @dataclass(frozen=True)
-class _ClauseScores:
-    """Both models' probabilities for texts ``0..n-1`` and, after them, their clauses."""
+class _ThemePolarities:
+    """Theme probability and the clause rule's sentiment for every (text, theme), as arrays."""
 
-    sentiment: np.ndarray
-    themes: np.ndarray
-    clause_rows: list[np.ndarray]
+    theme_probability: np.ndarray  # (n, k): the highest of the text and its clauses
+    sentiment: np.ndarray  # (n, k, 3) in SENTIMENTS order
+    label: np.ndarray  # (n, k) object
+    clauses: np.ndarray  # (n, k) clauses reaching the threshold; 0: whole-text sentiment
 
     @classmethod
     def of(
-        cls, texts: list[str], sentiment_model: Any, theme_model: Any, theme_ids: list[str]
-    ) -> _ClauseScores:
+        cls,
+        texts: list[str],
+        sentiment_model: Any,
+        theme_model: Any,
+        theme_ids: list[str],
+        thresholds: np.ndarray,
+        conflict: float,
+    ) -> _ThemePolarities:
+        """Score texts and the clauses of multi-clause texts in one batch, then apply the rule."""
         clauses = [split_clauses(t) for t in texts]
         # Clauses of single-clause texts are the text itself: scored once, as the text.
-        owners = [i for i, c in enumerate(clauses) if len(c) > 1 for _ in c]
+        owner = np.asarray([i for i, c in enumerate(clauses) if len(c) > 1 for _ in c], dtype=int)
         units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
         sentiment = _class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
         themes = _class_probabilities(theme_model, units, theme_ids, "theme")
-        n = len(texts)
+        n, k = len(texts), len(theme_ids)
         logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
-        rows: list[list[int]] = [[] for _ in range(n)]
-        for row, owner in enumerate(owners, start=n):
-            rows[owner].append(row)
-        return cls(sentiment, themes, [np.asarray(r, dtype=int) for r in rows])
 
-    def theme_probability(self, i: int, j: int) -> float:
-        """The highest probability of theme ``j`` in text ``i`` or one of its clauses."""
-        own = self.clause_rows[i]
-        return float(max(self.themes[i, j], self.themes[own, j].max() if len(own) else 0.0))
+        text_sentiment = np.repeat(sentiment[:n, None, :], k, axis=1)  # (n, k, 3)
+        best = themes[:n].copy()
+        hits = np.zeros((n, k), dtype=int)
+        label = np.asarray(SENTIMENTS, dtype=object)[text_sentiment.argmax(axis=2)]
+        if len(owner):
+            clause_themes, clause_sentiment = themes[n:], sentiment[n:]
+            hit = clause_themes >= thresholds  # (m, k)
+            weight = np.where(hit, clause_themes, 0.0)
+            # owners are ascending and contiguous: one segment of clause rows per text
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            texts_with = owner[starts]
+            best[texts_with] = np.maximum(
+                best[texts_with], np.maximum.reduceat(clause_themes, starts, axis=0)
+            )
+            hits[texts_with] = np.add.reduceat(hit.astype(int), starts, axis=0)
+            weighted = np.add.reduceat(
+                weight[:, :, None] * clause_sentiment[:, None, :], starts, axis=0
+            )  # (texts_with, k, 3)
+            total = np.add.reduceat(weight, starts, axis=0)
+            negative = SENTIMENTS.index("negative")
+            positive = SENTIMENTS.index("positive")
+            most_negative = np.maximum.reduceat(
+                np.where(hit, clause_sentiment[:, [negative]], -1.0), starts, axis=0
+            )
+            most_positive = np.maximum.reduceat(
+                np.where(hit, clause_sentiment[:, [positive]], -1.0), starts, axis=0
+            )
+            from_clauses = hits[texts_with] > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                averaged = weighted / total[:, :, None]
+            rows, cols = np.nonzero(from_clauses)
+            text_rows = texts_with[rows]
+            text_sentiment[text_rows, cols] = averaged[rows, cols]
+            mixed = (most_negative[rows, cols] >= conflict) & (most_positive[rows, cols] >= conflict)
+            label[text_rows, cols] = np.where(
+                mixed,
+                MIXED,
+                np.asarray(SENTIMENTS, dtype=object)[averaged[rows, cols].argmax(axis=1)],
+            )
+        return cls(best, text_sentiment, label, hits)
 
-    def polarity(
-        self, i: int, j: int, threshold: float, conflict: float
-    ) -> tuple[float, float, float, str, str, int]:
-        """Sentiment probabilities, label, source and clause count for theme ``j`` of text ``i``."""
-        own = self.clause_rows[i]
-        hits = own[self.themes[own, j] >= threshold]
-        if len(hits):
-            weights = self.themes[hits, j]
-            probs = weights @ self.sentiment[hits] / weights.sum()
-            return (*probs, _label(probs, self.sentiment[hits], conflict), "clauses", len(hits))
-        probs = self.sentiment[i]
-        return (*probs, SENTIMENTS[int(np.argmax(probs))], "text", 0)
-
-
-def _label(probabilities: np.ndarray, clause_probabilities: np.ndarray, conflict: float) -> str:
-    negative = SENTIMENTS.index("negative")
-    positive = SENTIMENTS.index("positive")
-    if (
-        clause_probabilities[:, negative].max() >= conflict
-        and clause_probabilities[:, positive].max() >= conflict
-    ):
-        return MIXED
-    return SENTIMENTS[int(np.argmax(probabilities))]
+    def frame(self, rows: np.ndarray, cols: np.ndarray) -> pd.DataFrame:
+        """The (text, theme) cells ``(rows[i], cols[i])`` as rows of a table."""
+        probabilities = self.sentiment[rows, cols].reshape(len(rows), len(SENTIMENTS))
+        clauses = self.clauses[rows, cols]
+        out = pd.DataFrame(
+            {
+                "theme_probability": self.theme_probability[rows, cols].astype(float),
+                **{c: probabilities[:, s] for s, c in enumerate(SENTIMENT_COLUMNS)},
+                "sentiment": pd.Series(self.label[rows, cols], dtype=object),
+                "source": pd.Series(np.where(clauses > 0, "clauses", "text"), dtype=object),
+                "clauses": clauses.astype(int),
+            }
+        )
+        return out
 
 
 def aspect_column(theme_id: str, what: str) -> str:
