@@ -167,10 +167,10 @@ def test_reason_quotes_negative_comments_about_a_theme_out_of_the_last_n() -> No
     reasons = top_reasons(attributions, features, FEATURE_SIGNALS, k=1)
     assert reasons.loc[1, "reason_1_signal"] == "theme_billing"
     assert reasons.loc[1, "reason_1"] == (
-        "Negative about billing errors in 3 of the last 5 comments; median customer: 0"
+        "Negative about billing errors in 3 of the last 5 comment(s); median customer: 0"
     )
     assert reasons.loc[4, "reason_1"] == (
-        "Negative about billing errors in 1 of the last 2 comments; median customer: 0"
+        "Negative about billing errors in 1 of the last 2 comment(s); median customer: 0"
     )
     assert reasons.loc[2, "reason_1"] is None
 

@@ -150,7 +150,7 @@ def _theme(name: str, theme_id: str) -> Signal:
             # sentiment per theme, when the features have it: the clearest phrase
             Figure(
                 f"{theme_id}_negative_recent",
-                _median(f"Negative about {name} in {{value}} of the last {{extra}} comments"),
+                _median(f"Negative about {name} in {{value}} of the last {{extra}} comment(s)"),
                 extra="recent_comments",
                 extra_fmt=_count,
                 risky=1,
