@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pytest
 
+from retain.config import TextModelConfig
 from retain.text.report import (
+    evaluate_text_models,
     expected_calibration_error,
     reliability_table,
     sentiment_confusion,
@@ -17,6 +19,7 @@ from retain.text.report import (
     theme_errors,
     theme_scores,
 )
+from retain.text.tfidf import make_sentiment_model
 
 THEMES = ["billing", "staff"]
 TEXTS = ["charged twice", "<b>rude</b> agent, refund late", "nice staff", "ok"]
@@ -141,3 +144,54 @@ def test_text_report_with_sentiment_only_and_per_theme_thresholds() -> None:
     assert strict.metrics["theme_staff_f1"] == 1.0
     with pytest.raises(ValueError, match="nothing to report"):
         text_report()
+
+
+def test_each_task_can_have_its_own_texts() -> None:
+    report = text_report(
+        sentiment_texts=["a", "b", "c", "d"],
+        sentiment_true=SENTIMENT_TRUE,
+        sentiment_probabilities=P_SENTIMENT,
+        sentiment_classes=CLASSES,
+        theme_texts=["w", "x", "y", "z"],
+        themes_true=Y_TRUE,
+        theme_probabilities=P_THEMES,
+        theme_ids=THEMES,
+    )
+    assert report.tables["sentiment_errors"]["text"].tolist()[:1] == ["d"]
+    assert report.tables["theme_errors"]["text"].tolist()[:1] == ["x"]
+
+
+class FixedThemes:
+    """A fitted theme model stub: fixed probabilities, per-theme thresholds."""
+
+    classes_ = np.array([0, 1])
+    thresholds_ = np.array([0.95, 0.5])
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return P_THEMES[: len(texts)]
+
+
+def test_evaluate_text_models_scores_fitted_models() -> None:
+    texts = ["good staff", "bad bill", "good service", "bad charge"] * 4
+    labels = np.array(["positive", "negative", "positive", "negative"] * 4)
+    config = TextModelConfig(char_ngrams=False, min_df=1)
+    sentiment = make_sentiment_model(config).fit(texts, labels)
+    report = evaluate_text_models(
+        sentiment_model=sentiment,
+        sentiment_texts=texts[:4],
+        sentiment_true=labels[:4],
+        theme_model=FixedThemes(),
+        theme_texts=TEXTS,
+        themes_true=Y_TRUE,
+        theme_ids=THEMES,
+    )
+    assert report.metrics["sentiment_accuracy"] == 1.0
+    # the model's thresholds_ are used: billing needs 0.95, so it is never predicted
+    assert report.metrics["theme_billing_recall"] == 0.0
+    assert report.metrics["theme_staff_f1"] == 1.0
+    override = evaluate_text_models(
+        theme_model=FixedThemes(), theme_texts=TEXTS, themes_true=Y_TRUE, theme_ids=THEMES,
+        theme_threshold=0.5, n_bins=2,
+    )
+    assert override.metrics["themes_micro_f1"] == pytest.approx(0.75)
+    assert "sentiment_accuracy" not in override.metrics

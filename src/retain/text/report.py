@@ -1,7 +1,7 @@
 """The text evaluation report: per-theme precision/recall/F1, sentiment confusion, calibration, errors.
 
 :func:`text_report` takes held-out labels and a model's probabilities (sentiment, themes or
-both) and returns a :class:`TextReport`: a dict of metrics, the tables behind them, and one
+both; :func:`evaluate_text_models` computes them from fitted models) and returns a :class:`TextReport`: a dict of metrics, the tables behind them, and one
 self-contained HTML page (figures embedded as base64 PNG, no external file or script) that a
 job logs to MLflow with :meth:`retain.tracking.TrackedRun.log_html`.
 
@@ -245,6 +245,8 @@ def _indicators(
 def text_report(
     *,
     texts: Any = None,
+    sentiment_texts: Any = None,
+    theme_texts: Any = None,
     sentiment_true: Any = None,
     sentiment_probabilities: Any = None,
     sentiment_classes: Sequence[str] | None = None,
@@ -261,7 +263,11 @@ def text_report(
     Parameters
     ----------
     texts
-        The evaluated texts, for the error examples (no examples without them).
+        The evaluated texts, for the error examples (no examples without them), when sentiment
+        and themes are evaluated on the same texts.
+    sentiment_texts, theme_texts
+        The texts of each task when they differ (e.g. rows labelled for one task only);
+        default ``texts``.
     sentiment_true, sentiment_probabilities, sentiment_classes
         True labels, ``(n, n_classes)`` probabilities and the classes of their columns (a
         model's ``classes_``); the sentiment sections need all three.
@@ -298,6 +304,8 @@ def text_report(
     )
     if not (has_sentiment or has_themes):
         raise ValueError("nothing to report: give sentiment and/or theme labels and probabilities")
+    sentiment_texts = texts if sentiment_texts is None else sentiment_texts
+    theme_texts = texts if theme_texts is None else theme_texts
     metrics: dict[str, float] = {}
     tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Figure] = {}
@@ -320,9 +328,9 @@ def text_report(
         tables["theme_reliability"] = reliability_table(Y_true, P, n_bins)
         metrics["themes_ece"] = expected_calibration_error(Y_true, P, n_bins)
         figures.update(text_figures(themes_true=Y_true, themes_pred=Y_pred, theme_ids=theme_ids))
-        if texts is not None:
+        if theme_texts is not None:
             tables["theme_errors"] = theme_errors(
-                texts, Y_true, P, theme_ids, limits, n_examples
+                theme_texts, Y_true, P, theme_ids, limits, n_examples
             )
 
     if has_sentiment:
@@ -344,9 +352,9 @@ def text_report(
         tables["sentiment_reliability"] = reliability_table(correct, confidence, n_bins)
         metrics["sentiment_ece"] = expected_calibration_error(correct, confidence, n_bins)
         figures.update(text_figures(sentiment_true=y_true, sentiment_pred=y_pred))
-        if texts is not None:
+        if sentiment_texts is not None:
             tables["sentiment_errors"] = sentiment_errors(
-                texts, y_true, proba, classes, n_examples
+                sentiment_texts, y_true, proba, classes, n_examples
             )
 
     figures["calibration"] = _reliability_figure(tables)
@@ -370,12 +378,69 @@ def text_report(
             )
         )
     sections.append(_calibration_section(tables, metrics, figures["calibration"]))
-    sections.append(_errors_section(tables, texts is not None))
+    sections.append(_errors_section(tables))
     for figure in figures.values():
         _close(figure)
     page = _page(title, sections)
     logger.info("text report: %s", ", ".join(f"{k}={v:.3f}" for k, v in _headline(metrics)))
     return TextReport(metrics=metrics, tables=tables, html=page)
+
+
+def evaluate_text_models(
+    *,
+    sentiment_model: Any = None,
+    sentiment_texts: Any = None,
+    sentiment_true: Any = None,
+    theme_model: Any = None,
+    theme_texts: Any = None,
+    themes_true: Any = None,
+    theme_ids: Sequence[str] | None = None,
+    theme_threshold: float | Sequence[float] | None = None,
+    **options: Any,
+) -> TextReport:
+    """:func:`text_report` for fitted models on held-out labelled texts.
+
+    Parameters
+    ----------
+    sentiment_model, sentiment_texts, sentiment_true
+        A fitted sentiment model (``predict_proba``, ``classes_``), the texts and their labels;
+        the sentiment sections need all three.
+    theme_model, theme_texts, themes_true, theme_ids
+        A fitted theme model (``(n, n_themes)`` probabilities, classes the positions or the
+        theme ids), the texts, their 0/1 indicator matrix and the theme ids.
+    theme_threshold
+        As :func:`retain.text.aspects.theme_thresholds`: this, else the model's
+        ``thresholds_``, else 0.5.
+    **options
+        Passed on to :func:`text_report` (``n_bins``, ``n_examples``, ``title``).
+    """
+    from retain.text.aspects import theme_thresholds
+    from retain.text.scoring import _class_probabilities
+
+    arguments: dict[str, Any] = {}
+    if sentiment_model is not None and sentiment_texts is not None and sentiment_true is not None:
+        texts = as_texts(sentiment_texts)
+        arguments.update(
+            sentiment_texts=texts,
+            sentiment_true=sentiment_true,
+            sentiment_probabilities=np.asarray(sentiment_model.predict_proba(texts)),
+            sentiment_classes=[str(c) for c in sentiment_model.classes_],
+        )
+    if (
+        theme_model is not None
+        and theme_texts is not None
+        and themes_true is not None
+        and theme_ids is not None
+    ):
+        texts = as_texts(theme_texts)
+        arguments.update(
+            theme_texts=texts,
+            themes_true=themes_true,
+            theme_probabilities=_class_probabilities(theme_model, texts, list(theme_ids), "theme"),
+            theme_ids=list(theme_ids),
+            theme_thresholds=theme_thresholds(theme_model, len(theme_ids), theme_threshold),
+        )
+    return text_report(**arguments, **options)
 
 
 def _headline(metrics: dict[str, float]) -> list[tuple[str, float]]:
@@ -486,8 +551,8 @@ def _calibration_section(
     return _section("calibration", "Calibration", "\n".join(parts))
 
 
-def _errors_section(tables: dict[str, pd.DataFrame], has_texts: bool) -> str:
-    if not has_texts:
+def _errors_section(tables: dict[str, pd.DataFrame]) -> str:
+    if "sentiment_errors" not in tables and "theme_errors" not in tables:
         return _section("errors", "Errors", "<p>No texts were given, so no examples.</p>")
     parts = []
     for key, name in (
