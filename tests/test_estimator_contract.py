@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
+from retain.text.aspects import make_pair_model, theme_pairs
 from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 TEXT_CONFIG = TextModelConfig(min_df=1, max_features=2000)
@@ -87,6 +88,18 @@ def theme_corpus() -> tuple[list[str], np.ndarray]:
     return texts, np.column_stack([billing, bugs, labels == "positive"]).astype(int)
 
 
+def pair_corpus() -> tuple[pd.DataFrame, np.ndarray]:
+    """(text, theme) pairs whose polarity depends on the theme: food good, service bad, ..."""
+    texts = ["food great, service slow", "service lovely, food cold", "cheap and quiet"] * 4
+    polarities = [
+        {"food": "positive", "service": "negative"},
+        {"food": "negative", "service": "positive"},
+        {"price": "positive", "ambience": "neutral"},
+    ] * 4
+    pairs, labels = theme_pairs(texts, polarities)
+    return pairs[["text", "theme"]], labels.astype(str)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -104,6 +117,7 @@ CASES = [
     Case("logistic_baseline", make_logistic_baseline, churn_table),
     Case("sentiment_pipeline", lambda: make_sentiment_model(TEXT_CONFIG), sentiment_corpus),
     Case("theme_pipeline", lambda: make_theme_model(TEXT_CONFIG), theme_corpus, multilabel=True),
+    Case("theme_pair_pipeline", lambda: make_pair_model(TEXT_CONFIG), pair_corpus),
 ]
 
 

@@ -12,10 +12,13 @@ from retain.config import TextModelConfig
 from retain.text.aspects import (
     ASPECT_COLUMNS,
     MIXED,
+    ThemeInteractions,
     aspect_feedback_scores,
     aspect_sentiment,
     aspect_sentiment_wide,
     joined_pairs,
+    make_pair_model,
+    pair_columns,
     pair_sentiment,
     parse_theme_polarities,
     split_clauses,
@@ -347,3 +350,36 @@ def test_a_tfidf_model_over_joined_pairs_learns_polarity_per_theme() -> None:
     model = make_sentiment_model(config).fit(joined_pairs(pairs), labels)
     test_pairs, test_labels = theme_pairs(texts[:2], polarities[:2])
     assert list(model.predict(joined_pairs(test_pairs))) == list(test_labels)
+
+
+def test_pair_model_reads_polarity_per_theme_where_a_text_model_cannot() -> None:
+    texts = ["food good service bad", "food bad service good"] * 6
+    polarities = [{"food": "positive", "service": "negative"},
+                  {"food": "negative", "service": "positive"}] * 6
+    pairs, labels = theme_pairs(texts, polarities)
+    config = TextModelConfig(char_ngrams=False, min_df=1)
+    model = make_pair_model(config).fit(pairs[["text", "theme"]], labels)
+    assert list(model.predict(pairs[["text", "theme"]])) == list(labels)
+    # an (n, 2) array works as well as the DataFrame
+    both = np.array([["food good service bad", "food"], ["food good service bad", "service"]],
+                    dtype=object)
+    assert list(model.predict(both)) == ["positive", "negative"]
+    # the whole-text model sees the same words for both themes: it cannot tell them apart
+    text_only = make_sentiment_model(config).fit(pairs["text"].tolist(), labels)
+    assert len(set(text_only.predict(["food good service bad"] * 2))) == 1
+
+
+def test_theme_interactions_blocks() -> None:
+    pairs = pd.DataFrame({"text": ["a b", "b c", "a c"], "theme": ["x", "y", "x"]})
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    features = ThemeInteractions(CountVectorizer(token_pattern=r"\w+")).fit(pairs)
+    assert features.themes_.tolist() == ["x", "y"]
+    X = features.transform(pairs).toarray()
+    assert X.shape == (3, 3 * 3)  # shared block + one per theme, 3 words each
+    np.testing.assert_array_equal(X[0], [1, 1, 0, 1, 1, 0, 0, 0, 0])  # "a b" about x
+    np.testing.assert_array_equal(X[1], [0, 1, 1, 0, 0, 0, 0, 1, 1])  # "b c" about y
+    unseen = features.transform(pd.DataFrame({"text": ["a"], "theme": ["z"]})).toarray()
+    np.testing.assert_array_equal(unseen[0], [1, 0, 0, 0, 0, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        pair_columns(np.array(["a", "b"]))

@@ -10,8 +10,9 @@ whole-text sentiment model calls it one thing. Two routes:
   clauses that raise it (weighted by their theme probability), ``"mixed"`` when those clauses
   disagree strongly, and the whole text's sentiment when no single clause raises it.
 - **Pairs** (per-theme polarity labels exist, as in SemEval), :func:`theme_pairs`: one
-  ``(text, theme name)`` item per labelled theme, for a pair classifier (a transformer reading
-  both columns as a sentence pair, or a TF-IDF model over :func:`joined_pairs`).
+  ``(text, theme name)`` item per labelled theme, for a pair classifier: a transformer reading
+  both columns as a sentence pair, or :func:`make_pair_model` (TF-IDF with per-theme copies of
+  the features, logistic regression).
 
 Any models following the package's contract work: ``predict_proba(texts)`` and ``classes_``;
 theme models return ``(n, n_themes)`` with the positions ``0..n_themes-1`` (or the theme ids) as
@@ -28,10 +29,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
+from retain.config import TextModelConfig
 from retain.contracts import SENTIMENTS, split_themes
 from retain.text.inputs import as_texts
 from retain.text.scoring import SENTIMENT_COLUMNS, _class_probabilities
+from retain.text.tfidf import _text_features
 
 logger = logging.getLogger(__name__)
 
@@ -527,3 +535,80 @@ def joined_pairs(pairs: pd.DataFrame, marker: str = THEME_MARKER) -> list[str]:
     """A pair as one string, ``text + marker + theme``, for single-text models such as TF-IDF."""
     return [f"{t}{marker}{name}" for t, name in zip(as_texts(pairs["text"]),
                                                       as_texts(pairs["theme"]), strict=True)]
+
+
+def pair_columns(X: Any) -> tuple[list[str], np.ndarray]:
+    """The texts and theme names of 2-column pair input (a DataFrame's first two columns, or an
+    ``(n, 2)`` array), as :func:`theme_pairs` gives them."""
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] < 2:
+            raise ValueError(f"expected (text, theme) columns, got {X.shape[1]} column(s)")
+        texts, themes = X.iloc[:, 0], X.iloc[:, 1]
+    else:
+        values = np.asarray(X, dtype=object)
+        if values.ndim != 2 or values.shape[1] != 2:
+            raise ValueError(f"expected (text, theme) pairs of shape (n, 2), got {values.shape}")
+        texts, themes = values[:, 0], values[:, 1]
+    return as_texts(texts), np.asarray(as_texts(themes), dtype=object)
+
+
+class ThemeInteractions(TransformerMixin, BaseEstimator):
+    """Features of (text, theme) pairs for a linear model: the text's TF-IDF, plus a copy of it
+    in a block of its own per theme (zero in the other themes' blocks).
+
+    A linear model on the shared block learns polarity words that hold for every theme ("great",
+    "awful"); on a theme's block, the words that speak for that theme only ("cheap" is good for
+    price, bad for ambience). The TF-IDF stand-in of a pair transformer.
+
+    Parameters
+    ----------
+    text_features
+        An unfitted text vectoriser (anything with ``fit``/``transform`` on a list of texts);
+        the package's TF-IDF word + character n-grams if None.
+    """
+
+    def __init__(self, text_features: Any = None) -> None:
+        self.text_features = text_features
+
+    def fit(self, X: Any, y: Any = None) -> ThemeInteractions:
+        """Fit the vectoriser on the texts and record the themes seen; returns ``self``."""
+        texts, themes = pair_columns(X)
+        base = self.text_features if self.text_features is not None else _text_features(
+            TextModelConfig()
+        )
+        self.text_features_ = clone(base).fit(texts)
+        self.themes_ = np.unique(themes)
+        return self
+
+    def transform(self, X: Any) -> sparse.csr_matrix:
+        """``(n, (1 + n_themes) * n_text_features)`` sparse features; a theme not seen in
+        ``fit`` gets the shared block only."""
+        check_is_fitted(self, "themes_")
+        texts, themes = pair_columns(X)
+        shared = sparse.csr_matrix(self.text_features_.transform(texts))
+        blocks = [shared]
+        for theme in self.themes_:
+            blocks.append(sparse.diags((themes == theme).astype(shared.dtype)) @ shared)
+        return sparse.hstack(blocks, format="csr")
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        return tags
+
+
+def make_pair_model(config: TextModelConfig | None = None) -> Pipeline:
+    """An unfitted (text, theme) -> polarity Pipeline: :class:`ThemeInteractions`, then logistic
+    regression.
+
+    ``fit(pairs, labels)`` with ``pairs`` the first two columns of :func:`theme_pairs` (or an
+    ``(n, 2)`` array of text and theme name); ``predict_proba`` has one column per entry of the
+    sorted ``classes_`` (e.g. ``conflict``, ``negative``, ``neutral``, ``positive``).
+    """
+    config = config or TextModelConfig()
+    return Pipeline(
+        [
+            ("pairs", ThemeInteractions(_text_features(config))),
+            ("classifier", LogisticRegression(C=config.C, max_iter=2000)),
+        ]
+    )
