@@ -588,7 +588,8 @@ class ThemeInteractions(TransformerMixin, BaseEstimator):
         shared = sparse.csr_matrix(self.text_features_.transform(texts))
         blocks = [shared]
         for theme in self.themes_:
-            blocks.append(sparse.diags((themes == theme).astype(shared.dtype)) @ shared)
+            mask = (themes == theme).astype(shared.dtype)
+            blocks.append(sparse.diags(mask, dtype=shared.dtype) @ shared)
         return sparse.hstack(blocks, format="csr")
 
     def __sklearn_tags__(self) -> Any:
