@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from retain.churn.features import FEATURE_SIGNALS, build_features, feedback_features
 from retain.churn.reasons import top_reasons
-from retain.config import FeatureConfig, TextModelConfig
+from retain.config import FeatureConfig, LabelConfig, TextModelConfig
 from retain.contracts import World
 from retain.text.point_in_time import point_in_time_feedback_scores
 
@@ -207,3 +207,35 @@ def test_point_in_time_scores_carry_sentiment_per_theme_from_the_cuts_models() -
         feedback, [AS_OF], THEMES, TextModelConfig(min_df=1), min_labelled=10
     ).scores_for(AS_OF)
     assert plain is not None and "aspect_billing_negative" not in plain.columns
+
+
+def test_training_table_gets_the_features_from_point_in_time_models_when_switched_on() -> None:
+    from retain.config import ChurnModelConfig
+    from retain.synth import THEMES as SYNTH_THEMES
+    from retain.synth import generate_world
+    from retain.training import build_training_table, plan_evaluation
+
+    world = generate_world(150, seed=2, start="2024-01-01", end="2025-03-31")
+    churn = ChurnModelConfig(train_every_days=60, train_periods=3, backtest_dates=1)
+    text = TextModelConfig(char_ngrams=False, min_df=1, max_features=2000)
+    on = FeatureConfig(horizon_days=60, theme_sentiment_comments=3)
+    plan = plan_evaluation(world, on, churn)
+    table = build_training_table(
+        world, plan, list(SYNTH_THEMES), on, LabelConfig(), text, use_text=True
+    )
+    recent = [c for c in table.columns if c.endswith("_negative_recent")]
+    assert len(recent) == len(SYNTH_THEMES)
+    # dates before enough labelled feedback have no text scores: NaN, like every text feature
+    scored = table.loc[table["recent_comments"].notna()]
+    assert len(scored) > 0
+    assert scored["recent_comments"].max() <= 3
+    assert (scored[recent].to_numpy() <= scored[["recent_comments"]].to_numpy()).all()
+    assert scored[recent].to_numpy().sum() > 0  # some comment is negative about some theme
+    off = build_training_table(
+        world, plan, list(SYNTH_THEMES), FeatureConfig(horizon_days=60), LabelConfig(), text,
+        use_text=True,
+    )
+    assert "recent_comments" not in off.columns
+    assert set(table.columns) - set(off.columns) == {
+        "recent_comments", *recent, *(f"{c}_share" for c in recent)
+    }
