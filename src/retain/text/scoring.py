@@ -35,7 +35,7 @@ def feedback_score_columns(theme_ids: Sequence[str]) -> list[str]:
     return ["feedback_id", *SENTIMENT_COLUMNS, *(theme_column(t) for t in theme_ids)]
 
 
-def _class_probabilities(
+def class_probabilities(
     model: Any, texts: list[str], wanted: Sequence[str], what: str
 ) -> np.ndarray:
     """``model``'s probabilities for the classes ``wanted``, mapped by class name.
@@ -77,7 +77,7 @@ def _probabilities_or_nan(
 ) -> np.ndarray:
     if model is None:
         return np.full((len(texts), len(wanted)), np.nan)
-    return _class_probabilities(model, texts, wanted, what)
+    return class_probabilities(model, texts, wanted, what)
 
 
 def score_feedback(

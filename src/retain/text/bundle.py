@@ -1,0 +1,112 @@
+"""One text model for sentiment and themes: the fitted estimators, the theme ids and threshold.
+
+:class:`TextModelBundle` is what ``retain text train`` registers (wrapped as an MLflow pyfunc by
+``retain.tracking``) and what ``retain text score`` applies. Its :meth:`~TextModelBundle.predict`
+turns texts into the scores table, whichever kind of model is inside (TF-IDF, transformer,
+zero-label): columns are matched to the models' ``classes_`` by name, never by position.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retain.contracts import SENTIMENTS, THEME_SEPARATOR
+from retain.text.inputs import as_texts, theme_lists
+from retain.text.scoring import class_probabilities, theme_column
+
+logger = logging.getLogger(__name__)
+
+SENTIMENT_LABEL = "sentiment"
+THEMES_LABEL = "themes"
+LABEL_COLUMNS = (SENTIMENT_LABEL, THEMES_LABEL)
+
+
+@dataclass(frozen=True)
+class TextModelBundle:
+    """Fitted sentiment and/or theme models behind one ``predict``.
+
+    Attributes
+    ----------
+    sentiment
+        A fitted classifier whose ``classes_`` name sentiments, or None (no sentiment output).
+    themes
+        A fitted multi-label classifier, probabilities in ``theme_ids`` order (``classes_`` the
+        ids or their positions), or None (no theme output).
+    theme_ids
+        The taxonomy's theme ids, in order.
+    threshold
+        A theme is assigned when its probability is at least this.
+    kinds
+        Task to model kind (``tfidf``, ``transformer``, ``zero_label``), for the record.
+    """
+
+    sentiment: Any | None
+    themes: Any | None
+    theme_ids: tuple[str, ...]
+    threshold: float = 0.5
+    kinds: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sentiment_labels(self) -> list[str]:
+        """The sentiments the model predicts, in the order negative, neutral, positive."""
+        if self.sentiment is None:
+            return []
+        known = {str(c) for c in self.sentiment.classes_}
+        return [s for s in SENTIMENTS if s in known]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns :meth:`predict` returns, in order."""
+        columns: list[str] = []
+        if self.sentiment is not None:
+            columns += [f"sentiment_{s}" for s in self.sentiment_labels] + [SENTIMENT_LABEL]
+        if self.themes is not None:
+            columns += [theme_column(t) for t in self.theme_ids] + [THEMES_LABEL]
+        return columns
+
+    def predict(self, texts: Any) -> pd.DataFrame:
+        """Sentiment and theme probabilities and labels, one row per text.
+
+        Parameters
+        ----------
+        texts
+            Anything :func:`retain.text.inputs.as_texts` accepts; missing texts score as ``""``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``sentiment_<label>`` probabilities and ``sentiment`` (the most probable label),
+            when there is a sentiment model; ``theme_<id>`` probabilities and ``themes`` (the ids
+            at or above the threshold joined by ``|``; ``""`` for none), when there is a theme
+            model. Index ``0..n-1``.
+        """
+        texts = as_texts(texts)
+        if not texts:
+            return pd.DataFrame(
+                {c: pd.Series(dtype=object if c in LABEL_COLUMNS else float) for c in self.columns}
+            )
+        parts: list[pd.DataFrame] = []
+        if self.sentiment is not None:
+            labels = self.sentiment_labels
+            proba = class_probabilities(self.sentiment, texts, labels, "sentiment")
+            frame = pd.DataFrame(proba, columns=[f"sentiment_{s}" for s in labels])
+            best = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
+            frame[SENTIMENT_LABEL] = pd.Series(best, dtype=object)
+            parts.append(frame)
+        if self.themes is not None:
+            ids = list(self.theme_ids)
+            proba = class_probabilities(self.themes, texts, ids, "theme")
+            frame = pd.DataFrame(proba, columns=[theme_column(t) for t in ids])
+            chosen = theme_lists(proba, ids, self.threshold)
+            frame[THEMES_LABEL] = pd.Series(
+                [THEME_SEPARATOR.join(t) for t in chosen], dtype=object
+            )
+            parts.append(frame)
+        if not parts:
+            return pd.DataFrame(index=pd.RangeIndex(len(texts)))
+        return pd.concat(parts, axis=1)[self.columns]
