@@ -84,6 +84,7 @@ __all__ = [
     "PromotionDecision",
     "TrackedRun",
     "champion_version",
+    "crown_without_evidence",
     "evaluation_predictions",
     "flatten_params",
     "load_champion",
@@ -119,6 +120,7 @@ TEXT_MODEL_TAG_PREFIX = "text_model."
 _MAX_PARAM_LENGTH = 6000
 # We choose cloudpickle on purpose (see module docstring); MLflow warns about it on every save.
 _CLOUDPICKLE_WARNING = "Saving scikit-learn models in the pickle or cloudpickle format"
+_PYTHON_OBJECT_WARNING = "Passing a Python object as `python_model`"
 
 
 class NoChampionError(LookupError):
@@ -548,6 +550,38 @@ def promote_if_better(
     return PromotionDecision(promoted, reason, previous)
 
 
+def crown_without_evidence(
+    tracking: TrackingConfig, name: str, version: str | int, what: str
+) -> PromotionDecision:
+    """Make ``version`` the champion only if there is none, for a model with nothing to compare.
+
+    A model trained without labels (zero-label text models) has no validation metric: it is
+    made champion when the registry has no champion (something has to score), and never
+    replaces one. The decision is tagged on the version as :func:`promote_if_better` does.
+
+    Parameters
+    ----------
+    what
+        Why there is no evidence, for the reason, e.g. "zero-label model, no labels".
+    """
+    client = _client(tracking)
+    version = str(version)
+    previous = champion_version(tracking, name)
+    promoted = previous is None
+    if promoted:
+        client.set_registered_model_alias(name, tracking.champion_alias, version)
+        reason = f"{what}: nothing to compare; there was no {tracking.champion_alias}"
+    else:
+        reason = (
+            f"{what}: nothing to compare, so {tracking.champion_alias} version {previous} stays"
+        )
+        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "true" if promoted else "false")
+    client.set_model_version_tag(name, version, REASON_TAG, reason)
+    logger.info("%s version %s: %s", name, version, reason)
+    return PromotionDecision(promoted, reason, previous)
+
+
 def evaluation_predictions(
     tracking: TrackingConfig, name: str, version: str | int, artifact: str = "tables/evaluation_predictions.parquet"
 ) -> pd.DataFrame | None:
@@ -789,6 +823,8 @@ def log_text_model(
     str
         The model URI to pass to :func:`register_model`.
     """
+    import warnings
+
     import cloudpickle
     import mlflow
     import mlflow.pyfunc
@@ -805,15 +841,19 @@ def log_text_model(
     with tempfile.TemporaryDirectory(prefix="retain-text-model-") as tmp:
         path = Path(tmp) / TEXT_MODEL_ARTIFACT
         path.write_bytes(cloudpickle.dumps(bundle))
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=_text_pyfunc_class()(),
-            artifacts={TEXT_MODEL_ARTIFACT: str(path)},
-            pip_requirements=pinned_requirements(
-                *BASE_REQUIREMENTS, "mlflow", "retain", *extra_requirements
-            ),
-            signature=signature,
-        )
+        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING), warnings.catch_warnings():
+            # The signature below describes the input; MLflow's hint about type hints is moot.
+            warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=_text_pyfunc_class()(),
+                artifacts={TEXT_MODEL_ARTIFACT: str(path)},
+                pip_requirements=pinned_requirements(
+                    *BASE_REQUIREMENTS, "mlflow", "retain", *extra_requirements
+                ),
+                signature=signature,
+                input_example=example,
+            )
     logger.info("logged text model %r as %s", name, info.model_uri)
     return info.model_uri
 
@@ -856,10 +896,19 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
 @functools.cache
 def _text_pyfunc_class() -> type:
     """The pyfunc wrapper class, built on first use so ``import retain.tracking`` stays light."""
+    import warnings
+
     import cloudpickle
     import mlflow.pyfunc
 
-    class TextPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-defined]
+    with warnings.catch_warnings():
+        # MLflow asks for type hints on predict; the logged signature describes the input.
+        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        return _define_text_pyfunc(mlflow.pyfunc.PythonModel, cloudpickle)
+
+
+def _define_text_pyfunc(base: type, cloudpickle: Any) -> type:
+    class TextPyfunc(base):  # type: ignore[misc, valid-type]
         """MLflow pyfunc over a ``TextModelBundle``: a DataFrame with ``text`` in, scores out."""
 
         bundle: Any = None
@@ -868,7 +917,8 @@ def _text_pyfunc_class() -> type:
             with open(context.artifacts[TEXT_MODEL_ARTIFACT], "rb") as handle:
                 self.bundle = cloudpickle.load(handle)
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        # No type hints here: MLflow reads them as an input schema and warns about ``Any``.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             import pandas as pd
 
             texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input

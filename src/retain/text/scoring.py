@@ -121,3 +121,65 @@ def score_feedback(
     out = pd.DataFrame(np.hstack([sentiment, themes]), columns=columns[1:], index=feedback.index)
     out.insert(0, "feedback_id", feedback["feedback_id"])
     return out
+
+
+# --- ``retain text score``: sentiment per theme and the summary ----------------------------------
+
+THEME_SENTIMENTS = "theme_sentiments"
+"""Column of the text scores: ``theme:sentiment`` pairs joined by ``|`` (``billing:negative``)."""
+
+OVERALL_SENTIMENT_METHOD = "overall"
+"""Sentiment per theme is the text's overall sentiment (the fallback, see theme_sentiments)."""
+
+
+def theme_sentiments(texts: Sequence[str], scores: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Sentiment per theme raised, per text, and the method that produced it.
+
+    This is the hook where aspect-level sentiment (``retain.text.aspects``) joins the text
+    scores. Until it is wired in, the fallback gives every theme a text raises that text's
+    overall sentiment: "the staff were lovely but billing was a mess" gets
+    ``staff:<overall>|billing:<overall>``, not two polarities. The method is returned so the
+    summary and outputs say which one was used.
+
+    Parameters
+    ----------
+    texts
+        The texts, row for row with ``scores``.
+    scores
+        :meth:`TextModelBundle.predict` output: needs ``sentiment`` and ``themes``.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, method)``: ``pairs`` holds ``theme:sentiment`` joined by ``|`` (``""`` when the
+        text raises no theme) with ``scores``' index; ``method`` is ``"overall"``.
+    """
+    pairs = [
+        "|".join(f"{theme}:{sentiment}" for theme in str(themes).split("|") if theme)
+        for themes, sentiment in zip(scores["themes"], scores["sentiment"])
+    ]
+    return pd.Series(pairs, index=scores.index, dtype=object), OVERALL_SENTIMENT_METHOD
+
+
+def theme_sentiment_counts(scores: pd.DataFrame) -> pd.DataFrame:
+    """Texts per theme (rows, ``(no theme)`` last) and sentiment (columns), with totals.
+
+    A text raising two themes counts once under each. Without a sentiment column there is one
+    ``texts`` column; without themes, one ``(all texts)`` row.
+    """
+    if "themes" in scores.columns:
+        themes = scores["themes"].fillna("").astype(str).str.split("|")
+        long = scores.assign(theme=[[t for t in ts if t] or ["(no theme)"] for ts in themes]).explode("theme")
+    else:
+        long = scores.assign(theme="(all texts)")
+    if "sentiment" in scores.columns:
+        table = pd.crosstab(long["theme"], long["sentiment"].astype(str))
+        table = table[[s for s in SENTIMENTS if s in table.columns]]
+        table["total"] = table.sum(axis=1)
+    else:
+        table = long.groupby("theme").size().to_frame("texts")
+    order = sorted(table.index, key=lambda t: (t == "(no theme)", -int(table.loc[t].iloc[-1]), t))
+    table = table.loc[order]
+    table.index.name = "theme"
+    table.columns.name = None
+    return table

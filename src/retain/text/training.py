@@ -120,6 +120,7 @@ class TextTrainResult:
     tuned_on: str
     n_texts: int
     seconds: float = 0.0
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -444,6 +445,7 @@ def train_text_models(
         tuned_on=tuned_on(tasks, config),
         n_texts=len(table),
         seconds=time.perf_counter() - started,
+        left_out=skipped,
     )
 
 
