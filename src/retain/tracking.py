@@ -823,8 +823,6 @@ def log_text_model(
     str
         The model URI to pass to :func:`register_model`.
     """
-    import warnings
-
     import cloudpickle
     import mlflow
     import mlflow.pyfunc
@@ -841,9 +839,7 @@ def log_text_model(
     with tempfile.TemporaryDirectory(prefix="retain-text-model-") as tmp:
         path = Path(tmp) / TEXT_MODEL_ARTIFACT
         path.write_bytes(cloudpickle.dumps(bundle))
-        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING), warnings.catch_warnings():
-            # The signature below describes the input; MLflow's hint about type hints is moot.
-            warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING):
             info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=_text_pyfunc_class()(),
@@ -899,11 +895,11 @@ def _text_pyfunc_class() -> type:
     import warnings
 
     import cloudpickle
-    import mlflow.pyfunc
 
     with warnings.catch_warnings():
-        # MLflow asks for type hints on predict; the logged signature describes the input.
-        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's own notes on type hints
+        import mlflow.pyfunc
+
         return _define_text_pyfunc(mlflow.pyfunc.PythonModel, cloudpickle)
 
 
@@ -912,12 +908,14 @@ def _define_text_pyfunc(base: type, cloudpickle: Any) -> type:
         """MLflow pyfunc over a ``TextModelBundle``: a DataFrame with ``text`` in, scores out."""
 
         bundle: Any = None
+        # The logged signature describes the input; MLflow's type-hint validation is not used.
+        _skip_type_hint_validation = True
 
         def load_context(self, context: Any) -> None:
             with open(context.artifacts[TEXT_MODEL_ARTIFACT], "rb") as handle:
                 self.bundle = cloudpickle.load(handle)
 
-        # No type hints here: MLflow reads them as an input schema and warns about ``Any``.
+        # No type hints: MLflow would read them as an input schema (the signature is logged).
         def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             import pandas as pd
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from retain.contracts import SENTIMENTS, THEME_SEPARATOR
-from retain.text.inputs import as_texts, theme_lists
+from retain.text.inputs import as_texts
 from retain.text.scoring import class_probabilities, theme_column
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,25 @@ logger = logging.getLogger(__name__)
 SENTIMENT_LABEL = "sentiment"
 THEMES_LABEL = "themes"
 LABEL_COLUMNS = (SENTIMENT_LABEL, THEMES_LABEL)
+
+
+def assign_themes(model: Any, probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """The 0/1 theme matrix: each theme at or above its threshold.
+
+    The thresholds are the theme model's own ``thresholds_`` when it has one per theme (tuned
+    per theme, as the transformer and zero-label classifiers do), otherwise ``threshold`` for
+    all. A model with ``at_least_one`` set also gets its most probable theme on every text.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    own = getattr(model, "thresholds_", None)
+    if own is not None and len(own) == probabilities.shape[1]:
+        thresholds = np.asarray(own, dtype=float)
+    else:
+        thresholds = np.full(probabilities.shape[1], float(threshold))
+    marked = probabilities >= thresholds
+    if getattr(model, "at_least_one", False) and len(probabilities):
+        marked[np.arange(len(probabilities)), probabilities.argmax(axis=1)] = True
+    return marked.astype(int)
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,8 @@ class TextModelBundle:
     theme_ids
         The taxonomy's theme ids, in order.
     threshold
-        A theme is assigned when its probability is at least this.
+        A theme is assigned when its probability is at least this, unless the theme model
+        carries its own per-theme ``thresholds_`` (see :func:`assign_themes`).
     kinds
         Task to model kind (``tfidf``, ``transformer``, ``zero_label``), for the record.
     """
@@ -102,7 +122,8 @@ class TextModelBundle:
             ids = list(self.theme_ids)
             proba = class_probabilities(self.themes, texts, ids, "theme")
             frame = pd.DataFrame(proba, columns=[theme_column(t) for t in ids])
-            chosen = theme_lists(proba, ids, self.threshold)
+            marked = assign_themes(self.themes, proba, self.threshold)
+            chosen = [[ids[j] for j in np.flatnonzero(row)] for row in marked]
             frame[THEMES_LABEL] = pd.Series(
                 [THEME_SEPARATOR.join(t) for t in chosen], dtype=object
             )

@@ -31,7 +31,7 @@ from sklearn.model_selection import train_test_split
 from retain import evaluation
 from retain.config import Taxonomy, TextJobConfig
 from retain.contracts import split_themes
-from retain.text.bundle import TextModelBundle
+from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
 from retain.text.models import TASKS, Kind, Task, candidate_kinds, make_text_model
 
@@ -193,10 +193,10 @@ def task_targets(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np
 
 
 def validation_predictions(model: Any, texts: list[str], task: Task, threshold: float) -> np.ndarray:
-    """Predicted labels (sentiment) or a 0/1 theme matrix at ``threshold`` (themes)."""
+    """Predicted labels (sentiment) or a 0/1 theme matrix (themes), as the bundle assigns them."""
     if task == "sentiment":
         return np.asarray(model.predict(texts)).astype(str)
-    return (np.asarray(model.predict_proba(texts)) >= threshold).astype(int)
+    return assign_themes(model, np.asarray(model.predict_proba(texts)), threshold)
 
 
 def task_metrics(task: Task, truth: np.ndarray, predicted: np.ndarray, theme_ids: Sequence[str]) -> dict[str, float]:
