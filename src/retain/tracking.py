@@ -839,7 +839,7 @@ def log_text_model(
     with tempfile.TemporaryDirectory(prefix="retain-text-model-") as tmp:
         path = Path(tmp) / TEXT_MODEL_ARTIFACT
         path.write_bytes(cloudpickle.dumps(bundle))
-        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING):
+        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING), _quiet_artifact_copies():
             info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=_text_pyfunc_class()(),
@@ -882,7 +882,8 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
         description = f"{tracking.text_model} version {version} ({tracking.champion_alias})"
     else:
         description = model_uri
-    loaded = mlflow.pyfunc.load_model(model_uri)
+    with _quiet_artifact_copies():
+        loaded = mlflow.pyfunc.load_model(model_uri)
     bundle = loaded.unwrap_python_model().bundle
     model_version = loaded.metadata.model_uuid or model_uri
     logger.info("loaded text model %s (model %s)", description, model_version)
@@ -1108,6 +1109,23 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _quiet_artifact_copies() -> Iterator[None]:
+    """No MLflow progress bar for copying a model's few local artifacts (retain has its own)."""
+    import os
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 @contextlib.contextmanager

@@ -354,6 +354,13 @@ def train_task(
     """Split, evaluate the candidates, choose one, and refit it on every labelled row."""
     fit, validation = split_validation(rows, task, config.validation.fraction, config.validation.seed)
     y = task_targets(rows, task, taxonomy.ids)
+    if task == "themes":
+        never = [t for t, n in zip(taxonomy.ids, y.sum(axis=0)) if n == 0]
+        if never:
+            logger.warning(
+                "themes never labelled in this file: %s; the supervised model gives them "
+                "probability 0, and they count as F1 0 in macro-F1", ", ".join(never),
+            )
     candidates = evaluate_candidates(
         candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy
     )
