@@ -446,3 +446,89 @@ def test_text_example_configs_read_their_real_data(name: str, monkeypatch: pytes
     assert frame["sentiment"].notna().any() == sentiment
     assert frame["themes"].notna().any() == themes
     assert set(frame["sentiment"].dropna()) <= {"negative", "neutral", "positive"}
+
+
+def test_auto_keeps_tfidf_unless_a_candidate_wins_the_paired_comparison(
+    tmp_path: Path, store: str, taxonomy_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kind: auto, with a stand-in for the transformer (its module is another engineer's)."""
+    from sklearn.dummy import DummyClassifier
+
+    from retain.text import models
+
+    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+        if task == "sentiment":
+            return DummyClassifier(strategy="prior")  # worse than TF-IDF
+        return models.tfidf_model("themes", choice, taxonomy)  # the same as TF-IDF: a tie
+
+    monkeypatch.setitem(models.FACTORIES, "transformer", stand_in)
+    config = write_config(tmp_path, store, taxonomy_file, "text-auto", model={"kind": "auto"})
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "text_training.json").read_text())
+    for task in ("sentiment", "themes"):
+        assert record["tasks"][task]["kind"] == "tfidf"
+        assert set(record["tasks"][task]["candidates"]) == {"tfidf", "transformer"}
+        (comparison,) = record["tasks"][task]["comparisons"]
+        assert comparison["candidate"] == "transformer" and comparison["better"] is False
+    assert record["tasks"]["themes"]["comparisons"][0]["difference"] == 0
+
+
+def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_kind(
+    tmp_path: Path, store: str, taxonomy_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from retain.config import TextModelChoice
+    from retain.text import models
+
+    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+        well_tuned = TextModelChoice(tfidf={"min_df": 1, "C": 10.0})
+        return models.tfidf_model(task, well_tuned, taxonomy)
+
+    monkeypatch.setitem(models.FACTORIES, "transformer", stand_in)
+    # A TF-IDF reference regularised into guessing: the stand-in must beat it.
+    config = write_config(
+        tmp_path, store, taxonomy_file, "text-auto-win", themes=False,
+        model={"kind": "auto", "tfidf": {"min_df": 1, "C": 0.0001}},
+    )
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "sentiment: transformer" in result.output and "beat tfidf" in result.output
+    record = json.loads((tmp_path / "out" / "text_training.json").read_text())
+    assert record["tasks"]["sentiment"]["comparisons"][0]["better"] is True
+    tags = MlflowClient(tracking_uri=store).get_model_version("text-auto-win", "1").tags
+    assert tags["kind.sentiment"] == "transformer"
+    assert float(tags["validation.sentiment_macro_f1"]) > 0.8
+    assert "validation split" in tags["tuned_on"]
+
+
+class _Probabilities:
+    """A fitted stand-in with fixed probabilities and classes (what the bundle reads)."""
+
+    def __init__(self, proba: list[list[float]], classes: list[Any], **attributes: Any) -> None:
+        self.proba = np.asarray(proba)
+        self.classes_ = np.asarray(classes, dtype=object)
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.proba[: len(texts)]
+
+
+def test_the_bundle_matches_classes_by_name_and_uses_a_models_own_theme_thresholds() -> None:
+    sentiment = _Probabilities([[0.7, 0.3], [0.2, 0.8]], ["positive", "negative"])
+    themes = _Probabilities([[0.4, 0.1], [0.05, 0.02]], [0, 1], thresholds_=np.array([0.3, 0.5]))
+    bundle = TextModelBundle(sentiment, themes, ("billing", "app"), threshold=0.5)
+    out = bundle.predict(["a", "b"])
+    assert out.columns.tolist() == [
+        "sentiment_negative", "sentiment_positive", "sentiment",
+        "theme_billing", "theme_app", "themes",
+    ]
+    assert out["sentiment_positive"].tolist() == [0.7, 0.2]
+    assert out["sentiment"].tolist() == ["positive", "negative"]
+    assert out["themes"].tolist() == ["billing", ""]  # 0.4 >= its own threshold 0.3, not 0.5
+    themes.at_least_one = True
+    assert bundle.predict(["a", "b"])["themes"].tolist() == ["billing", "billing"]
+    empty = bundle.predict([])
+    assert empty.empty and empty.columns.tolist() == bundle.columns
