@@ -29,7 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
 OPENERS = {
-    "negative": ["awful", "terrible and angry", "bad, the worst", "I hate this", "so wrong and slow"],
+    "negative": [
+        "awful",
+        "terrible and angry",
+        "bad, the worst",
+        "I hate this",
+        "so wrong and slow",
+    ],
     "neutral": ["ok", "it is fine", "nothing special", "okay, average", "fine I guess"],
     "positive": ["great", "lovely, thanks", "excellent and happy", "I love it", "very good, kind"],
 }
@@ -158,8 +164,16 @@ def test_score_writes_one_row_per_text_with_probabilities_labels_and_summary(bot
     truth = corpus()
     assert scores["id"].tolist() == truth["review_id"].tolist()
     expected = [
-        "id", "sentiment_negative", "sentiment_neutral", "sentiment_positive", "sentiment",
-        "theme_billing", "theme_support", "theme_app", "themes", "theme_sentiments",
+        "id",
+        "sentiment_negative",
+        "sentiment_neutral",
+        "sentiment_positive",
+        "sentiment",
+        "theme_billing",
+        "theme_support",
+        "theme_app",
+        "themes",
+        "theme_sentiments",
     ]
     assert scores.columns.tolist() == expected
     probabilities = scores[["sentiment_negative", "sentiment_neutral", "sentiment_positive"]]
@@ -175,25 +189,35 @@ def test_score_writes_one_row_per_text_with_probabilities_labels_and_summary(bot
     summary = json.loads((both.parent / "out" / "scores_summary.json").read_text())
     assert summary["texts"] == 60 and summary["theme_sentiment_method"] == "overall"
     counts = pd.DataFrame(summary["counts"]).set_index("theme")
-    assert counts["total"].sum() == sum(max(1, len([t for t in s.split("|") if t])) for s in scores["themes"])
+    assert counts["total"].sum() == sum(
+        max(1, len([t for t in s.split("|") if t])) for s in scores["themes"]
+    )
     assert counts.loc["billing", "total"] == scores["themes"].str.contains("billing").sum()
 
 
-def test_the_registered_pyfunc_loads_in_a_fresh_process_and_predicts(both: Path, tmp_path: Path) -> None:
+def test_the_registered_pyfunc_loads_in_a_fresh_process_and_predicts(
+    both: Path, tmp_path: Path
+) -> None:
     config = TextJobConfig.model_validate(yaml.safe_load(both.read_text()))
     script = tmp_path / "load.py"
     script.write_text(
         "import sys, mlflow, pandas as pd\n"
         f"mlflow.set_tracking_uri({config.tracking.tracking_uri!r})\n"
         f"model = mlflow.pyfunc.load_model('models:/{config.tracking.text_model}@champion')\n"
-        "texts = pd.DataFrame({'text': ['awful charged twice on my bill', 'great the agent answered']})\n"
+        "texts = ['awful charged twice on my bill', 'great the agent answered']\n"
+        "texts = pd.DataFrame({'text': texts})\n"
         "model.predict(texts).to_json(sys.argv[1], orient='records')\n"
     )
     out = tmp_path / "predicted.json"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     done = subprocess.run(
-        [sys.executable, str(script), str(out)], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, str(script), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     predicted = pd.read_json(out, orient="records")
@@ -248,7 +272,12 @@ def test_no_labels_uses_the_zero_label_classifiers(
         reason="retain.text.zero_label (ZeroLabelThemeClassifier) is not written yet",
     )
     config = write_config(
-        tmp_path, store, taxonomy_file, "text-none", sentiment=False, themes=False,
+        tmp_path,
+        store,
+        taxonomy_file,
+        "text-none",
+        sentiment=False,
+        themes=False,
         model={"unlabelled": "zero_label", "encoder": str(tiny_bert)},
     )
     train = retain("text", "train", "-c", str(config), "--quiet")
@@ -256,7 +285,9 @@ def test_no_labels_uses_the_zero_label_classifiers(
     assert "zero-label" in train.output
     score = retain("text", "score", "-c", str(config), "--quiet")
     assert score.exit_code == 0, score.output
-    assert {"theme_billing", "theme_support", "theme_app", "themes"} <= set(scores_of(config).columns)
+    assert {"theme_billing", "theme_support", "theme_app", "themes"} <= set(
+        scores_of(config).columns
+    )
 
 
 def test_a_misnamed_column_names_the_file_the_column_and_the_rows(
@@ -268,7 +299,9 @@ def test_a_misnamed_column_names_the_file_the_column_and_the_rows(
     message = " ".join(result.output.split())
     assert str(tmp_path / "reviews.csv") in message
     assert "'review_text' named in data.columns.text is not in the file" in message
-    assert "60 rows not read" in message and "Found columns: review_id, body, stars, topics" in message
+    assert (
+        "60 rows not read" in message and "Found columns: review_id, body, stars, topics" in message
+    )
 
 
 def test_an_unmapped_label_value_names_the_value_and_the_rows(
@@ -336,7 +369,17 @@ def test_a_rerun_scores_only_new_or_changed_texts(
     frame.to_csv(reviews, index=False)
     output = tmp_path / "scores.csv"
     counter = PredictCounter(monkeypatch)
-    args = ["text", "score", "-c", str(config), "--input", str(reviews), "--output", str(output), "-q"]
+    args = [
+        "text",
+        "score",
+        "-c",
+        str(config),
+        "--input",
+        str(reviews),
+        "--output",
+        str(output),
+        "-q",
+    ]
 
     first = retain(*args)
     assert first.exit_code == 0, first.output
@@ -382,7 +425,9 @@ def test_cache_hits_equal_fresh_scores_and_another_model_version_invalidates() -
     assert (other.n_cached, other.n_scored) == (0, 3)
     assert set(other.cache["model_version"]) == {"model-2"}
     # A changed text under the same id is rescored, and its old entry replaced.
-    edited = text_cache.score_with_cache(ids, ["great", "awful bill!", "ok"], predict, columns, other.cache, "model-2")
+    edited = text_cache.score_with_cache(
+        ids, ["great", "awful bill!", "ok"], predict, columns, other.cache, "model-2"
+    )
     assert (edited.n_cached, edited.n_scored) == (2, 1)
     assert len(edited.cache) == 3
 
@@ -403,9 +448,15 @@ def test_the_paired_bootstrap_calls_a_clear_win_and_not_a_tie() -> None:
     ]
     kind, comparisons, how = choose_kind("sentiment", candidates, truth, 300, 0)
     assert kind == "transformer" and comparisons[0].better and "beat tfidf" in how
-    reversed_ = [Candidate("tfidf", {"macro_f1": 0.9}, good, 0.0), Candidate("transformer", {"macro_f1": 0.5}, poor, 0.0)]
+    reversed_ = [
+        Candidate("tfidf", {"macro_f1": 0.9}, good, 0.0),
+        Candidate("transformer", {"macro_f1": 0.5}, poor, 0.0),
+    ]
     assert choose_kind("sentiment", reversed_, truth, 300, 0)[0] == "tfidf"
-    missing = [Candidate("tfidf", {"macro_f1": 0.9}, good, 0.0), Candidate("transformer", {}, np.empty(0), 0.0, error="no module")]
+    missing = [
+        Candidate("tfidf", {"macro_f1": 0.9}, good, 0.0),
+        Candidate("transformer", {}, np.empty(0), 0.0, error="no module"),
+    ]
     kind, _, how = choose_kind("sentiment", missing, truth, 300, 0)
     assert kind == "tfidf" and "transformer not available" in how
 
@@ -428,7 +479,9 @@ DATA_DIR = Path(os.environ.get("RETAIN_DATA_DIR", REPO.parent / "shared" / "data
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_EXAMPLES))
-def test_text_example_configs_read_their_real_data(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_text_example_configs_read_their_real_data(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from retain.config import load_config
     from retain.data import load_text_table
 
@@ -489,7 +542,11 @@ def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_ki
     monkeypatch.setitem(models.FACTORIES, "transformer", stand_in)
     # A TF-IDF reference regularised into guessing: the stand-in must beat it.
     config = write_config(
-        tmp_path, store, taxonomy_file, "text-auto-win", themes=False,
+        tmp_path,
+        store,
+        taxonomy_file,
+        "text-auto-win",
+        themes=False,
         model={"kind": "auto", "tfidf": {"min_df": 1, "C": 0.0001}},
     )
     result = retain("text", "train", "-c", str(config), "--quiet")
@@ -522,8 +579,12 @@ def test_the_bundle_matches_classes_by_name_and_uses_a_models_own_theme_threshol
     bundle = TextModelBundle(sentiment, themes, ("billing", "app"), threshold=0.5)
     out = bundle.predict(["a", "b"])
     assert out.columns.tolist() == [
-        "sentiment_negative", "sentiment_positive", "sentiment",
-        "theme_billing", "theme_app", "themes",
+        "sentiment_negative",
+        "sentiment_positive",
+        "sentiment",
+        "theme_billing",
+        "theme_app",
+        "themes",
     ]
     assert out["sentiment_positive"].tolist() == [0.7, 0.2]
     assert out["sentiment"].tolist() == ["positive", "negative"]

@@ -314,7 +314,9 @@ class TextColumns(Strict):
     """Which of the file's columns hold what (``data.columns`` of a text job)."""
 
     text: str = Field(description="The feedback text.")
-    id: str | None = Field(default=None, description="A unique id per text; default: the row number.")
+    id: str | None = Field(
+        default=None, description="A unique id per text; default: the row number."
+    )
     sentiment: str | None = Field(
         default=None, description="Sentiment label (optional; see data.sentiment_values)."
     )
@@ -323,7 +325,9 @@ class TextColumns(Strict):
         description="Theme labels: theme ids (or values mapped by data.theme_values) joined by "
         "data.theme_separator (optional).",
     )
-    created_at: str | None = Field(default=None, description="When the text was written (optional).")
+    created_at: str | None = Field(
+        default=None, description="When the text was written (optional)."
+    )
 
 
 class TextDataConfig(Strict):
@@ -347,7 +351,9 @@ class TextDataConfig(Strict):
         description="Raw theme value -> theme id of the taxonomy; '' = labelled, no theme; "
         "null = not labelled. Empty: the column already holds theme ids.",
     )
-    theme_separator: str = Field("|", min_length=1, description="Separator of several themes in a cell.")
+    theme_separator: str = Field(
+        "|", min_length=1, description="Separator of several themes in a cell."
+    )
     empty_themes: Literal["unlabelled", "no_theme"] = Field(
         "unlabelled",
         description="What an empty themes cell means: 'unlabelled' (not annotated), or "
@@ -369,7 +375,8 @@ class TextDataConfig(Strict):
         wrong = sorted({v for v in self.sentiment_values.values() if v not in SENTIMENTS})
         if wrong:
             raise ValueError(
-                f"sentiment_values maps to {wrong}; use {', '.join(SENTIMENTS)} (or leave a value out)"
+                f"sentiment_values maps to {wrong}; use {', '.join(SENTIMENTS)} "
+                "(or leave a value out)"
             )
         return self
 
@@ -425,7 +432,9 @@ class TextValidation(Strict):
     fraction: float = Field(0.2, gt=0, lt=1, description="Share of labelled rows held out.")
     seed: int = 0
     min_labelled: int = Field(
-        20, ge=2, description="Fewer labelled rows than this for a task: no supervised model for it."
+        20,
+        ge=2,
+        description="Fewer labelled rows than this for a task: no supervised model for it.",
     )
     bootstrap: int = Field(1000, ge=100, description="Paired bootstrap draws for kind: auto.")
 
@@ -443,7 +452,8 @@ class TextJobConfig(Strict):
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig())
     output: Path = Field(
         Path("outputs/text/scores.csv"),
-        description="`retain text score` writes here (.csv or .parquet); the summary goes beside it.",
+        description="`retain text score` writes here (.csv or .parquet); the summary goes "
+        "beside it.",
     )
     cache: Path | None = Field(
         Path("outputs/text/cache.parquet"),

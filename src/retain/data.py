@@ -682,7 +682,8 @@ def load_text_table(
     """
     path = Path(path or config.path)
     raw = read_frame(path, config.read).reset_index(drop=True)
-    named = {"text": config.columns.text, "id": config.columns.id, "created_at": config.columns.created_at}
+    columns = config.columns
+    named = {"text": columns.text, "id": columns.id, "created_at": columns.created_at}
     if labels:
         named |= {"sentiment": config.columns.sentiment, "themes": config.columns.themes}
     for key, column in named.items():
@@ -699,7 +700,8 @@ def load_text_table(
         if missing.any():
             raise ContractError(
                 f"{path}: column {config.columns.id!r} (data.columns.id) is empty on "
-                f"{int(missing.sum())} rows ({_rows(rows[missing.to_numpy()])}); every text needs an id"
+                f"{int(missing.sum())} rows ({_rows(rows[missing.to_numpy()])}); "
+                "every text needs an id"
             )
         out["id"] = ids
     else:
@@ -842,5 +844,7 @@ def read_text_cache(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        logger.warning("%s: the text cache cannot be read (%s); every text is scored afresh", path, exc)
+        logger.warning(
+            "%s: the text cache cannot be read (%s); every text is scored afresh", path, exc
+        )
         return None

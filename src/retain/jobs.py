@@ -683,9 +683,11 @@ def register_text_model(result: Any, config: TextJobConfig) -> Registration:
         decision = tracking.promote_if_better(
             track, name, version, metric=metric, value=value, baseline_value=baseline,
             evaluation_id=result.evaluation_id,
-            baseline_detail="majority class on the validation split" + "".join(f"; {d}" for d in details),
+            baseline_detail="; ".join(["majority class on the validation split", *details]),
         )
-    return Registration(name=name, version=version, promoted=decision.promoted, reason=decision.reason)
+    return Registration(
+        name=name, version=version, promoted=decision.promoted, reason=decision.reason
+    )
 
 
 def format_text_training(outcome: TextTrainOutcome) -> str:
@@ -783,7 +785,9 @@ def format_text_scores(outcome: TextScoreOutcome) -> str:
         f"{s['taken_from_cache']} from the cache) in {outcome.seconds:.1f} s."),
     ]
     if s["theme_sentiment_method"] == "overall":
-        lines.append("Sentiment per theme: the text's overall sentiment (aspect model not wired in).")
+        lines.append(
+            "Sentiment per theme: the text's overall sentiment (aspect model not wired in)."
+        )
     lines += ["Texts by theme and sentiment:", outcome.counts.to_string(), "Outputs:"]
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
     return "\n".join(lines)

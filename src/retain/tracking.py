@@ -887,7 +887,9 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
     bundle = loaded.unwrap_python_model().bundle
     model_version = loaded.metadata.model_uuid or model_uri
     logger.info("loaded text model %s (model %s)", description, model_version)
-    return LoadedTextModel(model=bundle, uri=model_uri, model_version=model_version, description=description)
+    return LoadedTextModel(
+        model=bundle, uri=model_uri, model_version=model_version, description=description
+    )
 
 
 @functools.cache

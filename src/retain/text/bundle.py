@@ -124,9 +124,7 @@ class TextModelBundle:
             frame = pd.DataFrame(proba, columns=[theme_column(t) for t in ids])
             marked = assign_themes(self.themes, proba, self.threshold)
             chosen = [[ids[j] for j in np.flatnonzero(row)] for row in marked]
-            frame[THEMES_LABEL] = pd.Series(
-                [THEME_SEPARATOR.join(t) for t in chosen], dtype=object
-            )
+            frame[THEMES_LABEL] = pd.Series([THEME_SEPARATOR.join(t) for t in chosen], dtype=object)
             parts.append(frame)
         if not parts:
             return pd.DataFrame(index=pd.RangeIndex(len(texts)))

@@ -43,7 +43,10 @@ class CachedScores:
 
 
 def lookup(
-    ids: Sequence[str], hashes: Sequence[str], cache: pd.DataFrame | None, model_version: str,
+    ids: Sequence[str],
+    hashes: Sequence[str],
+    cache: pd.DataFrame | None,
+    model_version: str,
     columns: Sequence[str],
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The cached score rows that still hold, and the positions that must be scored.

@@ -169,7 +169,8 @@ def theme_sentiment_counts(scores: pd.DataFrame) -> pd.DataFrame:
     """
     if "themes" in scores.columns:
         themes = scores["themes"].fillna("").astype(str).str.split("|")
-        long = scores.assign(theme=[[t for t in ts if t] or ["(no theme)"] for ts in themes]).explode("theme")
+        raised = [[t for t in ts if t] or ["(no theme)"] for ts in themes]
+        long = scores.assign(theme=raised).explode("theme")
     else:
         long = scores.assign(theme="(all texts)")
     if "sentiment" in scores.columns:

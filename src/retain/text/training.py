@@ -71,9 +71,14 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "candidate": self.candidate, "reference": self.reference, "metric": self.metric,
-            "difference": self.difference, "low": self.low, "high": self.high,
-            "draws": self.draws, "better": self.better,
+            "candidate": self.candidate,
+            "reference": self.reference,
+            "metric": self.metric,
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "draws": self.draws,
+            "better": self.better,
         }
 
 
@@ -155,7 +160,11 @@ def labelled_rows(table: pd.DataFrame, task: Task) -> pd.DataFrame:
     rows = table.loc[table[task].notna() & (table["text"].str.strip() != "")]
     repeated = rows["text"].duplicated(keep="first")
     if repeated.any():
-        logger.info("%s: %d labelled rows repeat an earlier text; each text is used once", task, int(repeated.sum()))
+        logger.info(
+            "%s: %d labelled rows repeat an earlier text; each text is used once",
+            task,
+            int(repeated.sum()),
+        )
     return rows.loc[~repeated].reset_index(drop=True)
 
 
@@ -192,14 +201,18 @@ def task_targets(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np
     return theme_indicators(rows["themes"], list(theme_ids))
 
 
-def validation_predictions(model: Any, texts: list[str], task: Task, threshold: float) -> np.ndarray:
+def validation_predictions(
+    model: Any, texts: list[str], task: Task, threshold: float
+) -> np.ndarray:
     """Predicted labels (sentiment) or a 0/1 theme matrix (themes), as the bundle assigns them."""
     if task == "sentiment":
         return np.asarray(model.predict(texts)).astype(str)
     return assign_themes(model, np.asarray(model.predict_proba(texts)), threshold)
 
 
-def task_metrics(task: Task, truth: np.ndarray, predicted: np.ndarray, theme_ids: Sequence[str]) -> dict[str, float]:
+def task_metrics(
+    task: Task, truth: np.ndarray, predicted: np.ndarray, theme_ids: Sequence[str]
+) -> dict[str, float]:
     if task == "sentiment":
         return evaluation.sentiment_metrics(truth, predicted)
     return evaluation.theme_metrics(truth, predicted, list(theme_ids))
@@ -246,7 +259,12 @@ def evaluate_candidates(
         seconds = time.perf_counter() - started
         logger.info(
             "%s: %s fitted on %d texts in %.1f s; validation %s %.4f",
-            task, kind, len(fit), seconds, PRIMARY_METRIC[task], metrics[PRIMARY_METRIC[task]],
+            task,
+            kind,
+            len(fit),
+            seconds,
+            PRIMARY_METRIC[task],
+            metrics[PRIMARY_METRIC[task]],
         )
         out.append(Candidate(kind, metrics, predicted, seconds))
     return out
@@ -278,8 +296,13 @@ def paired_bootstrap(
     """
     score = _macro_f1 if task == "sentiment" else _micro_f1
     if task == "sentiment":
-        codes = {label: i for i, label in enumerate(np.unique(np.concatenate([truth, candidate, reference])))}
-        truth, candidate, reference = (np.array([codes[v] for v in a]) for a in (truth, candidate, reference))
+        codes = {
+            label: i
+            for i, label in enumerate(np.unique(np.concatenate([truth, candidate, reference])))
+        }
+        truth, candidate, reference = (
+            np.array([codes[v] for v in a]) for a in (truth, candidate, reference)
+        )
     rng = np.random.default_rng(seed)
     n = len(truth)
     diffs = np.empty(draws)
@@ -288,9 +311,13 @@ def paired_bootstrap(
         diffs[b] = score(truth[idx], candidate[idx]) - score(truth[idx], reference[idx])
     low, high = np.percentile(diffs, [2.5, 97.5])
     return Comparison(
-        candidate=names[0], reference=names[1], metric=PRIMARY_METRIC[task],
+        candidate=names[0],
+        reference=names[1],
+        metric=PRIMARY_METRIC[task],
         difference=float(score(truth, candidate) - score(truth, reference)),
-        low=float(low), high=float(high), draws=draws,
+        low=float(low),
+        high=float(high),
+        draws=draws,
     )
 
 
@@ -336,10 +363,14 @@ def choose_kind(
     if len(candidates) == 1:
         return reference.kind, [], f"model.kind {reference.kind} (no choice to make)"
     comparisons = [
-        paired_bootstrap(task, truth, c.predicted, reference.predicted, (c.kind, reference.kind), draws, seed)
+        paired_bootstrap(
+            task, truth, c.predicted, reference.predicted, (c.kind, reference.kind), draws, seed
+        )
         for c in usable[1:]
     ]
-    winners = [(comparison, c) for comparison, c in zip(comparisons, usable[1:]) if comparison.better]
+    winners = [
+        (comparison, c) for comparison, c in zip(comparisons, usable[1:]) if comparison.better
+    ]
     left_out = [f"{c.kind} not available" for c in candidates if c.error is not None]
     notes = "; ".join([*(c.describe() for c in comparisons), *left_out])
     if not winners:
@@ -352,14 +383,17 @@ def train_task(
     task: Task, rows: pd.DataFrame, config: TextJobConfig, taxonomy: Taxonomy
 ) -> TaskResult:
     """Split, evaluate the candidates, choose one, and refit it on every labelled row."""
-    fit, validation = split_validation(rows, task, config.validation.fraction, config.validation.seed)
+    fit, validation = split_validation(
+        rows, task, config.validation.fraction, config.validation.seed
+    )
     y = task_targets(rows, task, taxonomy.ids)
     if task == "themes":
         never = [t for t, n in zip(taxonomy.ids, y.sum(axis=0)) if n == 0]
         if never:
             logger.warning(
                 "themes never labelled in this file: %s; the supervised model gives them "
-                "probability 0, and they count as F1 0 in macro-F1", ", ".join(never),
+                "probability 0, and they count as F1 0 in macro-F1",
+                ", ".join(never),
             )
     candidates = evaluate_candidates(
         candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy
@@ -368,23 +402,38 @@ def train_task(
         task, candidates, y[validation], config.validation.bootstrap, config.validation.seed
     )
     chosen = next(c for c in candidates if c.kind == kind)
-    baseline = task_metrics(task, y[validation], majority_predictions(task, y[fit], len(validation)), taxonomy.ids)
+    baseline = task_metrics(
+        task, y[validation], majority_predictions(task, y[fit], len(validation)), taxonomy.ids
+    )
     model = make_text_model(kind, task, config.model, taxonomy).fit(rows["text"].tolist(), y)  # type: ignore[arg-type]
     logger.info("%s: %s refitted on all %d labelled texts (%s)", task, kind, len(rows), how)
     return TaskResult(
-        task=task, kind=kind, model=model, n_labelled=len(rows), n_fit=len(fit),
-        n_validation=len(validation), metrics=chosen.metrics, baseline_metrics=baseline,
-        candidates=candidates, comparisons=comparisons, how_chosen=how,
+        task=task,
+        kind=kind,
+        model=model,
+        n_labelled=len(rows),
+        n_fit=len(fit),
+        n_validation=len(validation),
+        metrics=chosen.metrics,
+        baseline_metrics=baseline,
+        candidates=candidates,
+        comparisons=comparisons,
+        how_chosen=how,
         validation_ids=rows["id"].iloc[validation].astype(str).tolist(),
     )
 
 
-def zero_label_task(task: Task, table: pd.DataFrame, config: TextJobConfig, taxonomy: Taxonomy) -> TaskResult:
+def zero_label_task(
+    task: Task, table: pd.DataFrame, config: TextJobConfig, taxonomy: Taxonomy
+) -> TaskResult:
     """The zero-label classifier for ``task``, fitted on the texts alone (no labels)."""
     model = make_text_model("zero_label", task, config.model, taxonomy)
     model.fit(table["text"].tolist())
     return TaskResult(
-        task=task, kind="zero_label", model=model, n_labelled=0,
+        task=task,
+        kind="zero_label",
+        model=model,
+        n_labelled=0,
         how_chosen="too few labels: zero-label classifier (no validation metrics)",
     )
 
@@ -475,5 +524,6 @@ def tuned_on(tasks: dict[str, TaskResult], config: TextJobConfig) -> str:
     return (
         f"validation split ({config.validation.fraction:.0%} of the labelled rows, stratified, "
         f"seed {config.validation.seed}); chosen on it: {chosen}; the reported metrics are on "
-        "the same split (no separate test split), then the kept model is refitted on all labelled rows"
+        "the same split (no separate test split), then the kept model is refitted on all "
+        "labelled rows"
     )
