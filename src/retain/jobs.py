@@ -32,6 +32,7 @@ from retain.config import (
 )
 from retain.contracts import THEME_SEPARATOR
 from retain.scoring import ScoringModels, score_flat, score_world, summarise, write_scores
+from retain.text.training import TextTrainResult, train_text_models
 from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
 
 logger = logging.getLogger(__name__)
@@ -548,7 +549,7 @@ def format_demo_outcome(outcome: DemoOutcome) -> str:
 
 @dataclass
 class TextTrainOutcome:
-    result: Any  # retain.text.training.TextTrainResult
+    result: TextTrainResult
     registration: Registration
     data_summary: str
     record_path: Path
@@ -577,8 +578,6 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     MLflow as one pyfunc model, registered as ``tracking.text_model`` and made champion when it
     beats its majority baseline and the comparable champion.
     """
-    from retain.text.training import train_text_models
-
     started = time.perf_counter()
     taxonomy = _taxonomy(config)
     table = data.load_text_table(config.data, taxonomy.ids)
@@ -597,7 +596,10 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
 
 
 def text_training_record(
-    result: Any, config: TextJobConfig, data_summary: str, registration: Registration | None = None
+    result: TextTrainResult,
+    config: TextJobConfig,
+    data_summary: str,
+    registration: Registration | None = None,
 ) -> dict[str, Any]:
     """What was trained, how it was chosen and how it did, as a JSON-able dict."""
     tasks = {}
@@ -636,7 +638,7 @@ def text_training_record(
     return record
 
 
-def register_text_model(result: Any, config: TextJobConfig) -> Registration:
+def register_text_model(result: TextTrainResult, config: TextJobConfig) -> Registration:
     """Log the text run and the pyfunc model, register it, and apply the champion rule."""
     track = config.tracking
     kinds = result.bundle.kinds
