@@ -224,6 +224,7 @@ def test_the_registered_pyfunc_loads_in_a_fresh_process_and_predicts(
     assert predicted["sentiment"].tolist()[0] == "negative"
     assert "billing" in predicted["themes"].tolist()[0].split("|")
     assert {"sentiment_positive", "theme_support", "themes"} <= set(predicted.columns)
+    assert predicted["theme_sentiments"].tolist()[0].startswith("billing:negative")
 
 
 def test_sentiment_only(tmp_path: Path, store: str, taxonomy_file: Path) -> None:
@@ -585,11 +586,15 @@ def test_the_bundle_matches_classes_by_name_and_uses_a_models_own_theme_threshol
         "theme_billing",
         "theme_app",
         "themes",
+        "theme_sentiments",
     ]
     assert out["sentiment_positive"].tolist() == [0.7, 0.2]
     assert out["sentiment"].tolist() == ["positive", "negative"]
     assert out["themes"].tolist() == ["billing", ""]  # 0.4 >= its own threshold 0.3, not 0.5
+    assert out["theme_sentiments"].tolist() == ["billing:positive", ""]
     themes.at_least_one = True
     assert bundle.predict(["a", "b"])["themes"].tolist() == ["billing", "billing"]
+    sentiment_only = TextModelBundle(sentiment, None, ("billing", "app"))
+    assert sentiment_only.columns == ["sentiment_negative", "sentiment_positive", "sentiment"]
     empty = bundle.predict([])
     assert empty.empty and empty.columns.tolist() == bundle.columns

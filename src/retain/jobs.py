@@ -739,7 +739,7 @@ def run_text_score(
     it, and the updated inference cache.
     """
     from retain.text.cache import score_with_cache
-    from retain.text.scoring import THEME_SENTIMENTS, theme_sentiment_counts, theme_sentiments
+    from retain.text.scoring import theme_sentiment_counts
 
     started = time.perf_counter()
     loaded = tracking.load_text_model(config.tracking, model_uri)
@@ -752,9 +752,6 @@ def run_text_score(
         loaded.model_version, show_progress=show_progress,
     )
     scores = pd.concat([frame[["id"]].reset_index(drop=True), scored.scores], axis=1)
-    method = None
-    if "themes" in scores.columns and "sentiment" in scores.columns:
-        scores[THEME_SENTIMENTS], method = theme_sentiments(frame["text"].tolist(), scores)
     counts = theme_sentiment_counts(scores)
     output = output or config.output
     paths = {"scores": data.write_frame(scores, output)}
@@ -770,7 +767,7 @@ def run_text_score(
         "duplicate_ids_left_out": table.n_duplicates,
         "kinds": dict(bundle.kinds),
         "threshold": bundle.threshold,
-        "theme_sentiment_method": method,
+        "theme_sentiment_method": bundle.theme_sentiment_method,
         "counts": counts.reset_index().to_dict(orient="records"),
     }
     paths["summary"] = data.write_json(summary, output.with_name(f"{output.stem}_summary.json"))

@@ -17,13 +17,19 @@ import pandas as pd
 
 from retain.contracts import SENTIMENTS, THEME_SEPARATOR
 from retain.text.inputs import as_texts
-from retain.text.scoring import class_probabilities, theme_column
+from retain.text.scoring import (
+    OVERALL_SENTIMENT_METHOD,
+    THEME_SENTIMENTS,
+    class_probabilities,
+    theme_column,
+    theme_sentiments,
+)
 
 logger = logging.getLogger(__name__)
 
 SENTIMENT_LABEL = "sentiment"
 THEMES_LABEL = "themes"
-LABEL_COLUMNS = (SENTIMENT_LABEL, THEMES_LABEL)
+LABEL_COLUMNS = (SENTIMENT_LABEL, THEMES_LABEL, THEME_SENTIMENTS)
 
 
 def assign_themes(model: Any, probabilities: np.ndarray, threshold: float) -> np.ndarray:
@@ -87,7 +93,16 @@ class TextModelBundle:
             columns += [f"sentiment_{s}" for s in self.sentiment_labels] + [SENTIMENT_LABEL]
         if self.themes is not None:
             columns += [theme_column(t) for t in self.theme_ids] + [THEMES_LABEL]
+        if self.theme_sentiment_method is not None:
+            columns.append(THEME_SENTIMENTS)
         return columns
+
+    @property
+    def theme_sentiment_method(self) -> str | None:
+        """How ``theme_sentiments`` is made (see :func:`theme_sentiments`); None without it."""
+        if self.sentiment is None or self.themes is None:
+            return None
+        return OVERALL_SENTIMENT_METHOD
 
     def predict(self, texts: Any) -> pd.DataFrame:
         """Sentiment and theme probabilities and labels, one row per text.
@@ -103,7 +118,8 @@ class TextModelBundle:
             ``sentiment_<label>`` probabilities and ``sentiment`` (the most probable label),
             when there is a sentiment model; ``theme_<id>`` probabilities and ``themes`` (the ids
             at or above the threshold joined by ``|``; ``""`` for none), when there is a theme
-            model. Index ``0..n-1``.
+            model; with both, ``theme_sentiments`` (``theme:sentiment`` pairs joined by ``|``,
+            from :func:`retain.text.scoring.theme_sentiments`). Index ``0..n-1``.
         """
         texts = as_texts(texts)
         if not texts:
@@ -128,4 +144,7 @@ class TextModelBundle:
             parts.append(frame)
         if not parts:
             return pd.DataFrame(index=pd.RangeIndex(len(texts)))
-        return pd.concat(parts, axis=1)[self.columns]
+        scores = pd.concat(parts, axis=1)
+        if self.theme_sentiment_method is not None:
+            scores[THEME_SENTIMENTS], _ = theme_sentiments(texts, scores, self)
+        return scores[self.columns]

@@ -132,21 +132,28 @@ OVERALL_SENTIMENT_METHOD = "overall"
 """Sentiment per theme is the text's overall sentiment (the fallback, see theme_sentiments)."""
 
 
-def theme_sentiments(texts: Sequence[str], scores: pd.DataFrame) -> tuple[pd.Series, str]:
+def theme_sentiments(
+    texts: Sequence[str], scores: pd.DataFrame, models: Any = None
+) -> tuple[pd.Series, str]:
     """Sentiment per theme raised, per text, and the method that produced it.
 
-    This is the hook where aspect-level sentiment (``retain.text.aspects``) joins the text
-    scores. Until it is wired in, the fallback gives every theme a text raises that text's
-    overall sentiment: "the staff were lovely but billing was a mess" gets
-    ``staff:<overall>|billing:<overall>``, not two polarities. The method is returned so the
-    summary and outputs say which one was used.
+    This is the hook where aspect-level sentiment (``retain.text.aspects.aspect_sentiment``,
+    which needs the texts and the fitted models) joins the text scores; it runs inside
+    :meth:`TextModelBundle.predict`, so its output is cached and returned by the pyfunc. Until
+    it is wired in, the fallback gives every theme a text raises that text's overall sentiment:
+    "the staff were lovely but billing was a mess" gets ``staff:<overall>|billing:<overall>``,
+    not two polarities. The method is returned so the summary and outputs say which one was
+    used.
 
     Parameters
     ----------
     texts
         The texts, row for row with ``scores``.
     scores
-        :meth:`TextModelBundle.predict` output: needs ``sentiment`` and ``themes``.
+        The sentiment and theme scores of those texts: needs ``sentiment`` and ``themes``.
+    models
+        The :class:`~retain.text.bundle.TextModelBundle` that produced ``scores`` (its
+        ``sentiment``, ``themes``, ``theme_ids``, for an aspect model); unused by the fallback.
 
     Returns
     -------
