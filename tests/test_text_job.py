@@ -598,3 +598,30 @@ def test_the_bundle_matches_classes_by_name_and_uses_a_models_own_theme_threshol
     assert sentiment_only.columns == ["sentiment_negative", "sentiment_positive", "sentiment"]
     empty = bundle.predict([])
     assert empty.empty and empty.columns.tolist() == bundle.columns
+
+
+def test_the_cache_follows_the_model_not_the_uri_that_names_it(
+    both: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = yaml.safe_load(both.read_text())
+    settings["cache"] = str(tmp_path / "cache.parquet")
+    settings["output"] = str(tmp_path / "scores.csv")
+    config = tmp_path / "text.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    counter = PredictCounter(monkeypatch)
+    name = settings["tracking"]["text_model"]
+
+    assert retain("text", "score", "-c", str(config), "-q").exit_code == 0  # the champion
+    assert counter.texts == 60
+    counter.calls.clear()
+    same = retain("text", "score", "-c", str(config), "--model-uri", f"models:/{name}/1", "-q")
+    assert same.exit_code == 0, same.output
+    assert counter.texts == 0  # version 1 is the champion: the same logged model
+
+    retrained = retain("text", "train", "-c", str(config), "-q")
+    assert retrained.exit_code == 0, retrained.output
+    assert f"{name} version 2" in retrained.output
+    counter.calls.clear()
+    other = retain("text", "score", "-c", str(config), "--model-uri", f"models:/{name}/2", "-q")
+    assert other.exit_code == 0, other.output
+    assert counter.texts == 60  # another model version: every text is scored again
