@@ -32,7 +32,8 @@ SETS = {
 
 
 def test_every_data_set_has_an_example_config() -> None:
-    assert sorted(p.stem for p in EXAMPLES.glob("*.yaml")) == sorted(SETS)
+    churn = [p.stem for p in EXAMPLES.glob("*.yaml") if not p.stem.startswith("text_")]
+    assert sorted(churn) == sorted(SETS)  # text_*.yaml: retain text configs (test_text_job.py)
 
 
 @pytest.mark.parametrize("name", sorted(SETS))

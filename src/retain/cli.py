@@ -60,6 +60,7 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
     from retain.config import ConfigError
     from retain.contracts import ContractError
     from retain.scoring import ScoringError
+    from retain.text.training import TextTrainingError
     from retain.tracking import NoChampionError
     from retain.training import TrainingError
 
@@ -67,7 +68,7 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
         return job(*args, **kwargs)
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    except (ContractError, TrainingError, ScoringError) as exc:
+    except (ContractError, TrainingError, ScoringError, TextTrainingError) as exc:
         raise _fail(str(exc), EXIT_DATA) from None
     except NoChampionError as exc:
         raise _fail(str(exc), EXIT_NO_MODEL) from None
@@ -177,6 +178,108 @@ def demo(
         cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"customers": customers})})
     outcome = _run(jobs.run_demo, cfg, show_progress=not quiet)
     typer.echo(jobs.format_demo_outcome(outcome))
+
+
+text_app = typer.Typer(
+    name="text",
+    help=(
+        "Feedback text on its own: per-text sentiment and themes from a file of reviews, survey "
+        "answers or tickets, with or without labels.\n\n"
+        "`retain text train -c configs/text.yaml` trains and registers one text model from "
+        "whatever labels the file has; `retain text score -c configs/text.yaml --input "
+        "reviews.csv` writes sentiment, themes and sentiment per theme for every text. "
+        "See docs/text.md."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(text_app, name="text")
+
+TextConfig = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c",
+        help="Text job config (YAML): the feedback file and its columns, taxonomy, model kind, "
+        "tracking, output and cache paths. See configs/text.yaml.",
+    ),
+]
+
+
+@text_app.command("train")
+def text_train(
+    config: TextConfig = Path("configs/text.yaml"),
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train sentiment and/or themes from the labels the file has; register one text model.
+
+    A task (sentiment, themes) with at least validation.min_labelled labels is trained with
+    model.kind (tfidf, transformer, or auto: both, the transformer kept only if a paired
+    bootstrap on the validation split shows it beats TF-IDF), evaluated on a stratified
+    validation split carved from the labelled rows (accuracy and macro-F1 for sentiment, micro-
+    and macro-F1 for themes, beside a majority baseline), then refitted on every labelled row.
+    A task without labels gets the zero-label classifier (model.unlabelled). The model is logged
+    to MLflow as one pyfunc (a DataFrame with a `text` column in, probabilities and labels out),
+    registered as tracking.text_model and made champion if it beats its baseline and the
+    champion evaluated on the same data. Writes text_training.json beside the scores output.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import TextJobConfig
+
+    cfg = _run(_load, config, TextJobConfig)
+    outcome = _run(jobs.run_text_train, cfg, show_progress=not quiet)
+    typer.echo(jobs.format_text_training(outcome))
+
+
+@text_app.command("score")
+def text_score(
+    config: TextConfig = Path("configs/text.yaml"),
+    input_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", "-i",
+            help="File of texts to score (.csv, .tsv, .txt, .parquet), read with the config's "
+            "data.columns and data.read; default: the config's data.path. Label columns are "
+            "ignored and need not exist.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o",
+            help="Where to write the scores (.csv or .parquet); default: the config's output. "
+            "The summary is written beside it as <name>_summary.json.",
+        ),
+    ] = None,
+    model_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--model-uri",
+            help="Score with this logged text model (e.g. models:/retain-text/3 or "
+            "runs:/<run id>/text) instead of the registered champion.",
+        ),
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score every text with the champion text model: sentiment, themes, sentiment per theme.
+
+    Writes one row per text: id, sentiment_<label> probabilities and `sentiment`, theme_<id>
+    probabilities and `themes` (ids joined by "|"), and `theme_sentiments` (theme:sentiment
+    pairs; for now each theme gets the text's overall sentiment). Prints and writes a count of
+    texts by theme and sentiment. Texts scored before by the same model version, with the same
+    id and text, are taken from the inference cache (the config's cache path), so a rerun
+    scores only new or changed texts.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import TextJobConfig
+
+    cfg = _run(_load, config, TextJobConfig)
+    outcome = _run(
+        jobs.run_text_score, cfg, input_path, output, model_uri, show_progress=not quiet
+    )
+    typer.echo(jobs.format_text_scores(outcome))
 
 
 def _load(path: Path, model):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -263,6 +263,11 @@ class TrackingConfig(Strict):
     sentiment_model: str = "retain-sentiment"
     theme_model: str = "retain-themes"
     churn_model: str = "retain-churn"
+    text_model: str = Field(
+        "retain-text",
+        description="The one text model of `retain text train`: a pyfunc returning sentiment and "
+        "theme probabilities, whichever model kind won.",
+    )
     champion_alias: str = "champion"
 
 
@@ -310,6 +315,157 @@ class TrainConfig(RunConfig):
 
 class ScoreConfig(RunConfig):
     """``retain score``: champion models applied to the data as of a date."""
+
+
+class TextColumns(Strict):
+    """Which of the file's columns hold what (``data.columns`` of a text job)."""
+
+    text: str = Field(description="The feedback text.")
+    id: str | None = Field(
+        default=None, description="A unique id per text; default: the row number."
+    )
+    sentiment: str | None = Field(
+        default=None, description="Sentiment label (optional; see data.sentiment_values)."
+    )
+    themes: str | None = Field(
+        default=None,
+        description="Theme labels: theme ids (or values mapped by data.theme_values) joined by "
+        "data.theme_separator (optional).",
+    )
+    created_at: str | None = Field(
+        default=None, description="When the text was written (optional)."
+    )
+
+
+class TextDataConfig(Strict):
+    """One feedback file and how its columns map onto text, id and the optional labels.
+
+    ``path`` may use ``$RETAIN_DATA_DIR`` (default ``../shared/data``). Labels are optional:
+    a file with no label column at all is a normal case.
+    """
+
+    path: Path = Field(description="The feedback file (.csv, .tsv, .txt or .parquet).")
+    read: ReadOptions = Field(default_factory=lambda: ReadOptions())
+    columns: TextColumns
+    sentiment_values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Raw sentiment value -> negative, neutral or positive, e.g. "
+        "{'1': positive, '0': negative}. Empty: the column already holds those words. With a "
+        "mapping, a value it does not name is an error unless mapped to null (unlabelled).",
+    )
+    theme_values: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Raw theme value -> theme id of the taxonomy; '' = labelled, no theme; "
+        "null = not labelled. Empty: the column already holds theme ids.",
+    )
+    theme_separator: str = Field(
+        "|", min_length=1, description="Separator of several themes in a cell."
+    )
+    empty_themes: Literal["unlabelled", "no_theme"] = Field(
+        "unlabelled",
+        description="What an empty themes cell means: 'unlabelled' (not annotated), or "
+        "'no_theme' (annotated: the text raises none of the themes, e.g. airline tweets "
+        "without a negative reason).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_path(cls, values: object) -> object:
+        if isinstance(values, dict) and values.get("path") is not None:
+            values = {**values, "path": expand_path(values["path"])}
+        return values
+
+    @model_validator(mode="after")
+    def _sentiments_known(self) -> TextDataConfig:
+        from retain.contracts import SENTIMENTS
+
+        wrong = sorted({v for v in self.sentiment_values.values() if v not in SENTIMENTS})
+        if wrong:
+            raise ValueError(
+                f"sentiment_values maps to {wrong}; use {', '.join(SENTIMENTS)} "
+                "(or leave a value out)"
+            )
+        return self
+
+
+class TfidfSettings(Strict):
+    """TF-IDF + logistic regression (``model.kind: tfidf``, and the reference for ``auto``)."""
+
+    max_features: int = Field(50_000, ge=1)
+    ngram_max: int = Field(2, ge=1, le=3)
+    min_df: int = Field(2, ge=1)
+    C: float = Field(4.0, gt=0)
+    char_ngrams: bool = Field(False, description="Add character n-grams (about 8x slower).")
+
+
+class TransformerSettings(Strict):
+    """A fine-tuned or frozen encoder (``retain.text.transformer.TransformerTextClassifier``)."""
+
+    mode: str = Field("fine_tune", description="How the encoder is used, passed to the classifier.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further TransformerTextClassifier settings (epochs, batch_size...); "
+        "a name the classifier does not take is an error naming it.",
+    )
+
+
+class TextModelChoice(Strict):
+    """Which text model to train: ``tfidf``, ``transformer``, or ``auto`` (both; keep the champion).
+
+    With ``auto`` every candidate is fitted on the training part of the labelled rows and
+    compared on the validation part; a candidate replaces TF-IDF only if a paired bootstrap over
+    the validation texts shows it better (95% interval of the difference above 0).
+    Without labels for a task the zero-label classifier is used whatever ``kind`` says.
+    """
+
+    kind: Literal["tfidf", "transformer", "auto"] = "tfidf"
+    encoder: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Encoder of the transformer and zero-label models: the bundled MiniLM, a "
+        "local folder or a Hugging Face name.",
+    )
+    unlabelled: Literal["zero_label", "skip"] = Field(
+        "zero_label",
+        description="A task (sentiment or themes) without enough labels: 'zero_label' uses the "
+        "zero-label classifier (themes from the taxonomy's descriptions); 'skip' leaves it out.",
+    )
+    tfidf: TfidfSettings = Field(default_factory=lambda: TfidfSettings())
+    transformer: TransformerSettings = Field(default_factory=lambda: TransformerSettings())
+
+
+class TextValidation(Strict):
+    """The held-out validation split carved from the labelled rows of the file."""
+
+    fraction: float = Field(0.2, gt=0, lt=1, description="Share of labelled rows held out.")
+    seed: int = 0
+    min_labelled: int = Field(
+        20,
+        ge=2,
+        description="Fewer labelled rows than this for a task: no supervised model for it.",
+    )
+    bootstrap: int = Field(1000, ge=100, description="Paired bootstrap draws for kind: auto.")
+
+
+class TextJobConfig(Strict):
+    """``retain text train`` and ``retain text score``: feedback text on its own."""
+
+    data: TextDataConfig
+    taxonomy: Path = Path("configs/themes.yaml")
+    model: TextModelChoice = Field(default_factory=lambda: TextModelChoice())
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="A theme is assigned when its probability is at least this."
+    )
+    validation: TextValidation = Field(default_factory=lambda: TextValidation())
+    tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig())
+    output: Path = Field(
+        Path("outputs/text/scores.csv"),
+        description="`retain text score` writes here (.csv or .parquet); the summary goes "
+        "beside it.",
+    )
+    cache: Path | None = Field(
+        Path("outputs/text/cache.parquet"),
+        description="Inference cache (id, text hash, model version); null turns it off.",
+    )
 
 
 class DemoConfig(Strict):

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retain.config import DataConfig, ReadOptions
+from retain.config import DataConfig, ReadOptions, TextDataConfig
 from retain.contracts import (
     CONTRACTS,
+    SENTIMENTS,
+    THEME_SEPARATOR,
     TIME_COLUMNS,
     ContractError,
     TableContract,
@@ -611,3 +613,238 @@ def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Valida
     log = logger.warning if len(rejected) else logger.info
     log("%s (%d labelled, churn rate %.3f)", report.summary(), n_labelled, float(valid["churned"].mean()))
     return valid, report
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback text on its own (``retain text``)
+
+TEXT_TABLE_COLUMNS = ("id", "text", "sentiment", "themes", "created_at", "source_row")
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """One feedback file read for ``retain text``: one row per text, labels where they exist.
+
+    ``frame`` has ``id`` (string), ``text`` (string; a missing text reads as ``""``),
+    ``sentiment`` (negative/neutral/positive or None), ``themes`` (theme ids joined by ``|``;
+    ``""`` = labelled, no theme; None = not labelled), ``created_at`` (or NaT) and
+    ``source_row`` (1-based row of the file, header not counted).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    n_read: int
+    n_duplicates: int = 0
+
+    def summary(self) -> str:
+        sentiment = int(self.frame["sentiment"].notna().sum())
+        themes = int(self.frame["themes"].notna().sum())
+        text = (
+            f"{self.source}: {len(self.frame)} texts ({sentiment} with a sentiment label, "
+            f"{themes} with theme labels)"
+        )
+        if self.n_duplicates:
+            text += f"; {self.n_duplicates} rows with a repeated id left out (first kept)"
+        return text
+
+
+def load_text_table(
+    config: TextDataConfig,
+    theme_ids: Sequence[str] | None = None,
+    path: Path | None = None,
+    *,
+    labels: bool = True,
+) -> TextTable:
+    """Read a feedback file for ``retain text``: map its columns, check and normalise labels.
+
+    Parameters
+    ----------
+    config
+        The ``data`` section of a text job: path, read options, column names, label mappings.
+    theme_ids
+        The taxonomy's theme ids; theme labels must be among them (checked when given).
+    path
+        Read this file instead of ``config.path`` (``retain text score --input``), with the same
+        column names and read options.
+    labels
+        Read the label columns. ``False`` (scoring): they are ignored and need not exist.
+
+    Returns
+    -------
+    TextTable
+
+    Raises
+    ------
+    ContractError
+        Naming the file, the column (and the config key that named it) and the rows, when a
+        named column is missing, a label value is not understood, a theme id is not in the
+        taxonomy or an id is missing.
+    """
+    path = Path(path or config.path)
+    raw = read_frame(path, config.read).reset_index(drop=True)
+    columns = config.columns
+    named = {"text": columns.text, "id": columns.id, "created_at": columns.created_at}
+    if labels:
+        named |= {"sentiment": config.columns.sentiment, "themes": config.columns.themes}
+    for key, column in named.items():
+        if column is not None and column not in raw.columns:
+            raise ContractError(
+                f"{path}: column {column!r} named in data.columns.{key} is not in the file "
+                f"({len(raw)} rows not read). Found columns: {', '.join(map(str, raw.columns))}"
+            )
+    rows = np.arange(1, len(raw) + 1)
+    out = pd.DataFrame(index=raw.index)
+    if config.columns.id is not None:
+        ids = _strings(raw[config.columns.id])
+        missing = ids.isna()
+        if missing.any():
+            raise ContractError(
+                f"{path}: column {config.columns.id!r} (data.columns.id) is empty on "
+                f"{int(missing.sum())} rows ({_rows(rows[missing.to_numpy()])}); "
+                "every text needs an id"
+            )
+        out["id"] = ids
+    else:
+        out["id"] = [str(r) for r in rows]
+    out["text"] = raw[config.columns.text].astype("string").fillna("").astype(object)
+    sentiment_column = config.columns.sentiment if labels else None
+    themes_column = config.columns.themes if labels else None
+    out["sentiment"] = (
+        _sentiment_labels(raw[sentiment_column], config, path, rows)
+        if sentiment_column is not None
+        else pd.Series(None, index=raw.index, dtype=object)
+    )
+    out["themes"] = (
+        _theme_labels(raw[themes_column], config, path, rows, theme_ids)
+        if themes_column is not None
+        else pd.Series(None, index=raw.index, dtype=object)
+    )
+    if config.columns.created_at is not None:
+        out["created_at"] = pd.to_datetime(
+            raw[config.columns.created_at], errors="coerce", utc=True,
+            format=config.read.date_format or "mixed",
+        ).dt.tz_localize(None).astype("datetime64[ns]")
+    else:
+        out["created_at"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    out["source_row"] = rows
+    duplicated = out["id"].duplicated(keep="first").to_numpy()
+    if duplicated.any():
+        logger.warning(
+            "%s: %d rows repeat an earlier id in column %r (%s); the first of each is used",
+            path, int(duplicated.sum()), config.columns.id, _rows(rows[duplicated]),
+        )
+    table = TextTable(
+        frame=out.loc[~duplicated].reset_index(drop=True),
+        source=str(path),
+        n_read=len(raw),
+        n_duplicates=int(duplicated.sum()),
+    )
+    logger.info("%s", table.summary())
+    return table
+
+
+def _strings(values: pd.Series) -> pd.Series:
+    """Stripped strings; empty cells missing (numbers from Parquet become their text)."""
+    text = values.astype("string").str.strip()
+    return text.where(text != "").astype(object).where(text.notna() & (text != ""), None)
+
+
+def _rows(rows: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}; header not counted"
+
+
+def _sentiment_labels(
+    values: pd.Series, config: TextDataConfig, path: Path, rows: np.ndarray
+) -> pd.Series:
+    raw = _strings(values)
+    mapping = config.sentiment_values
+    if mapping:
+        known = raw.isin(list(mapping)) | raw.isna()
+        labels = raw.map(lambda v: mapping.get(v) if isinstance(v, str) else None)
+        where = "data.sentiment_values"
+    else:
+        lowered = raw.str.lower() if raw.notna().any() else raw
+        known = lowered.isin(SENTIMENTS) | raw.isna()
+        labels = lowered
+        where = "data.sentiment_values (e.g. {'1': positive, '0': negative})"
+    if not known.all():
+        bad = raw[~known]
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
+        raise ContractError(
+            f"{path}: column {values.name!r} (data.columns.sentiment) holds {shown} on "
+            f"{len(bad)} rows ({_rows(rows[(~known).to_numpy()])}), not one of "
+            f"{', '.join(SENTIMENTS)}; map the values in {where}"
+        )
+    return labels.astype(object).where(labels.notna(), None)
+
+
+def _theme_labels(
+    values: pd.Series,
+    config: TextDataConfig,
+    path: Path,
+    rows: np.ndarray,
+    theme_ids: Sequence[str] | None,
+) -> pd.Series:
+    raw = _strings(values)
+    mapping = config.theme_values
+    out: list[str | None] = []
+    unknown: dict[str, list[int]] = {}
+    allowed = set(theme_ids) if theme_ids is not None else None
+    for row, cell in zip(rows, raw):
+        if cell is None:
+            out.append("" if config.empty_themes == "no_theme" else None)
+            continue
+        parts = [p.strip() for p in cell.split(config.theme_separator) if p.strip()]
+        ids: list[str] = []
+        unlabelled = False
+        for part in parts:
+            if mapping:
+                if part not in mapping:
+                    unknown.setdefault(part, []).append(int(row))
+                    continue
+                mapped = mapping[part]
+                if mapped is None:
+                    unlabelled = True
+                elif mapped:
+                    ids.append(mapped)
+            elif allowed is not None and part not in allowed:
+                unknown.setdefault(part, []).append(int(row))
+            else:
+                ids.append(part)
+        out.append(None if unlabelled else THEME_SEPARATOR.join(dict.fromkeys(ids)))
+    if unknown:
+        shown = "; ".join(
+            f"{value!r} ({_rows(np.asarray(found))})" for value, found in list(unknown.items())[:5]
+        )
+        fix = (
+            "add them to data.theme_values (a theme id, '' for no theme, null for unlabelled)"
+            if mapping
+            else "use the taxonomy's theme ids, or map the values in data.theme_values"
+        )
+        raise ContractError(
+            f"{path}: column {values.name!r} (data.columns.themes) holds theme values that are "
+            f"not known: {shown}; {fix}"
+        )
+    if mapping and allowed is not None:
+        wrong = sorted({t for t in mapping.values() if t and t not in allowed})
+        if wrong:
+            raise ContractError(
+                f"data.theme_values maps to {wrong}, not theme ids of the taxonomy "
+                f"({', '.join(sorted(allowed))})"
+            )
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def read_text_cache(path: Path) -> pd.DataFrame | None:
+    """The inference cache of ``retain text score``, or None when there is none yet."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        logger.warning(
+            "%s: the text cache cannot be read (%s); every text is scored afresh", path, exc
+        )
+        return None

@@ -25,12 +25,14 @@ from retain.config import (
     Playbook,
     ScoreConfig,
     Taxonomy,
+    TextJobConfig,
     TrackingConfig,
     TrainConfig,
     load_config,
 )
 from retain.contracts import THEME_SEPARATOR
 from retain.scoring import ScoringModels, score_flat, score_world, summarise, write_scores
+from retain.text.training import TextTrainResult, train_text_models
 from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
 
 logger = logging.getLogger(__name__)
@@ -539,3 +541,252 @@ def format_demo_outcome(outcome: DemoOutcome) -> str:
             f"Time: {timing}.",
         ]
     )
+
+
+# --------------------------------------------------------------------------------------------
+# retain text train / retain text score: feedback text on its own
+
+
+@dataclass
+class TextTrainOutcome:
+    result: TextTrainResult
+    registration: Registration
+    data_summary: str
+    record_path: Path
+    tracking_uri: str
+    seconds: float
+
+
+@dataclass
+class TextScoreOutcome:
+    scores: pd.DataFrame
+    counts: pd.DataFrame
+    paths: dict[str, Path]
+    summary: dict[str, Any]
+    seconds: float
+
+
+def _taxonomy(config: TextJobConfig) -> Taxonomy:
+    return load_config(config.taxonomy, Taxonomy)
+
+
+def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTrainOutcome:
+    """Read the feedback file, train sentiment and/or themes, register one text model.
+
+    Tasks with enough labels are evaluated on a validation split and refitted on every labelled
+    row; tasks without get the zero-label classifier (or are left out). The result is logged to
+    MLflow as one pyfunc model, registered as ``tracking.text_model`` and made champion when it
+    beats its majority baseline and the comparable champion.
+    """
+    started = time.perf_counter()
+    taxonomy = _taxonomy(config)
+    table = data.load_text_table(config.data, taxonomy.ids)
+    result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
+    registration = register_text_model(result, config)
+    record = text_training_record(result, config, table.summary(), registration)
+    record_path = data.write_json(record, config.output.parent / "text_training.json")
+    return TextTrainOutcome(
+        result=result,
+        registration=registration,
+        data_summary=table.summary(),
+        record_path=record_path,
+        tracking_uri=config.tracking.tracking_uri,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def text_training_record(
+    result: TextTrainResult,
+    config: TextJobConfig,
+    data_summary: str,
+    registration: Registration | None = None,
+) -> dict[str, Any]:
+    """What was trained, how it was chosen and how it did, as a JSON-able dict."""
+    tasks = {}
+    for task, r in result.tasks.items():
+        tasks[task] = {
+            "kind": r.kind,
+            "how_chosen": r.how_chosen,
+            "n_labelled": r.n_labelled,
+            "n_fit": r.n_fit,
+            "n_validation": r.n_validation,
+            "validation": r.metrics,
+            "majority_baseline": r.baseline_metrics,
+            "candidates": {
+                c.kind: {"validation": c.metrics, "seconds_fit": c.seconds_fit, "error": c.error}
+                for c in r.candidates
+            },
+            "comparisons": [c.to_dict() for c in r.comparisons],
+        }
+    record: dict[str, Any] = {
+        "data": data_summary,
+        "taxonomy": str(config.taxonomy),
+        "theme_ids": list(result.bundle.theme_ids),
+        "threshold": config.threshold,
+        "encoder": config.model.encoder,
+        "tuned_on": result.tuned_on,
+        "evaluation_id": result.evaluation_id,
+        "tasks": tasks,
+        "left_out": result.left_out,
+        "seconds_train": result.seconds,
+    }
+    if registration is not None:
+        record["registry"] = {
+            "name": registration.name, "version": registration.version,
+            "promoted": registration.promoted, "reason": registration.reason,
+        }
+    return record
+
+
+def register_text_model(result: TextTrainResult, config: TextJobConfig) -> Registration:
+    """Log the text run and the pyfunc model, register it, and apply the champion rule."""
+    track = config.tracking
+    kinds = result.bundle.kinds
+    heavy = any(kind != "tfidf" for kind in kinds.values())
+    tags = {
+        "evaluation_id": result.evaluation_id,
+        "tuned_on": result.tuned_on,
+        "encoder": config.model.encoder if heavy else "none",
+        **{f"kind.{task}": kind for task, kind in kinds.items()},
+    }
+    with tracking.tracked_run(track, "text", tags=tags) as run:
+        run.log_params(config.model, prefix="model")
+        run.log_params(config.validation, prefix="validation")
+        run.log_params(
+            {
+                "data.path": str(config.data.path),
+                "taxonomy": str(config.taxonomy),
+                "threshold": config.threshold,
+                "n_texts": result.n_texts,
+                **{f"{t}.n_labelled": r.n_labelled for t, r in result.tasks.items()},
+            }
+        )
+        run.log_metrics(result.metrics)
+        run.log_metrics({f"baseline_{k}": v for k, v in result.baseline_metrics.items()})
+        run.log_dict(text_training_record(result, config, ""), "text_training.json")
+        uri = tracking.log_text_model(
+            run, result.bundle, extra_requirements=("torch", "transformers") if heavy else ()
+        )
+    version_tags = {
+        **tags,
+        THEME_IDS_TAG: THEME_SEPARATOR.join(result.bundle.theme_ids),
+        **{f"validation.{k}": f"{v:.6g}" for k, v in result.metrics.items()},
+    }
+    name = track.text_model
+    version = tracking.register_model(track, uri, name, tags=version_tags)
+    primary = result.primary
+    if primary is None:
+        decision = tracking.crown_without_evidence(
+            track, name, version, "zero-label model trained without labels"
+        )
+    else:
+        metric, value, baseline = primary
+        details = [c.describe() for r in result.tasks.values() for c in r.comparisons]
+        decision = tracking.promote_if_better(
+            track, name, version, metric=metric, value=value, baseline_value=baseline,
+            evaluation_id=result.evaluation_id,
+            baseline_detail="; ".join(["majority class on the validation split", *details]),
+        )
+    return Registration(
+        name=name, version=version, promoted=decision.promoted, reason=decision.reason
+    )
+
+
+def format_text_training(outcome: TextTrainOutcome) -> str:
+    result = outcome.result
+    lines = [f"Data: {outcome.data_summary}."]
+    for task, r in result.tasks.items():
+        if not r.supervised:
+            lines.append(f"{task}: zero-label classifier ({r.how_chosen}).")
+            continue
+        lines.append(
+            f"{task}: {r.kind}, trained on {r.n_labelled} labelled texts; validation on "
+            f"{r.n_validation} held out ({r.how_chosen}):"
+        )
+        names = ("accuracy", "macro_f1") if task == "sentiment" else ("micro_f1", "macro_f1")
+        for c in r.candidates:
+            if c.error is not None:
+                lines.append(f"  {c.kind:<12} not available: {c.error}")
+                continue
+            figures = "  ".join(f"{n} {c.metrics[n]:.3f}" for n in names)
+            lines.append(f"  {c.kind:<12} {figures}   (fit {c.seconds_fit:.1f} s)")
+        base = "  ".join(f"{n} {r.baseline_metrics[n]:.3f}" for n in names)
+        lines.append(f"  {'majority':<12} {base}")
+    lines += [f"Left out: {note}." for note in result.left_out]
+    reg = outcome.registration
+    lines += [
+        f"Settings chosen on: {result.tuned_on}.",
+        (f"Registry: {reg.name} version {reg.version}: "
+        f"{'champion' if reg.promoted else 'not promoted'} ({reg.reason})"),
+        f"Record: {outcome.record_path}",
+        f"MLflow: {outcome.tracking_uri}",
+        "Next: retain text score -c <this config> --input <file of texts>",
+    ]
+    return "\n".join(lines)
+
+
+def run_text_score(
+    config: TextJobConfig,
+    input_path: Path | None = None,
+    output: Path | None = None,
+    model_uri: str | None = None,
+    show_progress: bool = False,
+) -> TextScoreOutcome:
+    """Score a file of texts with the champion text model (or ``model_uri``), using the cache.
+
+    Writes one row per text (id, sentiment probabilities and label, theme probabilities and
+    labels, sentiment per theme) to ``output`` (default ``config.output``), a summary JSON beside
+    it, and the updated inference cache.
+    """
+    from retain.text.cache import score_with_cache
+    from retain.text.scoring import theme_sentiment_counts
+
+    started = time.perf_counter()
+    loaded = tracking.load_text_model(config.tracking, model_uri)
+    bundle = loaded.model
+    table = data.load_text_table(config.data, path=input_path, labels=False)
+    frame = table.frame
+    cache = data.read_text_cache(config.cache) if config.cache is not None else None
+    scored = score_with_cache(
+        frame["id"].tolist(), frame["text"].tolist(), bundle.predict, bundle.columns, cache,
+        loaded.model_version, show_progress=show_progress,
+    )
+    scores = pd.concat([frame[["id"]].reset_index(drop=True), scored.scores], axis=1)
+    counts = theme_sentiment_counts(scores)
+    output = output or config.output
+    paths = {"scores": data.write_frame(scores, output)}
+    if config.cache is not None:
+        paths["cache"] = data.write_frame(scored.cache, config.cache)
+    summary = {
+        "model": loaded.description,
+        "model_version": loaded.model_version,
+        "input": table.source,
+        "texts": len(scores),
+        "taken_from_cache": scored.n_cached,
+        "scored": scored.n_scored,
+        "duplicate_ids_left_out": table.n_duplicates,
+        "kinds": dict(bundle.kinds),
+        "threshold": bundle.threshold,
+        "theme_sentiment_method": bundle.theme_sentiment_method,
+        "counts": counts.reset_index().to_dict(orient="records"),
+    }
+    paths["summary"] = data.write_json(summary, output.with_name(f"{output.stem}_summary.json"))
+    return TextScoreOutcome(
+        scores=scores, counts=counts, paths=paths, summary=summary,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def format_text_scores(outcome: TextScoreOutcome) -> str:
+    s = outcome.summary
+    lines = [
+        (f"Scored {s['texts']} texts with {s['model']} ({s['scored']} scored, "
+        f"{s['taken_from_cache']} from the cache) in {outcome.seconds:.1f} s."),
+    ]
+    if s["theme_sentiment_method"] == "overall":
+        lines.append(
+            "Sentiment per theme: the text's overall sentiment (aspect model not wired in)."
+        )
+    lines += ["Texts by theme and sentiment:", outcome.counts.to_string(), "Outputs:"]
+    lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
+    return "\n".join(lines)

@@ -55,6 +55,7 @@ requirements takes seconds per model).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -78,20 +79,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_REQUIREMENTS",
+    "LoadedTextModel",
     "NoChampionError",
     "PromotionDecision",
     "TrackedRun",
     "champion_version",
+    "crown_without_evidence",
     "evaluation_predictions",
     "flatten_params",
     "load_champion",
+    "load_text_model",
     "log_model",
+    "log_text_model",
     "model_version_tags",
     "pinned_requirements",
     "promote_if_better",
     "register_model",
     "run_tags",
     "tag_text_models",
+    "text_model_uri",
     "text_models_used",
     "tracked_run",
 ]
@@ -114,6 +120,7 @@ TEXT_MODEL_TAG_PREFIX = "text_model."
 _MAX_PARAM_LENGTH = 6000
 # We choose cloudpickle on purpose (see module docstring); MLflow warns about it on every save.
 _CLOUDPICKLE_WARNING = "Saving scikit-learn models in the pickle or cloudpickle format"
+_PYTHON_OBJECT_WARNING = "Passing a Python object as `python_model`"
 
 
 class NoChampionError(LookupError):
@@ -562,6 +569,38 @@ def promote_if_better(
     return PromotionDecision(promoted, reason, previous)
 
 
+def crown_without_evidence(
+    tracking: TrackingConfig, name: str, version: str | int, what: str
+) -> PromotionDecision:
+    """Make ``version`` the champion only if there is none, for a model with nothing to compare.
+
+    A model trained without labels (zero-label text models) has no validation metric: it is
+    made champion when the registry has no champion (something has to score), and never
+    replaces one. The decision is tagged on the version as :func:`promote_if_better` does.
+
+    Parameters
+    ----------
+    what
+        Why there is no evidence, for the reason, e.g. "zero-label model, no labels".
+    """
+    client = _client(tracking)
+    version = str(version)
+    previous = champion_version(tracking, name)
+    promoted = previous is None
+    if promoted:
+        client.set_registered_model_alias(name, tracking.champion_alias, version)
+        reason = f"{what}: nothing to compare; there was no {tracking.champion_alias}"
+    else:
+        reason = (
+            f"{what}: nothing to compare, so {tracking.champion_alias} version {previous} stays"
+        )
+        client.set_model_version_tag(name, version, PREVIOUS_CHAMPION_TAG, previous)
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "true" if promoted else "false")
+    client.set_model_version_tag(name, version, REASON_TAG, reason)
+    logger.info("%s version %s: %s", name, version, reason)
+    return PromotionDecision(promoted, reason, previous)
+
+
 def evaluation_predictions(
     tracking: TrackingConfig, name: str, version: str | int, artifact: str = "tables/evaluation_predictions.parquet"
 ) -> pd.DataFrame | None:
@@ -743,6 +782,181 @@ def pinned_requirements(*packages: str) -> list[str]:
     return pinned
 
 
+# --- the text model: one pyfunc for sentiment and themes --------------------------------------
+
+#: Artifact key (and file name) of the pickled text model inside the logged pyfunc.
+TEXT_MODEL_ARTIFACT = "text_model.pkl"
+
+
+@dataclass(frozen=True)
+class LoadedTextModel:
+    """A text model loaded from MLflow, ready to score, and which model it is.
+
+    Attributes
+    ----------
+    model
+        The :class:`retain.text.bundle.TextModelBundle` inside the pyfunc.
+    uri
+        The URI it was loaded from.
+    model_version
+        Identifies the logged model whatever URI named it (MLflow's ``model_uuid``): the key the
+        inference cache uses.
+    description
+        For people, e.g. ``retain-text version 3 (champion)``.
+    """
+
+    model: Any
+    uri: str
+    model_version: str
+    description: str
+
+
+def log_text_model(
+    run: TrackedRun,
+    bundle: Any,
+    name: str = "text",
+    input_example: Sequence[str] = ("The agent never called me back", "Great app, works well"),
+    extra_requirements: Sequence[str] = (),
+) -> str:
+    """Log a text model as an MLflow pyfunc: DataFrame with a ``text`` column in, scores out.
+
+    The fitted estimators are pickled (cloudpickle) into one artifact, so loading needs no
+    network; torch and transformers models keep their weights inside that pickle.
+
+    Parameters
+    ----------
+    run
+        The active run (inside its :func:`tracked_run` block).
+    bundle
+        A :class:`retain.text.bundle.TextModelBundle`.
+    name
+        Name of the logged model inside the run.
+    input_example
+        A few texts; used to infer the signature (input ``text``, output score columns).
+    extra_requirements
+        Packages beyond :data:`BASE_REQUIREMENTS` and ``retain``, e.g. ``("torch",
+        "transformers")`` for a transformer model. Bare names are pinned to the installed version.
+
+    Returns
+    -------
+    str
+        The model URI to pass to :func:`register_model`.
+    """
+    import cloudpickle
+    import mlflow
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run.run_id:
+        raise RuntimeError(
+            f"log_text_model needs run {run.run_id} to be active: call it inside tracked_run"
+        )
+    example = pd.DataFrame({"text": list(input_example)})
+    signature = infer_signature(example, bundle.predict(example["text"]))
+    with tempfile.TemporaryDirectory(prefix="retain-text-model-") as tmp:
+        path = Path(tmp) / TEXT_MODEL_ARTIFACT
+        path.write_bytes(cloudpickle.dumps(bundle))
+        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING), _quiet_artifact_copies():
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=_text_pyfunc_class()(),
+                artifacts={TEXT_MODEL_ARTIFACT: str(path)},
+                pip_requirements=pinned_requirements(
+                    *BASE_REQUIREMENTS, "mlflow", "retain", *extra_requirements
+                ),
+                signature=signature,
+                input_example=example,
+            )
+    logger.info("logged text model %r as %s", name, info.model_uri)
+    return info.model_uri
+
+
+def text_model_uri(tracking: TrackingConfig) -> str:
+    """``models:/<text_model>@<champion alias>``."""
+    return f"models:/{tracking.text_model}@{tracking.champion_alias}"
+
+
+def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> LoadedTextModel:
+    """Load the champion text model (or ``model_uri``) through MLflow's pyfunc loader.
+
+    Raises
+    ------
+    NoChampionError
+        When no ``model_uri`` is given and the text model has no champion yet.
+    """
+    import mlflow.pyfunc
+
+    _use_store(tracking)
+    if model_uri is None:
+        version = champion_version(tracking, tracking.text_model)
+        if version is None:
+            raise NoChampionError(
+                f"no {tracking.champion_alias!r} version of text model {tracking.text_model!r} in "
+                f"{tracking.tracking_uri}: train one with `retain text train -c <config>`, or "
+                "name a logged model with --model-uri"
+            )
+        model_uri = f"models:/{tracking.text_model}/{version}"
+        description = f"{tracking.text_model} version {version} ({tracking.champion_alias})"
+    else:
+        description = model_uri
+    with _quiet_artifact_copies():
+        loaded = mlflow.pyfunc.load_model(model_uri)
+    bundle = loaded.unwrap_python_model().bundle
+    model_version = loaded.metadata.model_uuid or model_uri
+    logger.info("loaded text model %s (model %s)", description, model_version)
+    return LoadedTextModel(
+        model=bundle, uri=model_uri, model_version=model_version, description=description
+    )
+
+
+@functools.cache
+def _text_pyfunc_class() -> type:
+    """The pyfunc wrapper class, built on first use so ``import retain.tracking`` stays light."""
+    import warnings
+
+    import cloudpickle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's own notes on type hints
+        import mlflow.pyfunc
+
+        return _define_text_pyfunc(mlflow.pyfunc.PythonModel, cloudpickle)
+
+
+def _define_text_pyfunc(base: type, cloudpickle: Any) -> type:
+    class TextPyfunc(base):  # type: ignore[misc, valid-type]
+        """MLflow pyfunc over a ``TextModelBundle``: a DataFrame with ``text`` in, scores out."""
+
+        bundle: Any = None
+        # The logged signature describes the input; MLflow's type-hint validation is not used.
+        _skip_type_hint_validation = True
+
+        def load_context(self, context: Any) -> None:
+            with open(context.artifacts[TEXT_MODEL_ARTIFACT], "rb") as handle:
+                self.bundle = cloudpickle.load(handle)
+
+        # No type hints: MLflow would read them as an input schema (the signature is logged).
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            import pandas as pd
+
+            texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input
+            return self.bundle.predict(texts)
+
+    TextPyfunc.__module__ = __name__
+    TextPyfunc.__qualname__ = "TextPyfunc"
+    return TextPyfunc
+
+
+def __getattr__(name: str) -> Any:
+    # ``TextPyfunc`` is built lazily (it subclasses an MLflow class); pickles name it
+    # ``retain.tracking.TextPyfunc`` and find it here when a logged model is loaded.
+    if name == "TextPyfunc":
+        return _text_pyfunc_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # --- internals --------------------------------------------------------------------------------
 
 
@@ -916,6 +1130,23 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _quiet_artifact_copies() -> Iterator[None]:
+    """No MLflow progress bar for copying a model's few local artifacts (retain has its own)."""
+    import os
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 @contextlib.contextmanager

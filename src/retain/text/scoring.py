@@ -35,7 +35,7 @@ def feedback_score_columns(theme_ids: Sequence[str]) -> list[str]:
     return ["feedback_id", *SENTIMENT_COLUMNS, *(theme_column(t) for t in theme_ids)]
 
 
-def _class_probabilities(
+def class_probabilities(
     model: Any, texts: list[str], wanted: Sequence[str], what: str
 ) -> np.ndarray:
     """``model``'s probabilities for the classes ``wanted``, mapped by class name.
@@ -77,7 +77,7 @@ def _probabilities_or_nan(
 ) -> np.ndarray:
     if model is None:
         return np.full((len(texts), len(wanted)), np.nan)
-    return _class_probabilities(model, texts, wanted, what)
+    return class_probabilities(model, texts, wanted, what)
 
 
 def score_feedback(
@@ -121,3 +121,73 @@ def score_feedback(
     out = pd.DataFrame(np.hstack([sentiment, themes]), columns=columns[1:], index=feedback.index)
     out.insert(0, "feedback_id", feedback["feedback_id"])
     return out
+
+
+# --- ``retain text score``: sentiment per theme and the summary ----------------------------------
+
+THEME_SENTIMENTS = "theme_sentiments"
+"""Column of the text scores: ``theme:sentiment`` pairs joined by ``|`` (``billing:negative``)."""
+
+OVERALL_SENTIMENT_METHOD = "overall"
+"""Sentiment per theme is the text's overall sentiment (the fallback, see theme_sentiments)."""
+
+
+def theme_sentiments(
+    texts: Sequence[str], scores: pd.DataFrame, models: Any = None
+) -> tuple[pd.Series, str]:
+    """Sentiment per theme raised, per text, and the method that produced it.
+
+    This is the hook where aspect-level sentiment (``retain.text.aspects.aspect_sentiment``,
+    which needs the texts and the fitted models) joins the text scores; it runs inside
+    :meth:`TextModelBundle.predict`, so its output is cached and returned by the pyfunc. Until
+    it is wired in, the fallback gives every theme a text raises that text's overall sentiment:
+    "the staff were lovely but billing was a mess" gets ``staff:<overall>|billing:<overall>``,
+    not two polarities. The method is returned so the summary and outputs say which one was
+    used.
+
+    Parameters
+    ----------
+    texts
+        The texts, row for row with ``scores``.
+    scores
+        The sentiment and theme scores of those texts: needs ``sentiment`` and ``themes``.
+    models
+        The :class:`~retain.text.bundle.TextModelBundle` that produced ``scores`` (its
+        ``sentiment``, ``themes``, ``theme_ids``, for an aspect model); unused by the fallback.
+
+    Returns
+    -------
+    tuple
+        ``(pairs, method)``: ``pairs`` holds ``theme:sentiment`` joined by ``|`` (``""`` when the
+        text raises no theme) with ``scores``' index; ``method`` is ``"overall"``.
+    """
+    pairs = [
+        "|".join(f"{theme}:{sentiment}" for theme in str(themes).split("|") if theme)
+        for themes, sentiment in zip(scores["themes"], scores["sentiment"])
+    ]
+    return pd.Series(pairs, index=scores.index, dtype=object), OVERALL_SENTIMENT_METHOD
+
+
+def theme_sentiment_counts(scores: pd.DataFrame) -> pd.DataFrame:
+    """Texts per theme (rows, ``(no theme)`` last) and sentiment (columns), with totals.
+
+    A text raising two themes counts once under each. Without a sentiment column there is one
+    ``texts`` column; without themes, one ``(all texts)`` row.
+    """
+    if "themes" in scores.columns:
+        themes = scores["themes"].fillna("").astype(str).str.split("|")
+        raised = [[t for t in ts if t] or ["(no theme)"] for ts in themes]
+        long = scores.assign(theme=raised).explode("theme")
+    else:
+        long = scores.assign(theme="(all texts)")
+    if "sentiment" in scores.columns:
+        table = pd.crosstab(long["theme"], long["sentiment"].astype(str))
+        table = table[[s for s in SENTIMENTS if s in table.columns]]
+        table["total"] = table.sum(axis=1)
+    else:
+        table = long.groupby("theme").size().to_frame("texts")
+    order = sorted(table.index, key=lambda t: (t == "(no theme)", -int(table.loc[t].iloc[-1]), t))
+    table = table.loc[order]
+    table.index.name = "theme"
+    table.columns.name = None
+    return table

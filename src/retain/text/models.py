@@ -1,0 +1,113 @@
+"""Text model construction: one small factory per model kind, the only place kinds are named.
+
+A kind is how a text model is built: ``tfidf`` (TF-IDF + logistic regression, always
+available), ``transformer`` (a fine-tuned or frozen encoder, ``retain.text.transformer``) and
+``zero_label`` (themes scored against the taxonomy's descriptions, sentiment without labels,
+``retain.text.zero_label``). The transformer and zero-label modules, and through them torch and
+transformers, are imported inside their factories: asking for a TF-IDF model never loads them.
+
+Every model follows the scikit-learn contract: ``fit(texts, y)`` (``y`` a label vector for
+sentiment, a 0/1 indicator matrix in taxonomy order for themes; no ``y`` for zero-label
+models), ``predict_proba`` and ``classes_``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from retain.config import ConfigError, Taxonomy, TextModelChoice, TextModelConfig
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["sentiment", "themes"]
+Kind = Literal["tfidf", "transformer", "zero_label"]
+TASKS: tuple[Task, ...] = ("sentiment", "themes")
+
+
+def tfidf_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+    """An unfitted TF-IDF + logistic regression Pipeline for ``task``."""
+    from retain.text.tfidf import make_sentiment_model, make_theme_model
+
+    settings = TextModelConfig(**choice.tfidf.model_dump())
+    return make_sentiment_model(settings) if task == "sentiment" else make_theme_model(settings)
+
+
+def transformer_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+    """An unfitted ``TransformerTextClassifier`` on ``choice.encoder``.
+
+    ``choice.transformer.params`` are set on it; a name it does not take is a
+    :class:`ConfigError` naming the key.
+    """
+    from retain.text.transformer import TransformerTextClassifier
+
+    model = TransformerTextClassifier(encoder=choice.encoder, mode=choice.transformer.mode)
+    return _with_params(model, choice.transformer.params, "model.transformer.params")
+
+
+def zero_label_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+    """An unfitted zero-label classifier: themes from the taxonomy's descriptions, or sentiment."""
+    from retain.text import zero_label
+
+    if task == "themes":
+        themes = tuple(theme.model_dump() for theme in taxonomy.themes)
+        return zero_label.ZeroLabelThemeClassifier(themes=themes, encoder=choice.encoder)
+    return zero_label.ZeroLabelSentimentClassifier(encoder=choice.encoder)
+
+
+FACTORIES: dict[Kind, Callable[[Task, TextModelChoice, Taxonomy], Any]] = {
+    "tfidf": tfidf_model,
+    "transformer": transformer_model,
+    "zero_label": zero_label_model,
+}
+
+
+def make_text_model(kind: Kind, task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+    """An unfitted text model of ``kind`` for ``task`` (``sentiment`` or ``themes``).
+
+    Parameters
+    ----------
+    kind
+        ``tfidf``, ``transformer`` or ``zero_label``.
+    task
+        ``sentiment`` (multi-class) or ``themes`` (multi-label, taxonomy order).
+    choice
+        The ``model`` section of the text job config (encoder and per-kind settings).
+    taxonomy
+        The theme taxonomy (zero-label themes read names and descriptions from it).
+
+    Raises
+    ------
+    ImportError
+        When the module behind ``kind`` (or torch/transformers) is not available; the message
+        names it.
+    """
+    if kind not in FACTORIES:
+        raise ValueError(f"unknown text model kind {kind!r}; known: {', '.join(FACTORIES)}")
+    try:
+        return FACTORIES[kind](task, choice, taxonomy)
+    except ImportError as error:
+        raise ImportError(
+            f"the {kind!r} text model for {task} needs a module that is not available: {error}"
+        ) from error
+
+
+def candidate_kinds(choice: TextModelChoice) -> list[Kind]:
+    """The kinds a labelled task is trained with: one, or for ``auto`` TF-IDF and the others.
+
+    TF-IDF comes first: it is the reference every other candidate must beat.
+    """
+    if choice.kind == "auto":
+        return ["tfidf", "transformer"]
+    return [choice.kind]
+
+
+def _with_params(model: Any, params: dict[str, Any], key: str) -> Any:
+    unknown = sorted(set(params) - set(model.get_params(deep=False)))
+    if unknown:
+        raise ConfigError(
+            f"{key}: {type(model).__name__} takes no setting {unknown}; it takes "
+            f"{', '.join(sorted(model.get_params(deep=False)))}"
+        )
+    return model.set_params(**params)
