@@ -7,6 +7,7 @@ slow uses the bundled MiniLM.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,20 @@ NEGATIVE = ["bad", "awful", "terrible", "slow", "rude", "broken", "late", "wrong
 NEUTRAL = ["ok", "fine", "okay", "nothing", "special", "average"]
 TOPICS = {"billing": "billing refund invoice charge", "app": "app crash login screen"}
 FILLER = ["the", "a", "my", "it", "was", "is"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread: on a shared 2-core machine two threads contend and run 10x slower."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def corpus(n: int = 60, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
