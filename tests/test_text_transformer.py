@@ -304,6 +304,30 @@ def test_predictions_do_not_depend_on_batch_size_or_row_order(
     np.testing.assert_allclose(small.predict_proba(texts[::-1])[::-1], together, atol=1e-5)
 
 
+def test_mlflow_sklearn_flavour_logs_and_loads_the_model_without_from_pretrained(
+    sentiment_model: TransformerTextClassifier,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mlflow.sklearn
+    import transformers
+
+    from retain.config import TrackingConfig
+    from retain.tracking import log_model, tracked_run
+
+    texts, _, _ = corpus(12)
+    tracking = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="t")
+    with tracked_run(tracking, "transformer") as run:
+        uri = log_model(run, sentiment_model, "sentiment", input_example=texts[:3])
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("from_pretrained called while loading")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+    loaded = mlflow.sklearn.load_model(uri)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), sentiment_model.predict_proba(texts))
+
+
 # -- frozen mode --------------------------------------------------------------------------------
 
 

@@ -405,7 +405,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         ``"frozen"`` only: inverse regularisation strength of the logistic regression.
     quantize
         Score with an int8 copy of the encoder (dynamic quantisation of the Linear layers,
-        made once at the first prediction); training is unaffected.
+        made once at the first prediction). Fine-tuning trains in float32 either way; frozen
+        mode also fits its head on the int8 vectors, so it sees what it will score.
     inference_batch_size
         Texts per forward pass when scoring.
     progress
