@@ -175,6 +175,7 @@ def test_multiclass_probabilities_classes_and_fit_returns_self(
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     predicted = sentiment_model.predict(texts)
     np.testing.assert_array_equal(predicted, sentiment_model.classes_[proba.argmax(axis=1)])
+    assert sentiment_model.predict_proba([]).shape == (0, 3)
 
 
 def test_fine_tuning_learns_and_keeps_the_best_validation_epoch(
@@ -343,6 +344,7 @@ def test_frozen_mode_fits_a_logistic_head_over_sentence_vectors(
     proba = model.predict_proba(texts)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     assert (model.predict(texts) == labels).mean() >= 0.8
+    assert model.predict_proba([]).shape == (0, 3)
     multilabel = clone(model).set_params(validation_fraction=0.3).fit(texts, themes)
     assert multilabel.predict_proba(texts).shape == (len(texts), 2)
     assert multilabel.thresholds_.shape == (2,)

@@ -721,6 +721,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 + ("text pairs" if self.pairs_ else "single texts")
                 + ", and must be given the same"
             )
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
         if self.mode == "fine_tune":
             return self._fine_tuned_proba(texts, pairs, quantize=self.quantize)
         features = self._frozen_features(texts, pairs, self._frozen_vectors(texts, pairs))
