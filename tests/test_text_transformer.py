@@ -24,6 +24,7 @@ from retain.text.transformer import (
     BlendedTextClassifier,
     TransformerTextClassifier,
     as_text_pairs,
+    length_bucketed_batches,
     tune_thresholds,
     validation_split,
     weight_grid,
@@ -139,6 +140,22 @@ def test_tune_thresholds_maximises_f1_and_falls_back_with_few_positives() -> Non
     assert thresholds[0] == pytest.approx(0.275)
     assert list(sources) == ["validation_f1", "default"]
     assert thresholds[1] == 0.5
+
+
+def test_training_batches_cover_every_row_once_sorted_by_length_within_chunks() -> None:
+    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
+    batches = length_bucketed_batches(lengths, 4, np.random.default_rng(1))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(b) <= 4 for b in batches)
+    # Within a batch lengths are close (sorted inside chunks of 200 rows), far closer than
+    # in a plain shuffle; and the batch order is shuffled, not longest first.
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 10
+    firsts = [lengths[b[0]] for b in batches]
+    assert firsts != sorted(firsts, reverse=True)
+    again = length_bucketed_batches(lengths, 4, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
 def test_weight_grid_sums_to_one() -> None:

@@ -204,7 +204,7 @@ def _score(target: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
     return float(np.mean(proba.argmax(axis=1) == target))
 
 
-def _bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list:
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list:
     """Shuffled training batches of similar length: sort by length within random chunks."""
     order = rng.permutation(len(lengths))
     chunk = batch_size * _BUCKET_BATCHES
@@ -601,7 +601,9 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             network.encoder.train()
             network.head.train()
             total, count = 0.0, 0
-            batches = [train[b] for b in _bucketed_batches(lengths[train], self.batch_size, rng)]
+            batches = [
+                train[b] for b in length_bucketed_batches(lengths[train], self.batch_size, rng)
+            ]
             description = f"Fine-tuning, epoch {epoch}/{self.epochs}"
             for rows in tqdm(batches, desc=description, unit="batch", disable=not self.progress):
                 batch_texts, batch_pairs = _subset(texts, pairs, rows)
