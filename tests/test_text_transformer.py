@@ -215,6 +215,15 @@ def test_fine_tuning_learns_and_keeps_the_best_validation_epoch(
     assert loss == pytest.approx(best["validation_loss"], rel=1e-4)
 
 
+def test_fine_tuning_is_reproducible_with_a_fixed_seed(tiny_bert: Path) -> None:
+    texts, labels, _ = corpus(30)
+    first, second, other = (
+        fine_tuned(tiny_bert, epochs=2, random_state=seed).fit(texts, labels) for seed in (0, 0, 1)
+    )
+    np.testing.assert_array_equal(first.predict_proba(texts), second.predict_proba(texts))
+    assert not np.allclose(first.predict_proba(texts), other.predict_proba(texts))
+
+
 def test_an_untrained_encoder_does_not_learn_by_itself(tiny_bert: Path) -> None:
     # The learning test above is not vacuous: without training steps the model is near chance.
     texts, labels, _ = corpus()
