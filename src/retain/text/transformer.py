@@ -580,58 +580,41 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
 
     def _fine_tune(self, texts: list[str], pairs: list[str] | None, target: np.ndarray) -> None:
+        """Train encoder and head on the non-validation rows; keep the best validation epoch."""
         import torch
-        from tqdm.auto import tqdm
 
         train, validation = self._split(target)
         network = _load_network(self.encoder, self.random_state)
         network.head = torch.nn.Linear(network.dimension, len(self.classes_))
-        self.network_ = network
-        dropout = torch.nn.Dropout(self.dropout)
+        self.network_, self.head_, self.tfidf_ = network, None, None
+        steps = math.ceil(len(train) / self.batch_size) * self.epochs
+        optimizer, scheduler = self._optimizer(network, steps)
         loss_function = self._loss_function(target[train])
         rng = np.random.default_rng(self.random_state)
         lengths = np.array([len(t) for t in _joined(texts, pairs)])
-        steps_per_epoch = math.ceil(len(train) / self.batch_size)
-        optimizer, scheduler = self._optimizer(network, steps_per_epoch * self.epochs)
-        tensor_target = torch.from_numpy(target)
+        val_texts, val_pairs = _subset(texts, pairs, validation)
         history: list[dict[str, float]] = []
         best_loss, best_state = math.inf, None
-        val_texts, val_pairs = _subset(texts, pairs, validation)
         for epoch in range(1, self.epochs + 1):
-            network.encoder.train()
-            network.head.train()
-            total, count = 0.0, 0
             batches = [
                 train[b] for b in length_bucketed_batches(lengths[train], self.batch_size, rng)
             ]
-            description = f"Fine-tuning, epoch {epoch}/{self.epochs}"
-            for rows in tqdm(batches, desc=description, unit="batch", disable=not self.progress):
-                batch_texts, batch_pairs = _subset(texts, pairs, rows)
-                tokens = network.tokens(batch_texts, batch_pairs, self.max_length)
-                logits = network.head(dropout(network.pooled(tokens)))
-                loss = loss_function(logits, tensor_target[rows])
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(
-                    itertools.chain(network.encoder.parameters(), network.head.parameters()), 1.0
-                )
-                optimizer.step()
-                scheduler.step()
-                total += float(loss.detach()) * len(rows)
-                count += len(rows)
-            record = {"epoch": epoch, "train_loss": total / max(count, 1)}
+            record = {"epoch": epoch}
+            record["train_loss"] = self._train_epoch(
+                texts, pairs, target, batches, (optimizer, scheduler, loss_function), epoch
+            )
             if len(validation):
                 proba = self._fine_tuned_proba(val_texts, val_pairs, quantize=False)
                 record["validation_loss"] = _log_loss(target[validation], proba, self.multilabel_)
                 record["validation_score"] = _score(target[validation], proba, self.multilabel_)
                 if record["validation_loss"] < best_loss:
-                    best_loss = record["validation_loss"]
+                    best_loss, self.best_epoch_ = record["validation_loss"], epoch
                     best_state = copy.deepcopy(
                         (network.encoder.state_dict(), network.head.state_dict())
                     )
-                    self.best_epoch_ = epoch
             logger.info("Epoch %d: %s", epoch, record)
             history.append(record)
+        self.validation_history_ = history
         if best_state is None:
             self.best_epoch_ = self.epochs
         else:
@@ -639,15 +622,48 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             network.head.load_state_dict(best_state[1])
         network.encoder.eval()
         network.head.eval()
-        self.validation_history_ = history
-        self.head_ = None
-        self.tfidf_ = None
         val_proba = (
             self._fine_tuned_proba(val_texts, val_pairs, quantize=False)
             if len(validation)
             else np.empty((0, len(self.classes_)))
         )
         self._set_thresholds(target[validation], val_proba)
+
+    def _train_epoch(
+        self,
+        texts: list[str],
+        pairs: list[str] | None,
+        target: np.ndarray,
+        batches: list[np.ndarray],
+        training: tuple[Any, Any, Any],
+        epoch: int,
+    ) -> float:
+        """One pass over ``batches`` (row positions); returns the mean training loss."""
+        import torch
+        from tqdm.auto import tqdm
+
+        optimizer, scheduler, loss_function = training
+        network = self.network_
+        network.encoder.train()
+        network.head.train()
+        dropout = torch.nn.Dropout(self.dropout)
+        parameters = [*network.encoder.parameters(), *network.head.parameters()]
+        tensor_target = torch.from_numpy(target)
+        total, count = 0.0, 0
+        description = f"Fine-tuning, epoch {epoch}/{self.epochs}"
+        for rows in tqdm(batches, desc=description, unit="batch", disable=not self.progress):
+            batch_texts, batch_pairs = _subset(texts, pairs, rows)
+            tokens = network.tokens(batch_texts, batch_pairs, self.max_length)
+            logits = network.head(dropout(network.pooled(tokens)))
+            loss = loss_function(logits, tensor_target[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(rows)
+            count += len(rows)
+        return total / max(count, 1)
 
     def _fine_tuned_proba(self, texts: list[str], pairs: list[str] | None, quantize: bool) -> Any:
         logits = self.network_.vectors(
