@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
+from retain.text.aspects import make_pair_model, theme_pairs
 from retain.text.tfidf import make_sentiment_model, make_theme_model
 from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
@@ -103,6 +104,18 @@ def theme_corpus() -> tuple[list[str], np.ndarray]:
     return texts, np.column_stack([billing, bugs, labels == "positive"]).astype(int)
 
 
+def pair_corpus() -> tuple[pd.DataFrame, np.ndarray]:
+    """(text, theme) pairs whose polarity depends on the theme: food good, service bad, ..."""
+    texts = ["food great, service slow", "service lovely, food cold", "cheap and quiet"] * 4
+    polarities = [
+        {"food": "positive", "service": "negative"},
+        {"food": "negative", "service": "positive"},
+        {"price": "positive", "ambience": "neutral"},
+    ] * 4
+    pairs, labels = theme_pairs(texts, polarities)
+    return pairs[["text", "theme"]], labels.astype(str)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -148,8 +161,10 @@ CASES = [
     Case("logistic_baseline", make_logistic_baseline, churn_table),
     Case("sentiment_pipeline", lambda: make_sentiment_model(TEXT_CONFIG), sentiment_corpus),
     Case("theme_pipeline", lambda: make_theme_model(TEXT_CONFIG), theme_corpus, multilabel=True),
+    Case("theme_pair_pipeline", lambda: make_pair_model(TEXT_CONFIG), pair_corpus),
     Case("transformer_sentiment", fine_tuned, sentiment_corpus, needs_encoder=True),
     Case("transformer_themes", fine_tuned, theme_corpus, multilabel=True, needs_encoder=True),
+    Case("transformer_theme_pairs", fine_tuned, pair_corpus, needs_encoder=True),
     Case("transformer_frozen", frozen, sentiment_corpus, needs_encoder=True),
     Case("blend_sentiment", blend, sentiment_corpus, needs_encoder=True),
     Case("blend_themes", theme_blend, theme_corpus, multilabel=True, needs_encoder=True),

@@ -193,6 +193,18 @@ def test_nan_metrics_are_skipped_with_a_warning(
     assert "lift_at_10=nan" in caplog.text and "ratio=inf" in caplog.text
 
 
+def test_html_report_is_logged_as_a_readable_artifact(tracking: TrackingConfig) -> None:
+    from mlflow import MlflowClient
+
+    page = "<!DOCTYPE html><html><body><h1>Text model evaluation</h1></body></html>"
+    with tracked_run(tracking, "report") as run:
+        path = run.log_html(page, "text_report")
+    assert path == "reports/text_report.html"
+    assert _artifacts(tracking, run.run_id, "reports") == [path]
+    local = MlflowClient(tracking.tracking_uri).download_artifacts(run.run_id, path)
+    assert Path(local).read_text(encoding="utf-8") == page
+
+
 def test_failed_block_marks_the_run_failed(tracking: TrackingConfig) -> None:
     with pytest.raises(KeyError), tracked_run(tracking, "boom") as run:
         raise KeyError("a bug inside the training block")

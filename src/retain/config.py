@@ -157,6 +157,13 @@ class FeatureConfig(Strict):
         "text columns become categories; date columns are left out: a snapshot date can lie after "
         "as_of), or 'all'. The flat layout uses all its columns unless this names some.",
     )
+    theme_sentiment_comments: int = Field(
+        0,
+        ge=0,
+        description="Sentiment per theme over each customer's last N comments in the longest "
+        "window ('negative about billing in 3 of the last 5 comments'): N, or 0 to leave these "
+        "features out (they score every comment clause by clause).",
+    )
 
 
 class LabelConfig(Strict):

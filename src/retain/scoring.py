@@ -23,6 +23,7 @@ from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
 from retain.ranking import rank_customers
+from retain.text.aspects import add_aspect_scores
 from retain.text.scoring import score_feedback
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,14 @@ def score_world(
     if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
         feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
         text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+        if feature_config.theme_sentiment_comments > 0:
+            text_scores = add_aspect_scores(
+                text_scores, feedback, models.sentiment, models.themes, theme_ids
+            )
     table = features.build_features(
         world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
         definition=label_config, attributes=feature_config.attributes,
+        theme_sentiment_comments=feature_config.theme_sentiment_comments,
     )
     if table.empty:
         signups = world.customers["signup_at"]

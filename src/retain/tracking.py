@@ -264,6 +264,25 @@ class TrackedRun:
             _client(self.tracking).log_artifact(self.run_id, str(path), artifact_path="tables")
         return f"tables/{path.name}"
 
+    def log_html(self, html: str, name: str) -> str:
+        """Save an HTML page (e.g. :func:`retain.text.report.text_report`'s) as an artifact.
+
+        Parameters
+        ----------
+        html
+            The page, self-contained (figures embedded), so it opens from the MLflow UI.
+        name
+            File name without extension.
+
+        Returns
+        -------
+        str
+            The artifact path inside the run, ``reports/<name>.html``.
+        """
+        path = f"reports/{name}.html"
+        _client(self.tracking).log_text(self.run_id, html, path)
+        return path
+
     def log_dict(self, payload: Mapping[str, Any], name: str) -> None:
         """Save a JSON-able mapping as an artifact ``name`` (e.g. ``audit.json``)."""
         _client(self.tracking).log_dict(self.run_id, dict(payload), name)

@@ -49,6 +49,7 @@ from retain.churn.selection import select_churn_settings
 from retain.config import ChurnModelConfig, FeatureConfig, LabelConfig, TextModelConfig
 from retain.contracts import TIME_COLUMNS, World
 from retain.data import FlatTable
+from retain.text.aspects import add_aspect_scores
 from retain.text.inputs import theme_indicators
 from retain.text.point_in_time import point_in_time_feedback_scores
 from retain.text.scoring import score_feedback
@@ -341,12 +342,14 @@ def build_training_table(
     models were fitted on feedback up to that date at the latest; earlier dates get none.
     """
     scores = None
+    aspects = feature_config.theme_sentiment_comments > 0
     if pretrained is not None and world.feedback is not None:
-        scores = _pretrained_scores(world.feedback, pretrained, theme_ids)
+        scores = _pretrained_scores(world.feedback, pretrained, theme_ids, aspects)
     elif use_text and world.feedback is not None:
         scores = point_in_time_feedback_scores(
             world.feedback, list(plan.labelled), theme_ids, text_config,
             refit_every_days=text_config.refit_every_days, show_progress=show_progress,
+            aspects=aspects,
         ).scores_for
     return features.build_training_table(
         world,
@@ -358,13 +361,16 @@ def build_training_table(
         show_progress=show_progress,
         definition=label_config,
         attributes=feature_config.attributes,
+        theme_sentiment_comments=feature_config.theme_sentiment_comments,
     )
 
 
 def _pretrained_scores(
-    feedback: pd.DataFrame, models: TextModels, theme_ids: list[str]
+    feedback: pd.DataFrame, models: TextModels, theme_ids: list[str], aspects: bool = False
 ) -> Callable[[pd.Timestamp], pd.DataFrame | None]:
     scored = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+    if aspects:
+        scored = add_aspect_scores(scored, feedback, models.sentiment, models.themes, theme_ids)
     stamps = feedback["created_at"].to_numpy()
     until = models.train_until
 

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from retain.churn import labels as labels_module
 from retain.config import FeatureConfig, LabelConfig
 from retain.contracts import World
+from retain.text.aspects import aspect_column
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ _UNWINDOWED_SIGNALS: dict[str, str] = {
 }
 _WINDOW_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<days>\d+)d$")
 _THEME_FEATURE = re.compile(r"^theme_(?P<theme>.+)_negative$")
+_RECENT_THEME_FEATURE = re.compile(r"^theme_(?P<theme>.+)_negative_recent(?:_share)?$")
 
 
 def feature_signal(column: str) -> str:
@@ -119,6 +121,11 @@ def feature_signal(column: str) -> str:
     """
     if column in _UNWINDOWED_SIGNALS:
         return _UNWINDOWED_SIGNALS[column]
+    if column == "recent_comments":
+        return "engagement"
+    recent_theme = _RECENT_THEME_FEATURE.match(column)
+    if recent_theme is not None:
+        return f"theme_{recent_theme['theme']}"
     windowed = _WINDOW_SUFFIX.match(column)
     if windowed is not None:
         stem = windowed["stem"]
@@ -366,6 +373,7 @@ def feedback_features(
     as_of: pd.Timestamp | str,
     theme_ids: Sequence[str],
     windows_days: Sequence[int] = (30, 90),
+    theme_sentiment_comments: int = 0,
 ) -> pd.DataFrame:
     """What customers said: volume, ratings, NPS, effort and (with scores) sentiment and themes.
 
@@ -386,6 +394,11 @@ def feedback_features(
         Taxonomy theme ids; one ``theme_<id>_negative_{w}d`` column per theme and window.
     windows_days:
         Window lengths in days; window ``w`` is ``(as_of - w days, as_of]``.
+    theme_sentiment_comments:
+        ``N`` > 0 adds per-theme sentiment features over each customer's last ``N`` scored
+        comments in the longest window, read from the ``aspect_<id>_negative`` columns of the
+        scores (sentiment per theme, :func:`retain.text.aspects.aspect_feedback_scores`);
+        0, or scores without those columns, leaves them out.
 
     Returns
     -------
@@ -394,7 +407,14 @@ def feedback_features(
         ``rating_mean_{w}d``, ``ces_mean_{w}d``; ``nps_last`` (the latest NPS answer on/before
         ``as_of``, ties averaged). With scores, per window: ``negative_feedback_{w}d`` (sum of
         p(negative)), ``negative_feedback_share_{w}d`` (mean p(negative), NaN if no scored
-        feedback) and ``theme_<id>_negative_{w}d`` (sum of p(theme) * p(negative)).
+        feedback) and ``theme_<id>_negative_{w}d`` (sum of p(theme) * p(negative)). With
+        per-theme sentiment scores and ``theme_sentiment_comments = N``: ``recent_comments``
+        (how many comments the last-``N`` features read: at most ``N``, newest first, on/before
+        ``as_of`` and in the longest window), and per theme ``theme_<id>_negative_recent`` (how
+        many of them are negative about the theme: p(negative about it) >=
+        :data:`NEGATIVE_ABOUT_THEME`) and ``theme_<id>_negative_recent_share`` (that count over
+        ``recent_comments``; NaN without comments): "negative about billing in 3 of the last 5
+        comments".
     """
     as_of = _as_timestamp(as_of)
     windows = _windows(windows_days)
@@ -469,7 +489,69 @@ def feedback_features(
                 out[f"theme_{theme}_negative_{w}d"] = _sum(
                     pos, negative_theme, in_window[w] & has_theme, n
                 )
+        aspect_themes = [t for t in theme_ids if aspect_column(t, "negative") in feedback_scores]
+        if theme_sentiment_comments > 0 and aspect_themes:
+            negative_about = {t: scored(aspect_column(t, "negative")) for t in aspect_themes}
+            out.update(
+                _recent_theme_features(
+                    pos, age, age < windows[-1], negative_about, theme_sentiment_comments, n
+                )
+            )
     return pd.DataFrame(out, index=index)
+
+
+NEGATIVE_ABOUT_THEME = 0.5
+"""Probability of negative sentiment about a theme from which a comment counts as negative."""
+
+
+def _recent_theme_features(
+    pos: np.ndarray,
+    age: np.ndarray,
+    in_window: np.ndarray,
+    negative_about: Mapping[str, np.ndarray],
+    last_n: int,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """``recent_comments`` and, per theme, how many (and what share) are negative about it.
+
+    Parameters
+    ----------
+    pos, age
+        Each feedback row's customer position and age in days at ``as_of`` (rows on/before
+        ``as_of`` of population customers only).
+    in_window
+        The rows the features may read.
+    negative_about
+        Theme id -> p(negative about the theme) per row; NaN: the row has no score, not read.
+    last_n
+        Comments read per customer, newest first (ties in the table's order).
+    n
+        Number of customers.
+    """
+    first = next(iter(negative_about.values()))
+    rows = np.flatnonzero(in_window & ~np.isnan(first))
+    order = rows[np.lexsort((age[rows], pos[rows]))]  # by customer, newest first
+    customers = pos[order]
+    new_customer = np.ones(len(order), dtype=bool)
+    new_customer[1:] = customers[1:] != customers[:-1]
+    starts = np.flatnonzero(new_customer)
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank = np.arange(len(order)) - np.repeat(starts, sizes)
+    recent = np.zeros(len(pos), dtype=bool)
+    recent[order[rank < last_n]] = True
+
+    count = _count(pos, recent, n)
+    out = {"recent_comments": count}
+    for theme, values in negative_about.items():
+        with np.errstate(invalid="ignore"):
+            negative = recent & (values >= NEGATIVE_ABOUT_THEME)
+        negatives = _count(pos, negative, n)
+        out[f"theme_{theme}_negative_recent"] = negatives
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"theme_{theme}_negative_recent_share"] = np.where(
+                count > 0, negatives / count, np.nan
+            )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,6 +567,7 @@ def build_features(
     horizon_days: int | None = None,
     definition: LabelConfig | None = None,
     attributes: Sequence[str] | str = (),
+    theme_sentiment_comments: int = 0,
 ) -> pd.DataFrame:
     """The feature table of every population customer at ``as_of``.
 
@@ -508,6 +591,9 @@ def build_features(
         The churn definition (population and label); default contractual.
     attributes:
         Extra customer columns to use as features (their own names), or ``"all"``.
+    theme_sentiment_comments:
+        Per-theme sentiment features over each customer's last this many comments (see
+        :func:`feedback_features`); 0 leaves them out.
 
     Returns
     -------
@@ -527,7 +613,10 @@ def build_features(
         families.append(support_features(world.tickets, ids, as_of, windows_days))
     if world.feedback is not None:
         families.append(
-            feedback_features(world.feedback, feedback_scores, ids, as_of, theme_ids, windows_days)
+            feedback_features(
+                world.feedback, feedback_scores, ids, as_of, theme_ids, windows_days,
+                theme_sentiment_comments,
+            )
         )
     table = pd.concat(families, axis=1).reset_index()
     table.insert(1, "as_of", pd.Series(as_of, index=table.index, dtype="datetime64[ns]"))
@@ -558,6 +647,7 @@ def build_training_table(
     show_progress: bool = False,
     definition: LabelConfig | None = None,
     attributes: Sequence[str] | str = (),
+    theme_sentiment_comments: int = 0,
 ) -> pd.DataFrame:
     """Feature tables with labels at several ``as_of`` dates, stacked.
 
@@ -578,6 +668,8 @@ def build_training_table(
         Label window length.
     show_progress:
         Show a progress bar over the dates.
+    theme_sentiment_comments:
+        As in :func:`build_features`.
 
     Returns
     -------
@@ -600,6 +692,7 @@ def build_training_table(
             horizon_days,
             definition,
             attributes,
+            theme_sentiment_comments,
         )
         for as_of in tqdm(dates, desc="features", unit="date", disable=not show_progress)
     ]

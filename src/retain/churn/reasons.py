@@ -147,6 +147,14 @@ def _theme(name: str, theme_id: str) -> Signal:
     return Signal(
         f"Negative feedback about {name}",
         (
+            # sentiment per theme, when the features have it: the clearest phrase
+            Figure(
+                f"{theme_id}_negative_recent",
+                _median(f"Negative about {name} in {{value}} of the last {{extra}} comment(s)"),
+                extra="recent_comments",
+                extra_fmt=_count,
+                risky=1,
+            ),
             Figure(
                 f"{theme_id}_negative_{{w}}d",
                 _median(f"{{value}} negative comment(s) about {name} in the last {{w}} days"),

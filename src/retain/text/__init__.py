@@ -2,5 +2,6 @@
 
 Modules: ``inputs`` (texts and theme labels as models take them), ``tfidf`` (TF-IDF + logistic
 regression pipelines), ``scoring`` (the feedback-scores table), ``point_in_time`` (scores per
-``as_of`` from models fitted before it).
+``as_of`` from models fitted before it), ``aspects`` (sentiment per theme: clauses, or (text, theme)
+pairs), ``report`` (the text evaluation report, HTML).
 """

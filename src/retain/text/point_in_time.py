@@ -20,6 +20,7 @@ from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from retain.config import TextModelConfig
+from retain.text.aspects import add_aspect_scores
 from retain.text.inputs import as_texts, theme_indicators
 from retain.text.scoring import score_feedback
 from retain.text.tfidf import make_sentiment_model, make_theme_model
@@ -270,6 +271,7 @@ def point_in_time_feedback_scores(
     refit_every_days: int = 90,
     min_labelled: int = 20,
     show_progress: bool = False,
+    aspects: bool = False,
 ) -> PointInTimeScores:
     """Feedback scores at each ``as_of`` from text models fitted only on earlier feedback.
 
@@ -300,6 +302,10 @@ def point_in_time_feedback_scores(
         rows leaves its columns NaN, and a date with neither model gets no scores (logged).
     show_progress
         Show a progress bar over the cuts.
+    aspects
+        Add sentiment per theme (``aspect_<id>_negative``, see
+        :func:`retain.text.aspects.aspect_feedback_scores`) from the same cut's models: NaN
+        where either model could not be fitted.
 
     Returns
     -------
@@ -348,9 +354,10 @@ def point_in_time_feedback_scores(
         if sentiment_model is not None or theme_model is not None:
             scored = int(np.searchsorted(created, dates[-1].to_datetime64(), side="right"))
             rows = to_score.iloc[:scored]
-            cached[cut] = _CutScores(
-                score_feedback(rows, sentiment_model, theme_model, theme_ids), created[:scored]
-            )
+            table = score_feedback(rows, sentiment_model, theme_model, theme_ids)
+            if aspects:
+                table = add_aspect_scores(table, rows, sentiment_model, theme_model, theme_ids)
+            cached[cut] = _CutScores(table, created[:scored])
         cuts.append(
             TextModelCut(
                 cut=cut,
