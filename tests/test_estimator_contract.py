@@ -7,8 +7,9 @@ returning ``self``, ``classes_`` in the order of ``predict_proba``'s columns, pi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cloudpickle
@@ -31,8 +32,23 @@ from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
 from retain.text.aspects import make_pair_model, theme_pairs
 from retain.text.tfidf import make_sentiment_model, make_theme_model
+from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
 TEXT_CONFIG = TextModelConfig(min_df=1, max_features=2000)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread: on a shared 2-core machine two threads contend and run 10x slower."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def churn_table() -> tuple[pd.DataFrame, np.ndarray]:
@@ -103,9 +119,37 @@ def pair_corpus() -> tuple[pd.DataFrame, np.ndarray]:
 @dataclass(frozen=True)
 class Case:
     name: str
-    make: Callable[[], BaseEstimator]
+    make: Callable[..., BaseEstimator]
     data: Callable[[], tuple[Any, np.ndarray]]
     multilabel: bool = False
+    needs_encoder: bool = False  # make(encoder_folder): the tiny random BERT fixture
+
+
+def fine_tuned(encoder: str) -> TransformerTextClassifier:
+    # Enough steps for the tiny BERT to separate the toy corpus; no validation rows to spare.
+    return TransformerTextClassifier(
+        encoder=encoder, epochs=15, learning_rate=3e-3, batch_size=8, validation_fraction=0
+    )
+
+
+def frozen(encoder: str) -> TransformerTextClassifier:
+    return TransformerTextClassifier(encoder=encoder, mode="frozen", tfidf=True, C=10.0)
+
+
+def blend(encoder: str) -> BlendedTextClassifier:
+    return BlendedTextClassifier(
+        [("tfidf", make_sentiment_model(TEXT_CONFIG)), ("bert", fine_tuned(encoder))],
+        validation_fraction=0.25,
+        refit=True,
+    )
+
+
+def theme_blend(encoder: str) -> BlendedTextClassifier:
+    return BlendedTextClassifier(
+        [("tfidf", make_theme_model(TEXT_CONFIG)), ("bert", fine_tuned(encoder))],
+        validation_fraction=0.25,
+        refit=True,
+    )
 
 
 CASES = [
@@ -118,12 +162,22 @@ CASES = [
     Case("sentiment_pipeline", lambda: make_sentiment_model(TEXT_CONFIG), sentiment_corpus),
     Case("theme_pipeline", lambda: make_theme_model(TEXT_CONFIG), theme_corpus, multilabel=True),
     Case("theme_pair_pipeline", lambda: make_pair_model(TEXT_CONFIG), pair_corpus),
+    Case("transformer_sentiment", fine_tuned, sentiment_corpus, needs_encoder=True),
+    Case("transformer_themes", fine_tuned, theme_corpus, multilabel=True, needs_encoder=True),
+    Case("transformer_theme_pairs", fine_tuned, pair_corpus, needs_encoder=True),
+    Case("transformer_frozen", frozen, sentiment_corpus, needs_encoder=True),
+    Case("blend_sentiment", blend, sentiment_corpus, needs_encoder=True),
+    Case("blend_themes", theme_blend, theme_corpus, multilabel=True, needs_encoder=True),
 ]
 
 
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
 def case(request: pytest.FixtureRequest) -> Case:
-    return request.param
+    case = request.param
+    if case.needs_encoder:
+        folder = str(request.getfixturevalue("tiny_bert"))
+        return replace(case, make=functools.partial(case.make, folder))
+    return case
 
 
 def _comparable(params: dict[str, Any]) -> dict[str, Any]:

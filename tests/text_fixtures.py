@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = (
+WORDS = (  # noqa: SIM905 - one line of words per topic reads better than a list literal
     "the a is was and but not very so my i it to of for in on with this that they we you "
     "great good lovely kind helpful fast friendly love excellent happy thanks "
     "bad awful terrible slow rude broken late wrong angry worst hate never "
