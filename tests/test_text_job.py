@@ -625,3 +625,36 @@ def test_the_cache_follows_the_model_not_the_uri_that_names_it(
     other = retain("text", "score", "-c", str(config), "--model-uri", f"models:/{name}/2", "-q")
     assert other.exit_code == 0, other.output
     assert counter.texts == 60  # another model version: every text is scored again
+
+
+def test_transformer_kind_trains_scores_and_reloads_without_the_encoder_folder(
+    tmp_path: Path, store: str, taxonomy_file: Path, tiny_bert: Path
+) -> None:
+    """kind: transformer on the tiny BERT, blended with TF-IDF: train, score, pyfunc, no folder.
+
+    The encoder folder is deleted after training: scoring must need nothing but the registered
+    model (weights inside the artifact).
+    """
+    import shutil
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert, encoder)
+    model = {
+        "kind": "transformer",
+        "encoder": str(encoder),
+        "transformer": {"params": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3}},
+    }
+    config = write_config(tmp_path, store, taxonomy_file, "text-transformer", model=model)
+    trained = retain("text", "train", "-c", str(config), "--quiet")
+    assert trained.exit_code == 0, trained.output
+    record = json.loads((tmp_path / "out" / "text_training.json").read_text())
+    assert record["tasks"]["sentiment"]["kind"] == record["tasks"]["themes"]["kind"] == "transformer"
+    shutil.rmtree(encoder)
+    scored = retain("text", "score", "-c", str(config), "--quiet")
+    assert scored.exit_code == 0, scored.output
+    scores = scores_of(config)
+    truth = corpus()
+    stars = truth["stars"].map({"1": "negative", "3": "neutral", "5": "positive"})
+    # The blend includes TF-IDF, which learns this corpus: the training texts come back labelled.
+    assert (scores["sentiment"] == stars).mean() >= 0.8
+    assert (scores["themes"] == truth["topics"]).mean() >= 0.8

@@ -401,7 +401,17 @@ class TfidfSettings(Strict):
 class TransformerSettings(Strict):
     """A fine-tuned or frozen encoder (``retain.text.transformer.TransformerTextClassifier``)."""
 
-    mode: str = Field("fine_tune", description="How the encoder is used, passed to the classifier.")
+    mode: Literal["fine_tune", "frozen"] = Field(
+        "fine_tune",
+        description="fine_tune trains the encoder with a classification head; frozen reads its "
+        "sentence vectors into a logistic regression.",
+    )
+    blend_tfidf: bool = Field(
+        True,
+        description="Blend the transformer's probabilities with a TF-IDF model's, the weight "
+        "chosen on validation rows carved from the training rows (weights 0 and 1 included, so "
+        "either model alone remains possible).",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Further TransformerTextClassifier settings (epochs, batch_size...); "

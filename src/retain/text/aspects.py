@@ -38,7 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 from retain.config import TextModelConfig
 from retain.contracts import SENTIMENTS, split_themes
 from retain.text.inputs import as_texts
-from retain.text.scoring import SENTIMENT_COLUMNS, _class_probabilities
+from retain.text.scoring import SENTIMENT_COLUMNS, class_probabilities
 from retain.text.tfidf import _text_features
 
 logger = logging.getLogger(__name__)
@@ -299,8 +299,8 @@ class _ThemePolarities:
         # Clauses of single-clause texts are the text itself: scored once, as the text.
         owner = np.asarray([i for i, c in enumerate(clauses) if len(c) > 1 for _ in c], dtype=int)
         units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
-        sentiment = _class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
-        themes = _class_probabilities(theme_model, units, theme_ids, "theme")
+        sentiment = class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
+        themes = class_probabilities(theme_model, units, theme_ids, "theme")
         n, k = len(texts), len(theme_ids)
         logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
 

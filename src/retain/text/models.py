@@ -35,15 +35,22 @@ def tfidf_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
 
 
 def transformer_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
-    """An unfitted ``TransformerTextClassifier`` on ``choice.encoder``.
+    """An unfitted ``TransformerTextClassifier`` on ``choice.encoder``, blended with TF-IDF.
+
+    With ``choice.transformer.blend_tfidf`` (the default) the model is a
+    ``BlendedTextClassifier`` of the transformer and the TF-IDF model, the weight chosen on
+    validation rows carved from the rows it is fitted on.
 
     ``choice.transformer.params`` are set on it; a name it does not take is a
     :class:`ConfigError` naming the key.
     """
-    from retain.text.transformer import TransformerTextClassifier
+    from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
     model = TransformerTextClassifier(encoder=choice.encoder, mode=choice.transformer.mode)
-    return _with_params(model, choice.transformer.params, "model.transformer.params")
+    model = _with_params(model, choice.transformer.params, "model.transformer.params")
+    if not choice.transformer.blend_tfidf:
+        return model
+    return BlendedTextClassifier([("transformer", model), ("tfidf", tfidf_model(task, choice, taxonomy))])
 
 
 def zero_label_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:

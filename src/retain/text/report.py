@@ -415,7 +415,7 @@ def evaluate_text_models(
         Passed on to :func:`text_report` (``n_bins``, ``n_examples``, ``title``).
     """
     from retain.text.aspects import theme_thresholds
-    from retain.text.scoring import _class_probabilities
+    from retain.text.scoring import class_probabilities
 
     arguments: dict[str, Any] = {}
     if sentiment_model is not None and sentiment_texts is not None and sentiment_true is not None:
@@ -436,7 +436,7 @@ def evaluate_text_models(
         arguments.update(
             theme_texts=texts,
             themes_true=themes_true,
-            theme_probabilities=_class_probabilities(theme_model, texts, list(theme_ids), "theme"),
+            theme_probabilities=class_probabilities(theme_model, texts, list(theme_ids), "theme"),
             theme_ids=list(theme_ids),
             theme_thresholds=theme_thresholds(theme_model, len(theme_ids), theme_threshold),
         )
