@@ -350,6 +350,8 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "prototype_vectors_")
         texts = as_texts(X)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
         vectors, unit_vectors, owner = self._embed(texts)
         raw = self._similarities(unit_vectors, owner, len(texts))
         z = (raw - self.similarity_mean_) / self.similarity_scale_
