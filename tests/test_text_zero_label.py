@@ -140,7 +140,7 @@ def test_theme_model_follows_the_estimator_contract(tiny_bert: Path) -> None:
     assert ((proba >= 0) & (proba <= 1)).all()
     np.testing.assert_array_equal(model.classes_, [0, 1, 2])
     assert model.theme_ids_ == ["billing", "support", "bugs"]
-    np.testing.assert_allclose(model.thresholds_, [0.25, 0.25, 0.25])
+    np.testing.assert_allclose(model.thresholds_, [0.5, 0.5, 0.5])
     predicted = model.predict(CORPUS)
     assert predicted.shape == (len(CORPUS), 3)
     np.testing.assert_array_equal(
@@ -187,6 +187,20 @@ def test_a_clause_matching_an_example_raises_its_theme(tiny_bert: Path) -> None:
     assert sims[1, 2] < 0.999
     whole = theme_model(tiny_bert, self_train=False, aggregate="max", clauses=False)
     assert whole.fit(CORPUS).similarities(["it was ok. app crashes"])[0, 2] < 0.999
+
+
+def test_the_classifier_scores_each_clause(tiny_bert: Path) -> None:
+    model = theme_model(tiny_bert).fit(CORPUS)
+    both, billing, bugs = model.predict_proba(
+        ["charged twice. app crashes", "charged twice", "app crashes"]
+    )
+    # A theme scores at least as high on the sentence as on its own clause alone.
+    assert both[0] >= billing[0] - 1e-9
+    assert both[2] >= bugs[2] - 1e-9
+    assert both[0] > 0.5 and both[2] > 0.5
+    assert model.predict(["charged twice. app crashes"]).tolist() == [[1, 0, 1]]
+    whole = theme_model(tiny_bert, classifier_per_clause=False).fit(CORPUS)
+    np.testing.assert_allclose(whole.predict_proba(["charged twice. app crashes"]).sum(), 1.0)
 
 
 def test_self_training_uses_no_labels(tiny_bert: Path) -> None:
