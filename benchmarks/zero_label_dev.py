@@ -285,9 +285,52 @@ def run_sentiment_airline(n: int) -> None:
     )
 
 
+def run_sentiment_airline_dev(n: int) -> None:
+    """Sentiment settings on a validation part of T1's *train* split (3 classes, with neutral).
+
+    T1's train part is split again (``train_test_split(random_state=0, test_size=0.2,
+    stratify)``); the model is fitted on the unlabelled texts of the larger part and scored on
+    the validation part. T1's test part is not read.
+    """
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import train_test_split
+
+    from retain.text.zero_label import ZeroLabelSentimentClassifier
+
+    tweets = pd.read_csv(DATA / "twitter_airline_sentiment/Tweets.csv")
+    tweets = tweets.drop_duplicates("tweet_id", keep="first")
+    train, _ = train_test_split(
+        tweets, test_size=0.2, random_state=0, stratify=tweets.airline_sentiment
+    )
+    fit_part, validation = train_test_split(
+        train, test_size=0.2, random_state=0, stratify=train.airline_sentiment
+    )
+    fit_texts = fit_part.text.sample(n=min(n, len(fit_part)), random_state=0).tolist()
+    validation = validation.head(1000)
+    grid = {
+        "standardize": [True, False],
+        "pseudo_label_fraction": [0.3, 0.6],
+        "tfidf": [True, False],
+    }
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values, strict=True))
+        model = ZeroLabelSentimentClassifier(**params).fit(fit_texts)
+        predicted = model.predict(validation.text.tolist())
+        print(
+            params,
+            f"accuracy {accuracy_score(validation.airline_sentiment, predicted):.3f}, macro-F1 "
+            f"{f1_score(validation.airline_sentiment, predicted, average='macro'):.3f}, shares "
+            f"{pd.Series(predicted).value_counts(normalize=True).round(2).to_dict()}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("which", choices=["airline", "sentiment", "sentiment-airline"])
+    parser.add_argument(
+        "which", choices=["airline", "sentiment", "sentiment-airline", "sentiment-airline-dev"]
+    )
     parser.add_argument("--n", type=int, default=1500)
     args = parser.parse_args()
     import torch
@@ -298,6 +341,7 @@ def main() -> None:
         "airline": run_airline,
         "sentiment": run_sentiment,
         "sentiment-airline": run_sentiment_airline,
+        "sentiment-airline-dev": run_sentiment_airline_dev,
     }
     runs[args.which](args.n)
 
