@@ -274,7 +274,7 @@ def taxonomy_yaml(themes: Sequence[Any], header: str | None = None) -> str:
     )
     if header is None:
         header = (
-            "Themes proposed by retain's theme discovery. Edit freely: rename ids and names, "
+            "Themes proposed by retain's theme discovery. Edit freely: rename ids and names,\n"
             "merge or drop themes, improve descriptions and examples."
         )
     comment = "".join(f"# {line}\n" for line in header.splitlines())
