@@ -223,6 +223,7 @@ SENTIMENT_GRIDS: dict[str, dict[str, list[Any]]] = {
         "similarity_weight": [0.0, 0.5],
         "aggregate": ["max", "max_mean"],
     },
+    "third": {"adjust_priors": [False, True]},
 }
 
 
@@ -309,10 +310,14 @@ def run_sentiment_airline_dev(n: int) -> None:
     fit_texts = fit_part.text.sample(n=min(n, len(fit_part)), random_state=0).tolist()
     validation = validation.head(1000)
     grid = {
-        "standardize": [True, False],
-        "pseudo_label_fraction": [0.3, 0.6],
-        "tfidf": [True, False],
-    }
+        "first": {
+            "standardize": [True, False],
+            "pseudo_label_fraction": [0.3, 0.6],
+            "tfidf": [True, False],
+        },
+        # Then: class shares estimated by EM on the fitted texts.
+        "second": {"adjust_priors": [False, True]},
+    }[os.environ.get("ZL_GRID", "first")]
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values, strict=True))
         model = ZeroLabelSentimentClassifier(**params).fit(fit_texts)

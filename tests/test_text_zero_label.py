@@ -21,6 +21,8 @@ from retain.text.zero_label import (
     SENTIMENT_PROTOTYPES,
     ZeroLabelSentimentClassifier,
     ZeroLabelThemeClassifier,
+    adjust_to_priors,
+    estimate_priors,
     prototype_similarities,
     pseudo_labels,
     split_clauses,
@@ -118,6 +120,21 @@ def test_pseudo_labels_keep_each_class_s_clearest_texts() -> None:
     np.testing.assert_array_equal(pseudo_labels(z, 1.0, min_margin=0.6), [0, -1, -1, 2, 2])
     with pytest.raises(ValueError):
         pseudo_labels(z, 0.0)
+
+
+def test_prior_adjustment_and_em_estimate() -> None:
+    np.testing.assert_allclose(
+        adjust_to_priors(np.array([[0.5, 0.5], [0.9, 0.1]]), [0.8, 0.2], [0.5, 0.5]),
+        [[0.8, 0.2], [0.36 / 0.37, 0.01 / 0.37]],
+    )
+    balanced = np.array([[0.9, 0.1], [0.1, 0.9]])
+    np.testing.assert_allclose(estimate_priors(balanced, np.array([0.5, 0.5])), [0.5, 0.5])
+    skewed = np.array([[0.9, 0.1]] * 8 + [[0.1, 0.9]] * 2)
+    prior = estimate_priors(skewed, np.array([0.5, 0.5]))
+    assert prior.sum() == pytest.approx(1.0)
+    # The majority's share moves past the plain mean probability (0.74) towards its 80%.
+    assert 0.74 < prior[0] < 1.0
+    np.testing.assert_allclose(estimate_priors(np.zeros((0, 2)), np.array([0.3, 0.7])), [0.3, 0.7])
 
 
 def test_theme_model_follows_the_estimator_contract(tiny_bert: Path) -> None:
@@ -247,6 +264,19 @@ def test_sentiment_model_contract_and_its_prototypes(tiny_bert: Path) -> None:
         encoder=str(tiny_bert), self_train=False, aggregate="max", standardize=False
     ).fit(CORPUS)
     assert plain.predict(phrases).tolist() == labels
+
+
+def test_sentiment_model_can_adjust_to_the_fitted_texts_class_shares(tiny_bert: Path) -> None:
+    negative = ["awful rude staff", "terrible slow service", "bad app crash", "worst bill ever"]
+    texts = negative * 4 + ["great thanks", "love it"]
+    plain = ZeroLabelSentimentClassifier(encoder=str(tiny_bert)).fit(texts)
+    adjusted = ZeroLabelSentimentClassifier(encoder=str(tiny_bert), adjust_priors=True).fit(texts)
+    assert plain.class_prior_ is None
+    np.testing.assert_allclose(adjusted.class_prior_.sum(), 1.0)
+    expected = adjust_to_priors(
+        plain.predict_proba(texts), adjusted.class_prior_, adjusted.training_prior_
+    )
+    np.testing.assert_allclose(adjusted.predict_proba(texts), expected, atol=1e-9)
 
 
 def test_sentiment_prototypes_can_be_replaced(tiny_bert: Path) -> None:

@@ -217,6 +217,35 @@ def pseudo_labels(z: np.ndarray, fraction: float, min_margin: float = 0.0) -> np
     return labels
 
 
+def adjust_to_priors(
+    proba: np.ndarray, prior: np.ndarray, training_prior: np.ndarray
+) -> np.ndarray:
+    """Class probabilities re-weighted from the classifier's training priors to ``prior``."""
+    weighted = proba * (np.asarray(prior) / np.maximum(np.asarray(training_prior), 1e-12))
+    return weighted / np.maximum(weighted.sum(axis=1, keepdims=True), 1e-12)
+
+
+def estimate_priors(
+    proba: np.ndarray, training_prior: np.ndarray, max_iter: int = 100, tol: float = 1e-6
+) -> np.ndarray:
+    """Class shares of unlabelled texts by EM (Saerens, Latinne & Decaestecker, 2002).
+
+    A classifier trained with class shares ``training_prior`` gives ``proba`` on unlabelled
+    texts; the shares are re-estimated as the mean adjusted probability until they settle. The
+    self-trained classifiers learn from about as many pseudo-labelled texts per class, whatever
+    the real shares, so this restores them (most airline tweets are negative, for example).
+    """
+    prior = np.asarray(training_prior, dtype=np.float64).copy()
+    if len(proba) == 0:
+        return prior
+    for _ in range(max_iter):
+        updated = adjust_to_priors(proba, prior, training_prior).mean(axis=0)
+        if np.abs(updated - prior).max() < tol:
+            return updated
+        prior = updated
+    return prior
+
+
 class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
     """Shared fit/predict of the zero-label models; subclasses say what the prototypes are."""
 
@@ -337,7 +366,21 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
                 if round_ + 1 < self.self_train_rounds and len(texts):
                     proba = self._blend(self._classifier_proba(vectors, texts), z)
                     labels = pseudo_labels(np.log(proba + 1e-12), self.pseudo_label_fraction)
+            self._estimate_priors(texts, vectors, labels)
         return self
+
+    def _estimate_priors(self, texts: list[str], vectors: np.ndarray, labels: np.ndarray) -> None:
+        """With ``adjust_priors``: the fitted texts' class shares (``class_prior_``)."""
+        self.class_prior_ = self.training_prior_ = None
+        if not getattr(self, "adjust_priors", False):
+            return
+        counts = np.bincount(
+            np.r_[labels[labels >= 0], self.prototype_class_], minlength=len(self.classes_)
+        )
+        self.training_prior_ = counts / counts.sum()
+        proba = self._classifier_proba(vectors, texts)
+        self.class_prior_ = estimate_priors(proba, self.training_prior_)
+        logger.info("Estimated class shares of the fitted texts: %s", self.class_prior_.round(3))
 
     def _classifier_proba(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
         proba = np.zeros((len(texts), len(self.classes_)))
@@ -376,7 +419,10 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         if self.classifier_ is None:
             return self._blend(None, z)
         if not self._classifier_per_clause():
-            return self._blend(self._classifier_proba(vectors, texts), z)
+            proba = self._classifier_proba(vectors, texts)
+            if getattr(self, "class_prior_", None) is not None:
+                proba = adjust_to_priors(proba, self.class_prior_, self.training_prior_)
+            return self._blend(proba, z)
         # Each clause (and the whole text) is classified; a class gets its best unit's
         # probability, so a sentence about two themes can score high on both.
         per_unit = self._classifier_proba(unit_vectors, units)
@@ -539,6 +585,9 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
     encoder, clauses, aggregate, standardize, temperature, self_train, pseudo_label_fraction,
     self_train_rounds, tfidf, C, similarity_weight, batch_size, max_length, random_state
         As in :class:`ZeroLabelThemeClassifier`.
+    adjust_priors
+        Estimate the class shares of the fitted texts by EM (:func:`estimate_priors`) and
+        re-weight the self-trained classifier's probabilities to them (``class_prior_``).
     """
 
     def __init__(
@@ -555,6 +604,7 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
         tfidf: bool = True,
         C: float = 1.0,
         similarity_weight: float = 0.0,
+        adjust_priors: bool = False,
         batch_size: int = 64,
         max_length: int = 128,
         random_state: int = 0,
@@ -571,6 +621,7 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
         self.tfidf = tfidf
         self.C = C
         self.similarity_weight = similarity_weight
+        self.adjust_priors = adjust_priors
         self.batch_size = batch_size
         self.max_length = max_length
         self.random_state = random_state
