@@ -528,6 +528,9 @@ class Theme(Strict):
     name: str
     description: str
     churn_relevant: bool = False
+    examples: tuple[str, ...] = Field(
+        default=(), description="A few example phrases (used by the zero-label theme models)."
+    )
 
 
 class Taxonomy(Strict):

@@ -361,6 +361,12 @@ def write_json(payload: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def write_text_file(text: str, path: Path) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, e.g. a taxonomy from theme discovery."""
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return path
+
+
 def _frame_writer(frame: pd.DataFrame, file_format: str) -> Callable[[Path], None]:
     if file_format == "parquet":
         return lambda p: frame.to_parquet(p, index=False)

@@ -52,7 +52,6 @@ def _fit_sentiment(texts: list[str], labels: pd.Series, config: TextModelConfig)
     return make_sentiment_model(config).fit(texts, labels.to_numpy())
 
 
-
 def out_of_fold_feedback_scores(
     feedback_labelled: pd.DataFrame,
     config: TextModelConfig | None,
