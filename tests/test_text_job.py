@@ -268,10 +268,6 @@ def test_no_labels_and_no_zero_label_model_is_a_clear_error(
 def test_no_labels_uses_the_zero_label_classifiers(
     tmp_path: Path, store: str, taxonomy_file: Path, tiny_bert: Path
 ) -> None:
-    pytest.importorskip(
-        "retain.text.zero_label",
-        reason="retain.text.zero_label (ZeroLabelThemeClassifier) is not written yet",
-    )
     config = write_config(
         tmp_path,
         store,

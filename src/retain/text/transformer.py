@@ -386,7 +386,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         (optionally beside TF-IDF features) into logistic regression.
     epochs, batch_size, learning_rate, weight_decay, warmup_fraction, dropout
         Fine-tuning settings (``weight_decay`` spares biases and LayerNorm weights;
-        ``warmup_fraction`` of all steps warm the learning rate up linearly).
+        ``warmup_fraction`` of all steps warm the learning rate up linearly). The default
+        learning rate, 1e-4, was chosen against 5e-5 on the training side of the airline
+        tweets (fit on 500, scored on 500 other training tweets: accuracy 0.750 vs 0.646 after
+        one epoch); small encoders such as MiniLM-L6 usually want the higher rate.
     max_length
         Tokens kept per text (or pair).
     class_weight
@@ -452,7 +455,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         mode: str = "fine_tune",
         epochs: int = 3,
         batch_size: int = 32,
-        learning_rate: float = 5e-5,
+        learning_rate: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.1,
         dropout: float = 0.1,
