@@ -182,12 +182,19 @@ def test_score_writes_one_row_per_text_with_probabilities_labels_and_summary(bot
     stars = truth["stars"].map({"1": "negative", "3": "neutral", "5": "positive"})
     assert (scores["sentiment"] == stars).mean() >= 0.9
     assert (scores["themes"] == truth["topics"]).mean() >= 0.9
-    # The fallback sentiment per theme is the text's overall sentiment for each theme it raises.
+    # One theme:sentiment pair per theme raised, in the same order; these one-clause texts
+    # take the whole text's sentiment.
     for row in scores.itertuples():
         pairs = [p for p in row.theme_sentiments.split("|") if p]
-        assert pairs == [f"{t}:{row.sentiment}" for t in row.themes.split("|") if t]
+        assert [p.split(":")[0] for p in pairs] == [t for t in row.themes.split("|") if t]
+        assert all(p.split(":")[1] in {"negative", "neutral", "positive", "mixed"} for p in pairs)
+    agree = [
+        all(p.endswith(f":{row.sentiment}") for p in row.theme_sentiments.split("|") if p)
+        for row in scores.itertuples()
+    ]
+    assert np.mean(agree) >= 0.9
     summary = json.loads((both.parent / "out" / "scores_summary.json").read_text())
-    assert summary["texts"] == 60 and summary["theme_sentiment_method"] == "overall"
+    assert summary["texts"] == 60 and summary["theme_sentiment_method"] == "clauses"
     counts = pd.DataFrame(summary["counts"]).set_index("theme")
     assert counts["total"].sum() == sum(
         max(1, len([t for t in s.split("|") if t])) for s in scores["themes"]
@@ -654,3 +661,28 @@ def test_transformer_kind_trains_scores_and_reloads_without_the_encoder_folder(
     # The blend includes TF-IDF, which learns this corpus: the training texts come back labelled.
     assert (scores["sentiment"] == stars).mean() >= 0.8
     assert (scores["themes"] == truth["topics"]).mean() >= 0.8
+
+
+def test_a_text_with_two_themes_and_two_polarities_gets_one_per_theme(
+    both: Path, tmp_path: Path
+) -> None:
+    reviews = tmp_path / "contrast.csv"
+    pd.DataFrame(
+        {
+            "review_id": ["X1"],
+            "body": [
+                "great, the agent never answered my call, waiting for a reply. "
+                "But awful, charged twice on my bill, need a refund for the invoice"
+            ],
+        }
+    ).to_csv(reviews, index=False)
+    output = tmp_path / "contrast_scores.csv"
+    result = retain(
+        "text", "score", "-c", str(both), "--input", str(reviews), "--output", str(output),
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(output, keep_default_na=False).iloc[0]
+    pairs = dict(p.split(":") for p in row["theme_sentiments"].split("|"))
+    assert pairs.get("support") == "positive", row["theme_sentiments"]
+    assert pairs.get("billing") == "negative", row["theme_sentiments"]

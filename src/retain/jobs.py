@@ -783,9 +783,10 @@ def format_text_scores(outcome: TextScoreOutcome) -> str:
         (f"Scored {s['texts']} texts with {s['model']} ({s['scored']} scored, "
         f"{s['taken_from_cache']} from the cache) in {outcome.seconds:.1f} s."),
     ]
-    if s["theme_sentiment_method"] == "overall":
+    if s["theme_sentiment_method"] == "clauses":
         lines.append(
-            "Sentiment per theme: the text's overall sentiment (aspect model not wired in)."
+            "Sentiment per theme: from the clauses that raise each theme "
+            "(mixed when they disagree; the whole text's when no single clause raises it)."
         )
     lines += ["Texts by theme and sentiment:", outcome.counts.to_string(), "Outputs:"]
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]

@@ -18,7 +18,7 @@ import pandas as pd
 from retain.contracts import SENTIMENTS, THEME_SEPARATOR
 from retain.text.inputs import as_texts
 from retain.text.scoring import (
-    OVERALL_SENTIMENT_METHOD,
+    CLAUSE_SENTIMENT_METHOD,
     THEME_SENTIMENTS,
     class_probabilities,
     theme_column,
@@ -102,7 +102,7 @@ class TextModelBundle:
         """How ``theme_sentiments`` is made (see :func:`theme_sentiments`); None without it."""
         if self.sentiment is None or self.themes is None:
             return None
-        return OVERALL_SENTIMENT_METHOD
+        return CLAUSE_SENTIMENT_METHOD
 
     def predict(self, texts: Any) -> pd.DataFrame:
         """Sentiment and theme probabilities and labels, one row per text.

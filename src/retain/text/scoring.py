@@ -129,7 +129,10 @@ THEME_SENTIMENTS = "theme_sentiments"
 """Column of the text scores: ``theme:sentiment`` pairs joined by ``|`` (``billing:negative``)."""
 
 OVERALL_SENTIMENT_METHOD = "overall"
-"""Sentiment per theme is the text's overall sentiment (the fallback, see theme_sentiments)."""
+"""Sentiment per theme is the text's overall sentiment (without models, see theme_sentiments)."""
+
+CLAUSE_SENTIMENT_METHOD = "clauses"
+"""Sentiment per theme from the clauses that raise the theme (see theme_sentiments)."""
 
 
 def theme_sentiments(
@@ -137,13 +140,12 @@ def theme_sentiments(
 ) -> tuple[pd.Series, str]:
     """Sentiment per theme raised, per text, and the method that produced it.
 
-    This is the hook where aspect-level sentiment (``retain.text.aspects.aspect_sentiment``,
-    which needs the texts and the fitted models) joins the text scores; it runs inside
-    :meth:`TextModelBundle.predict`, so its output is cached and returned by the pyfunc. Until
-    it is wired in, the fallback gives every theme a text raises that text's overall sentiment:
-    "the staff were lovely but billing was a mess" gets ``staff:<overall>|billing:<overall>``,
-    not two polarities. The method is returned so the summary and outputs say which one was
-    used.
+    For every theme in a text's ``themes``, the clause rule of
+    :func:`retain.text.aspects.pair_sentiment`: the text is split into clauses ("the staff were
+    lovely but billing was a mess" -> two), both models score every clause, and the theme takes
+    the sentiment of the clauses that raise it (``mixed`` when they disagree strongly), or the
+    whole text's sentiment when no single clause raises it. It runs inside
+    :meth:`TextModelBundle.predict`, so its output is cached and returned by the pyfunc.
 
     Parameters
     ----------
@@ -153,19 +155,45 @@ def theme_sentiments(
         The sentiment and theme scores of those texts: needs ``sentiment`` and ``themes``.
     models
         The :class:`~retain.text.bundle.TextModelBundle` that produced ``scores`` (its
-        ``sentiment``, ``themes``, ``theme_ids``, for an aspect model); unused by the fallback.
+        ``sentiment``, ``themes``, ``theme_ids`` and ``threshold``). Without it, every theme
+        gets the text's overall sentiment (method ``"overall"``).
 
     Returns
     -------
     tuple
         ``(pairs, method)``: ``pairs`` holds ``theme:sentiment`` joined by ``|`` (``""`` when the
-        text raises no theme) with ``scores``' index; ``method`` is ``"overall"``.
+        text raises no theme) with ``scores``' index; ``method`` is ``"clauses"`` or
+        ``"overall"``.
     """
-    pairs = [
-        "|".join(f"{theme}:{sentiment}" for theme in str(themes).split("|") if theme)
-        for themes, sentiment in zip(scores["themes"], scores["sentiment"])
-    ]
-    return pd.Series(pairs, index=scores.index, dtype=object), OVERALL_SENTIMENT_METHOD
+    raised = [[t for t in str(themes).split("|") if t] for themes in scores["themes"]]
+    if models is None or models.sentiment is None or models.themes is None:
+        pairs = [
+            "|".join(f"{theme}:{sentiment}" for theme in themes)
+            for themes, sentiment in zip(raised, scores["sentiment"])
+        ]
+        return pd.Series(pairs, index=scores.index, dtype=object), OVERALL_SENTIMENT_METHOD
+    from retain.text.aspects import pair_sentiment
+
+    rows = [i for i, themes in enumerate(raised) for _ in themes]
+    items = [theme for themes in raised for theme in themes]
+    texts = list(texts)
+    sentiments: list[str] = []
+    if items:
+        own = getattr(models.themes, "thresholds_", None) is not None
+        polarity = pair_sentiment(
+            [texts[i] for i in rows],
+            items,
+            models.sentiment,
+            models.themes,
+            models.theme_ids,
+            threshold=None if own else models.threshold,
+        )
+        sentiments = polarity["sentiment"].astype(str).tolist()
+    joined: list[list[str]] = [[] for _ in raised]
+    for row, theme, sentiment in zip(rows, items, sentiments):
+        joined[row].append(f"{theme}:{sentiment}")
+    pairs = ["|".join(p) for p in joined]
+    return pd.Series(pairs, index=scores.index, dtype=object), CLAUSE_SENTIMENT_METHOD
 
 
 def theme_sentiment_counts(scores: pd.DataFrame) -> pd.DataFrame:
