@@ -154,6 +154,17 @@ def test_train_with_both_labels_reports_validation_and_registers_a_champion(
     assert record["registry"]["promoted"] is True
     assert record["registry"]["name"] == "text-both"
     assert "validation split" in record["tuned_on"]
+    # The evaluation report describes the validation split: 12 texts, both tasks.
+    report = (both.parent / "out" / "text_evaluation.html").read_text()
+    for section in ("Themes", "Sentiment", "Calibration", "errors"):
+        assert section in report
+    # ... and the same model the validation figures describe (fitted on the training part).
+    assert record["report_metrics"]["sentiment_accuracy"] == pytest.approx(
+        sentiment["validation"]["accuracy"]
+    )
+    assert record["report_metrics"]["themes_micro_f1"] == pytest.approx(
+        themes["validation"]["micro_f1"]
+    )
 
 
 def test_score_writes_one_row_per_text_with_probabilities_labels_and_summary(both: Path) -> None:
@@ -671,8 +682,8 @@ def test_a_text_with_two_themes_and_two_polarities_gets_one_per_theme(
         {
             "review_id": ["X1"],
             "body": [
-                "great, the agent never answered my call, waiting for a reply. "
-                "But awful, charged twice on my bill, need a refund for the invoice"
+                ("great, the agent never answered my call, waiting for a reply. "
+                "But awful, charged twice on my bill, need a refund for the invoice")
             ],
         }
     ).to_csv(reviews, index=False)

@@ -555,6 +555,7 @@ class TextTrainOutcome:
     record_path: Path
     tracking_uri: str
     seconds: float
+    report_path: Path | None = None
 
 
 @dataclass
@@ -582,14 +583,23 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     taxonomy = _taxonomy(config)
     table = data.load_text_table(config.data, taxonomy.ids)
     result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
-    registration = register_text_model(result, config)
+    report = text_evaluation_report(result)
+    registration = register_text_model(result, config, report_html=report and report.html)
     record = text_training_record(result, config, table.summary(), registration)
+    if report is not None:
+        record["report_metrics"] = report.metrics
     record_path = data.write_json(record, config.output.parent / "text_training.json")
+    report_path = (
+        data.write_text_file(report.html, config.output.parent / "text_evaluation.html")
+        if report is not None
+        else None
+    )
     return TextTrainOutcome(
         result=result,
         registration=registration,
         data_summary=table.summary(),
         record_path=record_path,
+        report_path=report_path,
         tracking_uri=config.tracking.tracking_uri,
         seconds=time.perf_counter() - started,
     )
@@ -638,7 +648,41 @@ def text_training_record(
     return record
 
 
-def register_text_model(result: TextTrainResult, config: TextJobConfig) -> Registration:
+def text_evaluation_report(result: TextTrainResult) -> Any:
+    """The HTML evaluation report of the kept models on the validation split, or None.
+
+    It describes each kept kind as fitted on the training part (the refit on every labelled row
+    has seen the validation rows): per-theme precision/recall/F1, the sentiment confusion,
+    calibration and the most confident errors.
+    """
+    from retain.text.report import evaluate_text_models
+
+    sentiment = result.tasks.get("sentiment")
+    themes = result.tasks.get("themes")
+    arguments: dict[str, Any] = {}
+    if sentiment is not None and sentiment.validation_model is not None:
+        arguments.update(
+            sentiment_model=sentiment.validation_model,
+            sentiment_texts=sentiment.validation_texts,
+            sentiment_true=sentiment.validation_truth,
+        )
+    if themes is not None and themes.validation_model is not None:
+        own = getattr(themes.validation_model, "thresholds_", None) is not None
+        arguments.update(
+            theme_model=themes.validation_model,
+            theme_texts=themes.validation_texts,
+            themes_true=themes.validation_truth,
+            theme_ids=list(result.bundle.theme_ids),
+            theme_threshold=None if own else result.bundle.threshold,
+        )
+    if not arguments:
+        return None
+    return evaluate_text_models(**arguments, title="retain text models: validation split")
+
+
+def register_text_model(
+    result: TextTrainResult, config: TextJobConfig, report_html: str | None = None
+) -> Registration:
     """Log the text run and the pyfunc model, register it, and apply the champion rule."""
     track = config.tracking
     kinds = result.bundle.kinds
@@ -664,6 +708,8 @@ def register_text_model(result: TextTrainResult, config: TextJobConfig) -> Regis
         run.log_metrics(result.metrics)
         run.log_metrics({f"baseline_{k}": v for k, v in result.baseline_metrics.items()})
         run.log_dict(text_training_record(result, config, ""), "text_training.json")
+        if report_html:
+            run.log_html(report_html, "text_evaluation")
         uri = tracking.log_text_model(
             run, result.bundle, extra_requirements=("torch", "transformers") if heavy else ()
         )
@@ -719,6 +765,7 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
         (f"Registry: {reg.name} version {reg.version}: "
         f"{'champion' if reg.promoted else 'not promoted'} ({reg.reason})"),
         f"Record: {outcome.record_path}",
+        *([f"Evaluation report: {outcome.report_path}"] if outcome.report_path else []),
         f"MLflow: {outcome.tracking_uri}",
         "Next: retain text score -c <this config> --input <file of texts>",
     ]

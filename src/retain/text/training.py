@@ -91,6 +91,7 @@ class Candidate:
     predicted: np.ndarray
     seconds_fit: float
     error: str | None = None
+    model: Any = None  # fitted on the training part only: what the validation figures describe
 
 
 @dataclass
@@ -109,6 +110,11 @@ class TaskResult:
     comparisons: list[Comparison] = field(default_factory=list)
     how_chosen: str = ""
     validation_ids: list[str] = field(default_factory=list)
+    #: The kept kind fitted on the training part, the validation texts and their labels (the
+    #: evaluation report describes this model, not the refit that saw the validation rows).
+    validation_model: Any = None
+    validation_texts: list[str] = field(default_factory=list)
+    validation_truth: np.ndarray | None = None
 
     @property
     def supervised(self) -> bool:
@@ -266,7 +272,7 @@ def evaluate_candidates(
             PRIMARY_METRIC[task],
             metrics[PRIMARY_METRIC[task]],
         )
-        out.append(Candidate(kind, metrics, predicted, seconds))
+        out.append(Candidate(kind, metrics, predicted, seconds, model=model))
     return out
 
 
@@ -420,6 +426,9 @@ def train_task(
         comparisons=comparisons,
         how_chosen=how,
         validation_ids=rows["id"].iloc[validation].astype(str).tolist(),
+        validation_model=chosen.model,
+        validation_texts=[rows["text"].iloc[i] for i in validation],
+        validation_truth=y[validation],
     )
 
 
