@@ -697,3 +697,25 @@ def test_a_text_with_two_themes_and_two_polarities_gets_one_per_theme(
     pairs = dict(p.split(":") for p in row["theme_sentiments"].split("|"))
     assert pairs.get("support") == "positive", row["theme_sentiments"]
     assert pairs.get("billing") == "negative", row["theme_sentiments"]
+
+
+def test_discover_writes_an_editable_taxonomy_that_a_rerun_reproduces(
+    tmp_path: Path, store: str, taxonomy_file: Path, tiny_bert: Path
+) -> None:
+    from retain.config import Taxonomy, load_config
+
+    config = write_config(
+        tmp_path, store, taxonomy_file, "text-discover", sentiment=False, themes=False,
+        model={"encoder": str(tiny_bert)},
+    )
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    for path in (first, second):
+        result = retain(
+            "text", "discover", "-c", str(config), "--output", str(path), "-n", "3", "--quiet"
+        )
+        assert result.exit_code == 0, result.output
+        assert "Proposed 3 themes from 60 texts" in result.output
+    taxonomy = load_config(first, Taxonomy)
+    assert len(taxonomy.ids) == 3 and len(set(taxonomy.ids)) == 3
+    assert all(theme.examples for theme in taxonomy.themes)
+    assert first.read_text() == second.read_text()

@@ -266,7 +266,8 @@ def text_score(
 
     Writes one row per text: id, sentiment_<label> probabilities and `sentiment`, theme_<id>
     probabilities and `themes` (ids joined by "|"), and `theme_sentiments` (theme:sentiment
-    pairs; for now each theme gets the text's overall sentiment). Prints and writes a count of
+    pairs, from the clauses that raise each theme: "the staff were lovely but billing was a
+    mess" gives staff positive, billing negative). Prints and writes a count of
     texts by theme and sentiment. Texts scored before by the same model version, with the same
     id and text, are taken from the inference cache (the config's cache path), so a rerun
     scores only new or changed texts.
@@ -280,6 +281,54 @@ def text_score(
         jobs.run_text_score, cfg, input_path, output, model_uri, show_progress=not quiet
     )
     typer.echo(jobs.format_text_scores(outcome))
+
+
+@text_app.command("discover")
+def text_discover(
+    config: TextConfig = Path("configs/text.yaml"),
+    input_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", "-i",
+            help="File of texts (read with the config's data.columns and data.read); default: "
+            "the config's data.path. Labels are not read.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o",
+            help="Where to write the proposed taxonomy (YAML), for a person to edit and then "
+            "name as the config's taxonomy.",
+        ),
+    ] = Path("outputs/discovered_themes.yaml"),
+    n_themes: Annotated[
+        int | None,
+        typer.Option(
+            "--n-themes", "-n", min=2,
+            help="How many themes to propose; default: chosen by silhouette between 3 and 12.",
+        ),
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Propose themes from unlabelled texts, written as a taxonomy file a person can edit.
+
+    Embeds the texts with the config's model.encoder, clusters them (KMeans, fixed seed; small
+    clusters dropped), and names each cluster by its most distinctive terms (class-based TF-IDF),
+    with three example texts. Ids come from the terms, so a rerun on the same texts gives the
+    same ids whatever their order. Edit names and descriptions, then point the config's
+    taxonomy at the file: retain text train scores texts against it without any labels.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import TextJobConfig
+
+    cfg = _run(_load, config, TextJobConfig)
+    outcome = _run(
+        jobs.run_text_discover, cfg, output, input_path, n_themes, show_progress=not quiet
+    )
+    typer.echo(jobs.format_text_discovery(outcome))
 
 
 def _load(path: Path, model):  # type: ignore[no-untyped-def]

@@ -838,3 +838,50 @@ def format_text_scores(outcome: TextScoreOutcome) -> str:
     lines += ["Texts by theme and sentiment:", outcome.counts.to_string(), "Outputs:"]
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
     return "\n".join(lines)
+
+
+@dataclass
+class TextDiscoverOutcome:
+    themes: list[dict[str, Any]]
+    n_texts: int
+    path: Path
+    seconds: float
+
+
+def run_text_discover(
+    config: TextJobConfig,
+    output: Path,
+    input_path: Path | None = None,
+    n_themes: int | None = None,
+    show_progress: bool = False,
+) -> TextDiscoverOutcome:
+    """Propose themes from the texts of a file and write them as an editable taxonomy."""
+    from retain.text.discovery import discover_themes, taxonomy_yaml
+
+    started = time.perf_counter()
+    table = data.load_text_table(config.data, path=input_path, labels=False)
+    texts = table.frame["text"].tolist()
+    themes = discover_themes(
+        texts, encoder=config.model.encoder, n_themes=n_themes, progress=show_progress
+    )
+    header = (
+        f"Themes proposed by `retain text discover` from {len(texts)} texts of "
+        f"{input_path or config.data.path}. Edit names and descriptions, add example phrases, "
+        "remove or merge themes, then name this file as the text config's taxonomy."
+    )
+    path = data.write_text_file(taxonomy_yaml(themes, header=header), output)
+    return TextDiscoverOutcome(
+        themes=themes, n_texts=len(texts), path=path, seconds=time.perf_counter() - started
+    )
+
+
+def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
+    lines = [f"Proposed {len(outcome.themes)} themes from {outcome.n_texts} texts "
+             f"in {outcome.seconds:.1f} s:"]
+    for theme in outcome.themes:
+        lines.append(f"  {theme['id']:<28} {theme.get('size', '?'):>6} texts  {theme['name']}")
+    lines += [
+        f"Taxonomy: {outcome.path} (edit it, then set it as the config's taxonomy)",
+        "Next: retain text train -c <config with this taxonomy>",
+    ]
+    return "\n".join(lines)
