@@ -135,7 +135,15 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
 
 
 def registered_text_models(track: TrackingConfig) -> TextModels | None:
-    """The registry's text champions, for data without text labels (None if there are none)."""
+    """The registry's text champions, for data without text labels (None if there are none).
+
+    The champion of ``retain text train`` (``tracking.text_model``, one model for sentiment and
+    themes, whichever kind won) comes first; otherwise the sentiment and theme models a churn
+    training on labelled feedback registered.
+    """
+    from_text_job = _text_job_champion(track)
+    if from_text_job is not None:
+        return from_text_job
     versions: dict[str, str] = {}
     models: dict[str, Any] = {}
     until: list[pd.Timestamp] = []
@@ -163,6 +171,26 @@ def registered_text_models(track: TrackingConfig) -> TextModels | None:
         baseline_metrics={},
         train_until=max(until),
         registered=versions,
+    )
+
+
+def _text_job_champion(track: TrackingConfig) -> TextModels | None:
+    try:
+        version = tracking.champion_version(track, track.text_model)
+    except Exception:  # noqa: BLE001 - no store or no such model yet
+        version = None
+    if version is None:
+        return None
+    bundle = tracking.load_text_model(track, f"models:/{track.text_model}/{version}").model
+    stamp = tracking.run_tags(track, track.text_model, version).get("train_until")
+    return TextModels(
+        sentiment=bundle.sentiment,
+        themes=bundle.themes,
+        theme_ids=list(bundle.theme_ids),
+        metrics={},
+        baseline_metrics={},
+        train_until=pd.Timestamp(stamp) if stamp else pd.Timestamp.max,
+        registered={track.text_model: version},
     )
 
 
@@ -349,6 +377,13 @@ def load_scoring_models(
     versions = {track.churn_model: churn_version}
     sentiment = themes = None
     theme_ids: list[str] = []
+    if track.text_model in used:
+        # One model from `retain text train` (any kind: TF-IDF, transformer, zero-label).
+        bundle = tracking.load_text_model(
+            track, f"models:/{track.text_model}/{used[track.text_model]}"
+        ).model
+        sentiment, themes, theme_ids = bundle.sentiment, bundle.themes, list(bundle.theme_ids)
+        versions[track.text_model] = used[track.text_model]
     if track.sentiment_model in used:
         sentiment = tracking.load_version(track, track.sentiment_model, used[track.sentiment_model])
         versions[track.sentiment_model] = used[track.sentiment_model]
@@ -584,7 +619,10 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     table = data.load_text_table(config.data, taxonomy.ids)
     result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
     report = text_evaluation_report(result)
-    registration = register_text_model(result, config, report_html=report and report.html)
+    registration = register_text_model(
+        result, config, report_html=report and report.html,
+        train_until=latest_text_date(table.frame),
+    )
     record = text_training_record(result, config, table.summary(), registration)
     if report is not None:
         record["report_metrics"] = report.metrics
@@ -680,14 +718,30 @@ def text_evaluation_report(result: TextTrainResult) -> Any:
     return evaluate_text_models(**arguments, title="retain text models: validation split")
 
 
+def latest_text_date(frame: pd.DataFrame) -> pd.Timestamp | None:
+    """The latest ``created_at`` of the texts a text model saw (naive UTC), or None if undated.
+
+    Churn training uses a registered text model's scores only at dates after this one (the tag
+    ``train_until``); without it, only at scoring time.
+    """
+    if "created_at" not in frame.columns or frame["created_at"].isna().all():
+        return None
+    latest = pd.Timestamp(frame["created_at"].max())
+    return latest.tz_convert(None) if latest.tzinfo is not None else latest
+
+
 def register_text_model(
-    result: TextTrainResult, config: TextJobConfig, report_html: str | None = None
+    result: TextTrainResult,
+    config: TextJobConfig,
+    report_html: str | None = None,
+    train_until: pd.Timestamp | None = None,
 ) -> Registration:
     """Log the text run and the pyfunc model, register it, and apply the champion rule."""
     track = config.tracking
     kinds = result.bundle.kinds
     heavy = any(kind != "tfidf" for kind in kinds.values())
     tags = {
+        **({"train_until": str(train_until)} if train_until is not None else {}),
         "evaluation_id": result.evaluation_id,
         "tuned_on": result.tuned_on,
         "encoder": config.model.encoder if heavy else "none",
