@@ -930,8 +930,8 @@ def run_text_discover(
 
 
 def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
-    lines = [f"Proposed {len(outcome.themes)} themes from {outcome.n_texts} texts "
-             f"in {outcome.seconds:.1f} s:"]
+    head = f"Proposed {len(outcome.themes)} themes from {outcome.n_texts} texts"
+    lines = [f"{head} in {outcome.seconds:.1f} s:"]
     for theme in outcome.themes:
         lines.append(f"  {theme['id']:<28} {theme.get('size', '?'):>6} texts  {theme['name']}")
     lines += [
