@@ -350,3 +350,30 @@ def test_minilm_zero_label_themes_on_a_few_restaurant_sentences() -> None:
     # Each clause of the mixed sentence matches its own theme: they are the two most similar.
     sims = model.similarities(texts[4:5])[0]
     assert {model.theme_ids_[j] for j in np.argsort(-sims)[:2]} == {"food", "service"}
+
+
+def test_fitted_zero_label_models_score_after_the_encoder_folder_is_gone(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """The encoder travels inside the fitted model: a pickle scores with no folder, no network."""
+    import pickle
+    import shutil
+
+    from retain.text import encoder as encoder_module
+
+    folder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert, folder)
+    themes = (
+        {"id": "billing", "name": "Billing", "description": "charge refund bill"},
+        {"id": "app", "name": "App", "description": "crash bug error"},
+    )
+    texts = ["charged twice on my bill", "the app crash", "bad", "great refund", "login error"]
+    model = ZeroLabelThemeClassifier(themes=themes, encoder=str(folder)).fit(texts)
+    sentiment = ZeroLabelSentimentClassifier(encoder=str(folder)).fit(texts)
+    before = model.predict_proba(texts), sentiment.predict_proba(texts)
+    blob = pickle.dumps((model, sentiment))
+    shutil.rmtree(folder)
+    encoder_module.load_encoder.cache_clear()
+    model, sentiment = pickle.loads(blob)
+    np.testing.assert_allclose(model.predict_proba(texts), before[0], atol=1e-6)
+    np.testing.assert_allclose(sentiment.predict_proba(texts), before[1], atol=1e-6)

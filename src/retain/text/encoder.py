@@ -78,6 +78,36 @@ class LoadedEncoder:
         """Length of the sentence vectors."""
         return int(self.model.config.hidden_size)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled as the tokenizer, the model's config and its weights (CPU tensors as bytes),
+        # so a fitted model that holds its encoder unpickles with no folder and no network.
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, buffer)
+        return {
+            "name": self.name,
+            "tokenizer": self.tokenizer,
+            "config": self.model.config,
+            "weights": buffer.getvalue(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import io
+
+        import torch
+        from transformers import AutoModel
+
+        model = AutoModel.from_config(state["config"])
+        weights = torch.load(io.BytesIO(state["weights"]), map_location="cpu", weights_only=True)
+        model.load_state_dict(weights)
+        model.eval()
+        object.__setattr__(self, "name", state["name"])
+        object.__setattr__(self, "tokenizer", state["tokenizer"])
+        object.__setattr__(self, "model", model)
+
 
 @functools.lru_cache(maxsize=4)
 def load_encoder(name: str = DEFAULT_ENCODER) -> LoadedEncoder:

@@ -263,7 +263,9 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         A text that splits into clauses contributes itself and each clause; its first unit is
         always the whole text.
         """
-        encoder = load_encoder(self.encoder)
+        # The encoder the model was fitted with travels inside the fitted model (pickled as its
+        # weights), so scoring needs neither the folder nor the network.
+        encoder = getattr(self, "encoder_", None) or load_encoder(self.encoder)
         units: list[str] = []
         owner: list[int] = []
         for row, text in enumerate(texts):
@@ -336,7 +338,7 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         self.classes_ = self._classes(names)
         self.prototype_texts_ = [p for group in prototypes for p in group]
         self.prototype_class_ = np.repeat(np.arange(len(names)), [len(g) for g in prototypes])
-        encoder = load_encoder(self.encoder)
+        self.encoder_ = encoder = load_encoder(self.encoder)
         self.prototype_vectors_ = embed(
             self.prototype_texts_, encoder, batch_size=self.batch_size, max_length=self.max_length
         )
