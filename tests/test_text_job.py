@@ -719,3 +719,43 @@ def test_discover_writes_an_editable_taxonomy_that_a_rerun_reproduces(
     assert len(taxonomy.ids) == 3 and len(set(taxonomy.ids)) == 3
     assert all(theme.examples for theme in taxonomy.themes)
     assert first.read_text() == second.read_text()
+
+
+@pytest.mark.parametrize(
+    ("ids", "topics"),
+    [
+        (["1", "2", "3"], {"billing": "1", "support": "2", "app": "3"}),  # ids that look numeric
+        (["billing"], {"billing": "billing", "support": "", "app": ""}),  # a one-theme taxonomy
+    ],
+)
+def test_theme_ids_that_look_numeric_and_a_one_theme_taxonomy_score_the_right_themes(
+    tmp_path: Path, store: str, ids: list[str], topics: dict[str, str]
+) -> None:
+    taxonomy = tmp_path / "themes.yaml"
+    taxonomy.write_text(yaml.safe_dump(
+        {"themes": [{"id": i, "name": f"theme {i}", "description": "d"} for i in ids]}
+    ))
+    frame = corpus()
+    frame["topics"] = frame["topics"].map(lambda t: topics.get(t, ""))
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    config = write_config(
+        tmp_path, store, taxonomy, f"text-ids-{len(ids)}", data=tmp_path / "reviews.csv"
+    )
+    trained = retain("text", "train", "-c", str(config), "--quiet")
+    assert trained.exit_code == 0, trained.output
+    scored = retain("text", "score", "-c", str(config), "--quiet")
+    assert scored.exit_code == 0, scored.output
+    scores = scores_of(config)
+    assert (scores["themes"] == frame["topics"]).mean() >= 0.9
+
+
+def test_a_taxonomy_with_a_repeated_or_unusable_id_is_refused(tmp_path: Path) -> None:
+    from retain.config import ConfigError, Taxonomy, load_config
+
+    for ids in (["billing", "billing"], ["a|b"], ["x:y"]):
+        path = tmp_path / "themes.yaml"
+        path.write_text(yaml.safe_dump(
+            {"themes": [{"id": i, "name": i, "description": "d"} for i in ids]}
+        ))
+        with pytest.raises(ConfigError, match="theme ids"):
+            load_config(path, Taxonomy)

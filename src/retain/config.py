@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -537,6 +537,19 @@ class Taxonomy(Strict):
     """The theme taxonomy (``configs/themes.yaml``)."""
 
     themes: tuple[Theme, ...]
+
+    @field_validator("themes")
+    @classmethod
+    def _ids_unique_and_plain(cls, themes: tuple[Theme, ...]) -> tuple[Theme, ...]:
+        ids = [t.id for t in themes]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"theme ids must be unique; repeated: {', '.join(repeated)}")
+        # "|" joins theme ids in label and output columns, ":" joins theme and sentiment.
+        bad = [i for i in ids if not i.strip() or "|" in i or ":" in i]
+        if bad:
+            raise ValueError(f"theme ids must be non-empty and hold no '|' or ':': {bad}")
+        return themes
 
     @property
     def ids(self) -> list[str]:

@@ -67,9 +67,15 @@ def theme_scores(
         mentions) and ``predicted`` (predicted mentions).
     """
     Y_true, Y_pred = _indicators(themes_true, themes_pred, theme_ids)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        Y_true, Y_pred, average=None, zero_division=0
-    )
+    if Y_true.shape[1] == 1:
+        # One theme: scikit-learn reads a single column as binary labels, so score class 1 only.
+        precision, recall, f1, support = precision_recall_fscore_support(
+            Y_true.ravel(), Y_pred.ravel(), labels=[1], average=None, zero_division=0
+        )
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            Y_true, Y_pred, average=None, zero_division=0
+        )
     return pd.DataFrame(
         {
             "theme": list(theme_ids),

@@ -55,7 +55,11 @@ def class_probabilities(
     if positional and len(wanted) == 1 and list(classes) == [0, 1]:
         # A one-theme taxonomy: the indicator matrix has one column and the model is binary.
         return proba[:, [1]]
-    if positional and not set(names) & set(wanted):
+    if positional and (
+        [int(c) for c in classes] == list(range(len(wanted))) or not set(names) & set(wanted)
+    ):
+        # A model fitted on an indicator matrix: its classes are positions in ``wanted``, even
+        # when theme ids look like numbers ("1", "2", "3").
         names = [wanted[int(c)] if 0 <= int(c) < len(wanted) else str(c) for c in classes]
     column = {name: j for j, name in enumerate(names)}
     missing = [w for w in wanted if w not in column]

@@ -208,12 +208,15 @@ def task_targets(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np
 
 
 def validation_predictions(
-    model: Any, texts: list[str], task: Task, threshold: float
+    model: Any, texts: list[str], task: Task, threshold: float, n_themes: int | None = None
 ) -> np.ndarray:
     """Predicted labels (sentiment) or a 0/1 theme matrix (themes), as the bundle assigns them."""
     if task == "sentiment":
         return np.asarray(model.predict(texts)).astype(str)
-    return assign_themes(model, np.asarray(model.predict_proba(texts)), threshold)
+    proba = np.asarray(model.predict_proba(texts))
+    if n_themes == 1 and proba.ndim == 2 and proba.shape[1] == 2:
+        proba = proba[:, [1]]  # one theme: scikit-learn fits a binary model, P(theme) is column 1
+    return assign_themes(model, proba, threshold)
 
 
 def task_metrics(
@@ -260,7 +263,9 @@ def evaluate_candidates(
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
             continue
         model.fit(fit_texts, y[fit])
-        predicted = validation_predictions(model, validation_texts, task, config.threshold)
+        predicted = validation_predictions(
+            model, validation_texts, task, config.threshold, len(taxonomy.ids)
+        )
         metrics = task_metrics(task, y[validation], predicted, taxonomy.ids)
         seconds = time.perf_counter() - started
         logger.info(

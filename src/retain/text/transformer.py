@@ -793,6 +793,8 @@ def _aligned_proba(model: Any, X: Any, classes: np.ndarray, multilabel: bool) ->
     """``model``'s probabilities with columns in ``classes`` order (absent classes get 0)."""
     proba = np.asarray(model.predict_proba(X), dtype=float)
     if multilabel:
+        if len(classes) == 1 and proba.ndim == 2 and proba.shape[1] == 2:
+            return proba[:, [1]]  # one column: scikit-learn fitted a binary model
         return proba
     own = list(getattr(model, "classes_", classes))
     out = np.zeros((proba.shape[0], len(classes)))
