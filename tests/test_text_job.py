@@ -759,3 +759,33 @@ def test_a_taxonomy_with_a_repeated_or_unusable_id_is_refused(tmp_path: Path) ->
         ))
         with pytest.raises(ConfigError, match="theme ids"):
             load_config(path, Taxonomy)
+
+
+def test_unreadable_dates_name_the_file_column_and_rows_and_scoring_needs_no_date_column(
+    tmp_path: Path, store: str, taxonomy_file: Path
+) -> None:
+    frame = corpus().assign(when="2024-05-01")
+    frame.loc[[3, 7], "when"] = ["not a date", "2025-13-45"]
+    frame.to_csv(tmp_path / "dated.csv", index=False)
+    config = write_config(
+        tmp_path, store, taxonomy_file, "text-dates", data=tmp_path / "dated.csv", created_at="when"
+    )
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code != 0
+    assert "'when'" in result.output and "2 rows" in result.output and "rows 4, 8" in result.output
+    frame.loc[[3, 7], "when"] = "2024-06-01"
+    frame.to_csv(tmp_path / "dated.csv", index=False)
+    assert retain("text", "train", "-c", str(config), "--quiet").exit_code == 0
+    plain = tmp_path / "plain.csv"
+    frame[["review_id", "body"]].to_csv(plain, index=False)
+    scored = retain("text", "score", "-c", str(config), "--input", str(plain), "--quiet")
+    assert scored.exit_code == 0, scored.output
+
+
+def test_a_sentiment_class_seen_once_lands_on_the_fitting_side() -> None:
+    from retain.text.training import split_validation
+
+    rows = pd.DataFrame({"sentiment": ["negative"] * 29 + ["positive"], "themes": None})
+    for seed in range(20):
+        fit, validation = split_validation(rows, "sentiment", 0.2, seed)
+        assert 29 in fit and sorted([*fit, *validation]) == list(range(30))

@@ -689,9 +689,14 @@ def load_text_table(
     path = Path(path or config.path)
     raw = read_frame(path, config.read).reset_index(drop=True)
     columns = config.columns
-    named = {"text": columns.text, "id": columns.id, "created_at": columns.created_at}
+    named = {"text": columns.text, "id": columns.id}
     if labels:
-        named |= {"sentiment": config.columns.sentiment, "themes": config.columns.themes}
+        # Scoring reads texts only: label and date columns need not exist in a file to score.
+        named |= {
+            "sentiment": config.columns.sentiment,
+            "themes": config.columns.themes,
+            "created_at": columns.created_at,
+        }
     for key, column in named.items():
         if column is not None and column not in raw.columns:
             raise ContractError(
@@ -725,11 +730,22 @@ def load_text_table(
         if themes_column is not None
         else pd.Series(None, index=raw.index, dtype=object)
     )
-    if config.columns.created_at is not None:
+    if config.columns.created_at is not None and config.columns.created_at in raw.columns:
+        stamps = raw[config.columns.created_at]
         out["created_at"] = pd.to_datetime(
-            raw[config.columns.created_at], errors="coerce", utc=True,
-            format=config.read.date_format or "mixed",
+            stamps, errors="coerce", utc=True, format=config.read.date_format or "mixed",
         ).dt.tz_localize(None).astype("datetime64[ns]")
+        # A date that does not parse would silently drop out of `train_until`, letting churn
+        # features use a text model that saw later texts: refuse it, like an empty date.
+        bad = out["created_at"].isna().to_numpy()
+        if labels and bad.any():
+            shown = ", ".join(repr(v) for v in stamps[bad].astype(str).unique()[:5])
+            raise ContractError(
+                f"{path}: column {config.columns.created_at!r} (data.columns.created_at) has "
+                f"{int(bad.sum())} rows that are empty or not dates ({_rows(rows[bad])}), e.g. "
+                f"{shown}; fix them, set data.read.date_format, or leave created_at out (the "
+                "model is then used for churn features only at scoring time)"
+            )
     else:
         out["created_at"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     out["source_row"] = rows

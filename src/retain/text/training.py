@@ -197,6 +197,16 @@ def split_validation(
     except ValueError as exc:
         logger.info("%s: validation split not stratified (%s)", task, exc)
         fit, validation = train_test_split(positions, test_size=fraction, random_state=seed)
+    if task == "sentiment":
+        # A class seen only in validation could not be learnt: its rows go to the fitting side.
+        labels = rows["sentiment"].astype(str).to_numpy()
+        unseen = np.isin(labels[validation], labels[fit], invert=True)
+        if unseen.any():
+            logger.info(
+                "%s: %d validation rows of classes absent from the fitting rows moved to them",
+                task, int(unseen.sum()),
+            )
+            fit, validation = np.concatenate([fit, validation[unseen]]), validation[~unseen]
     return np.sort(fit), np.sort(validation)
 
 
@@ -262,7 +272,12 @@ def evaluate_candidates(
             logger.warning("%s: candidate %s left out: %s", task, kind, exc)
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
             continue
-        model.fit(fit_texts, y[fit])
+        try:
+            model.fit(fit_texts, y[fit])
+        except ImportError as exc:  # torch, transformers or the encoder package are imported in fit
+            logger.warning("%s: candidate %s left out: %s", task, kind, exc)
+            out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
+            continue
         predicted = validation_predictions(
             model, validation_texts, task, config.threshold, len(taxonomy.ids)
         )
@@ -492,6 +507,8 @@ def train_text_models(
         if config.model.unlabelled == "skip":
             skipped.append(f"{why}; left out (model.unlabelled: skip)")
             continue
+        if len(rows):
+            logger.warning("%s; too few labels to learn from: zero-label instead", why)
         try:
             tasks[task] = zero_label_task(task, table, config, taxonomy)
         except ImportError as exc:
