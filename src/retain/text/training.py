@@ -528,7 +528,9 @@ def train_text_models(
     return TextTrainResult(
         bundle=bundle,
         tasks=tasks,
-        evaluation_id=evaluation_fingerprint(validation_ids, config),
+        evaluation_id=evaluation_fingerprint(
+            validation_ids, config, _validation_content(tasks), taxonomy.ids
+        ),
         tuned_on=tuned_on(tasks, config),
         n_texts=len(table),
         seconds=time.perf_counter() - started,
@@ -536,14 +538,31 @@ def train_text_models(
     )
 
 
-def evaluation_fingerprint(validation_ids: Sequence[str], config: TextJobConfig) -> str:
-    """Identifies the validation data: the file, the validation ids and the split settings."""
+def evaluation_fingerprint(
+    validation_ids: Sequence[str],
+    config: TextJobConfig,
+    content: Sequence[str] = (),
+    theme_ids: Sequence[str] = (),
+) -> str:
+    """Identifies the validation data: the file, the validation ids, the split settings, and
+    the validation texts and labels and the taxonomy ids (so a relabelled or re-exported file
+    at the same path is not taken for the same evaluation)."""
     digest = hashlib.sha256()
     digest.update(str(config.data.path).encode())
     digest.update(f"{config.validation.fraction}:{config.validation.seed}".encode())
-    for value in validation_ids:
-        digest.update(value.encode() + b"\0")
+    for value in [*validation_ids, "\0taxonomy", *theme_ids, "\0content", *content]:
+        digest.update(str(value).encode() + b"\0")
     return f"text-{digest.hexdigest()[:16]}"
+
+
+def _validation_content(tasks: dict[str, TaskResult]) -> list[str]:
+    """The validation texts and their labels, task by task, for the evaluation fingerprint."""
+    out: list[str] = []
+    for task, result in sorted(tasks.items()):
+        truth = result.validation_truth
+        labels = [] if truth is None else [str(np.asarray(v).tolist()) for v in truth]
+        out += [task, *result.validation_texts, *labels]
+    return out
 
 
 def tuned_on(tasks: dict[str, TaskResult], config: TextJobConfig) -> str:
