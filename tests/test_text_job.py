@@ -789,3 +789,15 @@ def test_a_sentiment_class_seen_once_lands_on_the_fitting_side() -> None:
     for seed in range(20):
         fit, validation = split_validation(rows, "sentiment", 0.2, seed)
         assert 29 in fit and sorted([*fit, *validation]) == list(range(30))
+
+
+def test_a_blank_text_gets_no_probabilities_and_no_labels() -> None:
+    sentiment = _Probabilities([[0.7, 0.3], [0.9, 0.1], [0.9, 0.1]], ["positive", "negative"])
+    themes = _Probabilities([[0.8, 0.1], [0.9, 0.9], [0.9, 0.9]], [0, 1])
+    bundle = TextModelBundle(sentiment, themes, ("billing", "app"), threshold=0.5)
+    out = bundle.predict(["a", "   ", None])
+    assert out["sentiment"].tolist() == ["positive", "", ""]
+    assert out["themes"].tolist() == ["billing", "", ""]
+    assert out["theme_sentiments"].tolist()[1:] == ["", ""]
+    assert out.loc[1:, ["sentiment_positive", "theme_billing"]].isna().all().all()
+    assert out.loc[0, "sentiment_positive"] == 0.7

@@ -110,7 +110,8 @@ class TextModelBundle:
         Parameters
         ----------
         texts
-            Anything :func:`retain.text.inputs.as_texts` accepts; missing texts score as ``""``.
+            Anything :func:`retain.text.inputs.as_texts` accepts. A missing or blank text gets
+            missing probabilities and empty labels.
 
         Returns
         -------
@@ -147,4 +148,11 @@ class TextModelBundle:
         scores = pd.concat(parts, axis=1)
         if self.theme_sentiment_method is not None:
             scores[THEME_SENTIMENTS], _ = theme_sentiments(texts, scores, self)
+        # A blank text says nothing: no probabilities and no labels, rather than a confident
+        # guess from the models' bias.
+        blank = np.array([not t.strip() for t in texts])
+        if blank.any():
+            numeric = [c for c in scores.columns if c not in LABEL_COLUMNS]
+            scores.loc[blank, numeric] = np.nan
+            scores.loc[blank, [c for c in scores.columns if c in LABEL_COLUMNS]] = ""
         return scores[self.columns]
