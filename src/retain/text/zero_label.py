@@ -63,29 +63,24 @@ from retain.text.inputs import as_texts
 logger = logging.getLogger(__name__)
 
 SENTIMENT_PROTOTYPES: dict[str, tuple[str, ...]] = {
+    # Polarity words, no topic words: "it does not work" pulled "works perfectly" to negative.
     "negative": (
-        "this is terrible",
-        "I am very disappointed",
-        "awful experience, never again",
-        "it does not work and I am angry",
-        "the worst service ever",
-        "I hate it",
+        "this is terrible", "I am very disappointed", "awful, never again", "the worst",
+        "I hate it", "really bad", "very poor quality", "a complete waste of money",
+        "it broke and I want a refund", "so frustrating", "horrible customer service",
+        "I regret buying this", "useless", "annoying and disappointing", "I am angry and upset",
     ),
     "neutral": (
-        "I have a question about my account",
-        "what time does it open",
-        "I ordered it last week",
-        "please send me the details",
-        "it is a phone",
-        "we went there on Tuesday",
+        "I have a question about my account", "what time does it open", "I ordered it last week",
+        "please send me the details", "it is a phone", "we went there on Tuesday",
+        "it comes in black", "how do I change the settings", "I bought it for my kitchen",
+        "the package arrived today",
     ),
     "positive": (
-        "this is great",
-        "I love it",
-        "excellent service, thank you",
-        "very happy with it",
-        "highly recommend it",
-        "the best experience",
+        "this is great", "I love it", "excellent, thank you", "very happy with it",
+        "highly recommend it", "the best", "works perfectly", "amazing quality", "really good",
+        "fantastic, love it", "so easy and fun", "great value for the money", "wonderful service",
+        "I am very pleased", "awesome",
     ),
 }
 """Default prototype phrases of :class:`ZeroLabelSentimentClassifier` (override with
@@ -593,6 +588,17 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
     adjust_priors
         Estimate the class shares of the fitted texts by EM (:func:`estimate_priors`) and
         re-weight the self-trained classifier's probabilities to them (``class_prior_``).
+
+    Notes
+    -----
+    Defaults (polarity-only prototypes, mean similarity, no standardisation) were chosen on
+    dev samples of 800 Amazon Alexa reviews, 800 UCI Amazon/Yelp sentences and 600 tweets from
+    the training side of T1's split, against the earlier default (standardised similarities,
+    which on a file that is 87% positive cannot let "positive" stand out): accuracy / macro-F1
+    0.752 / 0.461 vs 0.411 / 0.300 (Alexa; always "positive" scores 0.868 there), 0.846 / 0.584
+    vs 0.615 / 0.488 (UCI, two classes: "neutral" counts as wrong), 0.552 / 0.545 vs 0.547 /
+    0.538 (airline). Without labels, sentiment from a sentence encoder stays weak; map a rating
+    column (``data.sentiment_values``) where one exists.
     """
 
     def __init__(
@@ -600,8 +606,8 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
         prototypes: Mapping[str, Sequence[str]] | None = None,
         encoder: str = DEFAULT_ENCODER,
         clauses: bool = False,
-        aggregate: str = "max_mean",
-        standardize: bool = True,
+        aggregate: str = "mean",
+        standardize: bool = False,
         temperature: float = 0.5,
         self_train: bool = True,
         pseudo_label_fraction: float = 0.6,
