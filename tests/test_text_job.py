@@ -801,3 +801,17 @@ def test_a_blank_text_gets_no_probabilities_and_no_labels() -> None:
     assert out["theme_sentiments"].tolist()[1:] == ["", ""]
     assert out.loc[1:, ["sentiment_positive", "theme_billing"]].isna().all().all()
     assert out.loc[0, "sentiment_positive"] == 0.7
+
+
+def test_a_file_with_no_text_is_refused_and_blank_texts_are_left_out(
+    tmp_path: Path, store: str, taxonomy_file: Path
+) -> None:
+    empty = tmp_path / "empty.csv"
+    corpus().iloc[:0].to_csv(empty, index=False)
+    config = write_config(tmp_path, store, taxonomy_file, "text-empty", data=empty)
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code == 3 and "no rows" in result.output
+    blank = corpus().assign(body="  ")
+    blank.to_csv(empty, index=False)
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code == 3 and "all 60 texts are empty or blank" in result.output

@@ -492,6 +492,21 @@ def train_text_models(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    blank = table["text"].astype(str).str.strip().eq("").to_numpy()
+    if blank.all():
+        raise TextTrainingError(
+            f"no text to learn from: all {len(table)} texts are empty or blank"
+            if len(table)
+            else "no text to learn from: the file has no rows"
+        )
+    if blank.any():
+        where = table.loc[blank, "source_row"] if "source_row" in table else table.index[blank]
+        logger.warning(
+            "%d blank texts left out of training (rows %s%s; header not counted)",
+            int(blank.sum()), ", ".join(str(r) for r in list(where)[:5]),
+            " and more" if blank.sum() > 5 else "",
+        )
+        table = table.loc[~blank].reset_index(drop=True)
     tasks: dict[str, TaskResult] = {}
     skipped: list[str] = []
     for task in tqdm(TASKS, desc="Training text models", unit="task", disable=not show_progress):
