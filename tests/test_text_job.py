@@ -176,6 +176,7 @@ def test_score_writes_one_row_per_text_with_probabilities_labels_and_summary(bot
     assert scores["id"].tolist() == truth["review_id"].tolist()
     expected = [
         "id",
+        "text",
         "sentiment_negative",
         "sentiment_neutral",
         "sentiment_positive",

@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -40,6 +41,10 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if quiet:
+        # Progress bars of libraries (weight loading, hub) honour these; ours follow --quiet.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def _fail(message: str, code: int) -> typer.Exit:

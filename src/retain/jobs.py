@@ -797,7 +797,10 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
     lines = [f"Data: {outcome.data_summary}."]
     for task, r in result.tasks.items():
         if not r.supervised:
-            lines.append(f"{task}: zero-label classifier ({r.how_chosen}).")
+            lines.append(
+                f"{task}: zero-label classifier, no labels to validate it on ({r.n_labelled} "
+                "labelled texts); treat its output as a first reading, not a measured one."
+            )
             continue
         lines.append(
             f"{task}: {r.kind}, trained on {r.n_labelled} labelled texts; validation on "
@@ -852,7 +855,7 @@ def run_text_score(
         frame["id"].tolist(), frame["text"].tolist(), bundle.predict, bundle.columns, cache,
         loaded.model_version, show_progress=show_progress,
     )
-    scores = pd.concat([frame[["id"]].reset_index(drop=True), scored.scores], axis=1)
+    scores = pd.concat([frame[["id", "text"]].reset_index(drop=True), scored.scores], axis=1)
     counts = theme_sentiment_counts(scores)
     output = output or config.output
     paths = {"scores": data.write_frame(scores, output)}
