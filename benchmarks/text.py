@@ -521,7 +521,8 @@ def airline_sentiment(run: BenchmarkRun) -> None:
         test_path = write_part(test, ["tweet_id", "text"], workdir / "test.csv")
         changes = {
             "data": {
-                "path": str(train_path), "columns": columns,
+                "path": str(train_path),
+                "columns": {**columns, "themes": None, "created_at": None},
                 "theme_values": None, "empty_themes": None,
             },
             "model": {"kind": "auto", "unlabelled": "skip"},
@@ -645,7 +646,9 @@ def airline_themes(run: BenchmarkRun) -> None:
         test_path = write_part(test, ["tweet_id", "text"], workdir / "test.csv")
         changes = {
             "data": {
-                "path": str(train_path), "columns": columns, "theme_values": to_id,
+                "path": str(train_path),
+                "columns": {**columns, "sentiment": None, "created_at": None},
+                "theme_values": to_id,
                 "empty_themes": None,
             },
             "taxonomy": str(taxonomy),
@@ -779,26 +782,21 @@ T5_CHANGES_NOTE = (
 )
 
 
-def intent_id(category: str) -> str:
-    """A banking77 category as a theme id: lower case, letters, digits and ``_`` only."""
-    import re
-
-    return re.sub(r"[^a-z0-9_]", "", category.lower())
-
-
 def banking77_taxonomy(categories: Sequence[str]) -> dict[str, Any]:
-    """One theme per banking77 intent: id, a readable name and a one-line description from the id.
+    """One theme per banking77 intent: its label as the id, a readable name and a one-line
+    description derived from the id.
 
     Written to ``configs/taxonomies/banking77.yaml`` by ``python -m benchmarks.text
     banking77-taxonomy``; names and descriptions are derived from the id, not written by hand.
     """
+    import re
+
     themes = []
     for category in categories:
-        theme_id = intent_id(category)
-        words = theme_id.replace("_", " ")
+        words = re.sub(r"[^a-z0-9]+", " ", category.lower()).strip()
         themes.append(
             {
-                "id": theme_id,
+                "id": category,  # the data's own label, so the config needs no mapping
                 "name": words[:1].upper() + words[1:],
                 "description": f"A bank customer's message about {words}.",
             }
@@ -815,8 +813,8 @@ def banking77(run: BenchmarkRun) -> None:
     test = pd.read_csv(run.data_path(BANKING_TEST))
     test = test.assign(row_id=[str(i) for i in range(1, len(test) + 1)])  # the CLI's default ids
     train, test = smoke_subsample(train, test, run.seed)
-    theme_ids = [intent_id(c) for c in pd.read_json(run.data_path(BANKING_CATEGORIES), typ="series")]
-    truth = test["category"].map(intent_id).astype(str).to_numpy()
+    theme_ids = json.loads(run.data_path(BANKING_CATEGORIES).read_text(encoding="utf-8"))
+    truth = test["category"].astype(str).to_numpy()
     from retain.evaluation import sentiment_metrics
 
     with tempfile.TemporaryDirectory(prefix="retain-bench-T5-") as tmp:
@@ -835,7 +833,7 @@ def banking77(run: BenchmarkRun) -> None:
         predicted, statement(OFFICIAL_STATEMENT, run.seed) + "; config: " + T5_CHANGES_NOTE,
     )
     comparisons = single_label_comparisons(
-        train["text"].tolist(), train["category"].map(intent_id).astype(str).to_numpy(),
+        train["text"].tolist(), train["category"].astype(str).to_numpy(),
         test["text"].tolist(), truth, theme_ids, run.seed,
     )
     paired = {
