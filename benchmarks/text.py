@@ -141,8 +141,13 @@ class TextCliReport:
         }
 
     def aligned(self, ids: Sequence[str]) -> pd.DataFrame:
-        """The score rows in the order of ``ids``; every id must have been scored."""
+        """The score rows in the order of ``ids``; every id must have been scored.
+
+        The CLI reads ids as stripped text (SemEval's test file has ids ending in a space), so
+        ``ids`` are stripped the same way.
+        """
         scores = self.scores.set_index("id")
+        ids = [str(i).strip() for i in ids]
         missing = [i for i in ids if i not in scores.index]
         if missing:
             raise RuntimeError(f"{len(missing)} test ids not in the scores file, e.g. {missing[:3]}")

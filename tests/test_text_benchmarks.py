@@ -129,3 +129,15 @@ def test_banking77_example_reads_every_label_as_a_taxonomy_theme(
     table = load_text_table(config.data, taxonomy.ids)  # an unknown label fails the read
     assert table.n_read == 10003
     assert table.frame["themes"].nunique() == 77
+
+
+def test_scores_are_aligned_to_the_test_ids_as_the_cli_reads_them() -> None:
+    """The CLI strips ids (SemEval's test file has ids ending in a space)."""
+    from benchmarks.churn import CliRun
+
+    cli = CliRun("retain text train", 1.0, None)
+    scores = pd.DataFrame({"id": ["b", "a#1"], "sentiment": ["neutral", "positive"]})
+    report = bench_text.TextCliReport(cli, cli, {}, scores, {})
+    assert report.aligned(["a#1 ", "b"])["sentiment"].tolist() == ["positive", "neutral"]
+    with pytest.raises(RuntimeError, match="not in the scores file"):
+        report.aligned(["c"])
