@@ -126,8 +126,13 @@ def isolated_config(example: str, workdir: Path) -> Path:
     return path
 
 
-def run_cli(args: Sequence[str], example: str, config: Path, data_dir: Path) -> CliRun:
+def run_cli(
+    args: Sequence[str], example: str, config: Path, data_dir: Path, *, command_words: int = 1
+) -> CliRun:
     """Run ``python -m retain.cli <args> -c <config>`` from the repo root, this checkout's code.
+
+    The first ``command_words`` of ``args`` name the command (``train``; ``text train``), the
+    rest are its options and go after ``-c <config>``.
 
     ``/usr/bin/time -v`` gives the subprocess's own peak RSS; without it, the children's
     ``ru_maxrss`` (the largest child so far, which is this one when it is the largest).
@@ -139,16 +144,19 @@ def run_cli(args: Sequence[str], example: str, config: Path, data_dir: Path) -> 
             p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
-    argv = [sys.executable, "-m", "retain.cli", *args[:1], "-c", str(config), *args[1:]]
+    words, options = list(args[:command_words]), list(args[command_words:])
+    argv = [sys.executable, "-m", "retain.cli", *words, "-c", str(config), *options]
     time_bin = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    rusage_file = config.parent / f"rusage-{args[0]}.txt"
+    name = "-".join(words)
+    rusage_file = config.parent / f"rusage-{name}.txt"
     if time_bin:
         argv = [time_bin, "-v", "-o", str(rusage_file), *argv]
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
-    (config.parent / f"{args[0]}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-    shown = f"retain {args[0]} -c configs/examples/{example}.yaml {' '.join(args[1:])}".strip()
+    (config.parent / f"{name}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+    shown = f"retain {' '.join(words)} -c configs/examples/{example}.yaml {' '.join(options)}"
+    shown = shown.strip()
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"`{shown}` exited with {done.returncode}:\n{tail}")

@@ -48,7 +48,15 @@ THREAD_ENV_VARS = (
     "NUMEXPR_NUM_THREADS",
 )
 
+#: Set (to anything but 0) for a plumbing check on a subsample: never a recorded figure.
+SMOKE_ENV = "RETAIN_BENCH_SMOKE"
+
 T = TypeVar("T")
+
+
+def smoke_requested() -> bool:
+    """Whether ``RETAIN_BENCH_SMOKE`` asks for a small plumbing check instead of the protocol."""
+    return os.environ.get(SMOKE_ENV, "").strip() not in ("", "0")
 
 
 # --- anchors and goals -----------------------------------------------------------------------

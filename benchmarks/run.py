@@ -77,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    if harness.smoke_requested() and args.results_dir.resolve() == harness.RESULTS_DIR.resolve():
+        print(
+            f"{harness.SMOKE_ENV} is set: smoke runs are not figures; pass --results-dir "
+            "<a temporary directory>",
+            file=sys.stderr,
+        )
+        return 2
+
     context = harness.RunContext(
         data_dir=harness.resolve_data_dir(), commit=harness.git_commit(), date=harness.now_iso()
     )

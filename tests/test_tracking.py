@@ -193,6 +193,18 @@ def test_nan_metrics_are_skipped_with_a_warning(
     assert "lift_at_10=nan" in caplog.text and "ratio=inf" in caplog.text
 
 
+def test_names_mlflow_refuses_are_logged_with_underscores(tracking: TrackingConfig) -> None:
+    """A theme id such as banking77's ``reverted_card_payment?`` reaches metric and tag names."""
+    with tracked_run(tracking, "odd-names") as run:
+        run.log_metrics({"themes_f1_reverted_card_payment?": 0.5, "themes_f1_a/b": 0.25})
+        run.log_params({"theme?": "x"})
+        run.set_tags({"validation.f1_why?": "0.5"})
+    data = _run_data(tracking, run.run_id).data
+    assert data.metrics == {"themes_f1_reverted_card_payment_": 0.5, "themes_f1_a/b": 0.25}
+    assert data.params == {"theme_": "x"}
+    assert data.tags["validation.f1_why_"] == "0.5"
+
+
 def test_html_report_is_logged_as_a_readable_artifact(tracking: TrackingConfig) -> None:
     from mlflow import MlflowClient
 

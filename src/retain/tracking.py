@@ -60,6 +60,7 @@ import io
 import json
 import logging
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,22 @@ TEXT_MODEL_TAG_PREFIX = "text_model."
 
 # MLflow limits a parameter value to 6000 characters.
 _MAX_PARAM_LENGTH = 6000
+#: Characters MLflow refuses in metric, parameter and tag names (it allows letters, digits,
+#: ``_ - . : /`` and spaces); a theme id such as ``reverted_card_payment?`` ends up in names.
+_NOT_IN_MLFLOW_NAMES = re.compile(r"[^\w\-. :/]", flags=re.ASCII)
+
+
+def mlflow_name(name: str) -> str:
+    """``name`` with every character MLflow refuses in metric, parameter and tag names as ``_``.
+
+    Examples
+    --------
+    >>> mlflow_name("themes_f1_reverted_card_payment?")
+    'themes_f1_reverted_card_payment_'
+    >>> mlflow_name("themes_f1_anecdotes/miscellaneous")
+    'themes_f1_anecdotes/miscellaneous'
+    """
+    return _NOT_IN_MLFLOW_NAMES.sub("_", name)
 # We choose cloudpickle on purpose (see module docstring); MLflow warns about it on every save.
 _CLOUDPICKLE_WARNING = "Saving scikit-learn models in the pickle or cloudpickle format"
 _PYTHON_OBJECT_WARNING = "Passing a Python object as `python_model`"
@@ -186,7 +203,9 @@ class TrackedRun:
                     _MAX_PARAM_LENGTH,
                 )
                 flat[key] = value[:_MAX_PARAM_LENGTH]
-        _client(self.tracking).log_batch(self.run_id, params=[Param(k, v) for k, v in flat.items()])
+        _client(self.tracking).log_batch(
+            self.run_id, params=[Param(mlflow_name(k), v) for k, v in flat.items()]
+        )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log metric values; NaN and infinite values are skipped with a warning.
@@ -208,7 +227,7 @@ class TrackedRun:
         for name, value in metrics.items():
             number = float(value)
             if math.isfinite(number):
-                finite.append(Metric(name, number, timestamp, step or 0))
+                finite.append(Metric(mlflow_name(name), number, timestamp, step or 0))
             else:
                 skipped.append(f"{name}={number}")
         if skipped:
@@ -299,7 +318,7 @@ class TrackedRun:
         from mlflow.entities import RunTag
 
         _client(self.tracking).log_batch(
-            self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]
+            self.run_id, tags=[RunTag(mlflow_name(k), str(v)) for k, v in tags.items()]
         )
 
     def log_model(
@@ -460,7 +479,7 @@ def register_model(
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
         version = mlflow.register_model(
-            model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
+            model_uri, name, tags={mlflow_name(k): str(v) for k, v in (tags or {}).items()}
         )
     if captured.getvalue().strip():
         logger.debug("mlflow: %s", captured.getvalue().strip())
