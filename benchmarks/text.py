@@ -771,7 +771,9 @@ def _theme_macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 BANKING_TRAIN = "banking77/train.csv"
 BANKING_TEST = "banking77/test.csv"
 BANKING_CATEGORIES = "banking77/categories.json"
-BANKING_TAXONOMY = REPO_ROOT / "configs" / "taxonomies" / "banking77.yaml"
+# Generated from $RETAIN_DATA_DIR/banking77/categories.json, never committed (shared data stays
+# outside the repository); git-ignored like every other output.
+BANKING_TAXONOMY = REPO_ROOT / "outputs" / "taxonomies" / "banking77.yaml"
 T5_ANCHORS = {
     "accuracy": [
         Anchor("TF-IDF+LR", 0.891, "here"),
@@ -781,8 +783,9 @@ T5_ANCHORS = {
 }
 T5_GOALS = {"accuracy": Goal(">=", 0.95)}
 T5_CHANGES_NOTE = (
-    "none beyond the isolated store and outputs (configs/examples/text_banking77.yaml: themes "
-    "from configs/taxonomies/banking77.yaml, kind auto, unlabelled skip); the metric reads the "
+    "none beyond the isolated store and outputs and the taxonomy, generated from "
+    "banking77/categories.json into the run's temporary folder (configs/examples/"
+    "text_banking77.yaml: kind auto, unlabelled skip); the metric reads the "
     "top-scoring intent"
 )
 
@@ -791,8 +794,9 @@ def banking77_taxonomy(categories: Sequence[str]) -> dict[str, Any]:
     """One theme per banking77 intent: its label as the id, a readable name and a one-line
     description derived from the id.
 
-    Written to ``configs/taxonomies/banking77.yaml`` by ``python -m benchmarks.text
-    banking77-taxonomy``; names and descriptions are derived from the id, not written by hand.
+    Written to ``outputs/taxonomies/banking77.yaml`` by ``python -m benchmarks.text
+    banking77-taxonomy`` (and into a temporary folder by T5); names and descriptions are
+    derived from the id, not written by hand.
     """
     import re
 
@@ -824,7 +828,10 @@ def banking77(run: BenchmarkRun) -> None:
 
     with tempfile.TemporaryDirectory(prefix="retain-bench-T5-") as tmp:
         workdir = Path(tmp)
-        changes: dict[str, Any] = {}
+        taxonomy = write_banking77_taxonomy(
+            run.data_path(BANKING_CATEGORIES), workdir / "banking77.yaml"
+        )
+        changes: dict[str, Any] = {"taxonomy": str(taxonomy)}
         test_path = run.data_path(BANKING_TEST)
         if smoke_mode():
             changes["data"] = {"path": str(write_part(train, train.columns, workdir / "train.csv"))}
@@ -1046,6 +1053,7 @@ def write_banking77_taxonomy(categories_file: Path, path: Path = BANKING_TAXONOM
         "# (python -m benchmarks.text banking77-taxonomy); edit them freely.\n"
     )
     body = yaml.safe_dump(banking77_taxonomy(categories), sort_keys=False, width=100)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + body, encoding="utf-8")
     return path
 

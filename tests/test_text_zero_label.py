@@ -315,11 +315,6 @@ def test_sentiment_prototypes_can_be_replaced(tiny_bert: Path) -> None:
         ZeroLabelSentimentClassifier({"only": ["x"]}, encoder=str(tiny_bert)).fit(CORPUS)
 
 
-#: Generated from a data set's label list (names and descriptions from the ids, no example
-#: phrases); checked in tests/test_text_benchmarks.py.
-GENERATED_TAXONOMIES = {"banking77.yaml"}
-
-
 @pytest.mark.parametrize(
     "path",
     [CONFIGS / "themes.yaml", *sorted((CONFIGS / "taxonomies").glob("*.yaml"))],
@@ -331,8 +326,7 @@ def test_example_taxonomies_load_with_examples(path: Path) -> None:
     assert len(set(taxonomy.ids)) == len(taxonomy.ids)
     for theme in taxonomy.themes:
         assert theme.description
-        if path.name not in GENERATED_TAXONOMIES:
-            assert 3 <= len(theme.examples) <= 6, theme.id
+        assert 3 <= len(theme.examples) <= 6, theme.id
 
 
 def test_the_example_taxonomies_cover_the_promised_domains() -> None:
