@@ -34,6 +34,7 @@ from retain.contracts import split_themes
 from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
 from retain.text.models import TASKS, Kind, Task, candidate_kinds, make_text_model
+from retain.text.scoring import class_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -218,14 +219,13 @@ def task_targets(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np
 
 
 def validation_predictions(
-    model: Any, texts: list[str], task: Task, threshold: float, n_themes: int | None = None
+    model: Any, texts: list[str], task: Task, threshold: float, theme_ids: Sequence[str] = ()
 ) -> np.ndarray:
     """Predicted labels (sentiment) or a 0/1 theme matrix (themes), as the bundle assigns them."""
     if task == "sentiment":
         return np.asarray(model.predict(texts)).astype(str)
-    proba = np.asarray(model.predict_proba(texts))
-    if n_themes == 1 and proba.ndim == 2 and proba.shape[1] == 2:
-        proba = proba[:, [1]]  # one theme: scikit-learn fits a binary model, P(theme) is column 1
+    # Read the theme columns as the bundle does (one theme: P(theme) of a binary model).
+    proba = class_probabilities(model, texts, list(theme_ids), "theme")
     return assign_themes(model, proba, threshold)
 
 
@@ -279,7 +279,7 @@ def evaluate_candidates(
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
             continue
         predicted = validation_predictions(
-            model, validation_texts, task, config.threshold, len(taxonomy.ids)
+            model, validation_texts, task, config.threshold, taxonomy.ids
         )
         metrics = task_metrics(task, y[validation], predicted, taxonomy.ids)
         seconds = time.perf_counter() - started
