@@ -525,7 +525,7 @@ def test_auto_keeps_tfidf_unless_a_candidate_wins_the_paired_comparison(
 
     from retain.text import models
 
-    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+    def stand_in(task: str, choice: Any, taxonomy: Any, single_label: bool = False) -> Any:
         if task == "sentiment":
             return DummyClassifier(strategy="prior")  # worse than TF-IDF
         return models.tfidf_model("themes", choice, taxonomy)  # the same as TF-IDF: a tie
@@ -551,7 +551,7 @@ def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_ki
     from retain.config import TextModelChoice
     from retain.text import models
 
-    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+    def stand_in(task: str, choice: Any, taxonomy: Any, single_label: bool = False) -> Any:
         well_tuned = TextModelChoice(tfidf={"min_df": 1, "C": 10.0})
         return models.tfidf_model(task, well_tuned, taxonomy)
 

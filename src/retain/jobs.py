@@ -658,6 +658,8 @@ def text_training_record(
             "n_labelled": r.n_labelled,
             "n_fit": r.n_fit,
             "n_validation": r.n_validation,
+            "n_selection": r.n_selection,
+            "validation_use": r.validation_use,
             "validation": r.metrics,
             "majority_baseline": r.baseline_metrics,
             "candidates": {
@@ -671,6 +673,11 @@ def text_training_record(
         "taxonomy": str(config.taxonomy),
         "theme_ids": list(result.bundle.theme_ids),
         "threshold": config.threshold,
+        "themes_mode": {
+            "setting": config.themes_mode,
+            "single_label": result.bundle.single_label_themes,
+            "why": result.themes_mode,
+        },
         "encoder": config.model.encoder,
         "tuned_on": result.tuned_on,
         "evaluation_id": result.evaluation_id,
@@ -712,6 +719,7 @@ def text_evaluation_report(result: TextTrainResult) -> Any:
             themes_true=themes.validation_truth,
             theme_ids=list(result.bundle.theme_ids),
             theme_threshold=None if own else result.bundle.threshold,
+            single_label_themes=result.bundle.single_label_themes,
         )
     if not arguments:
         return None
@@ -806,7 +814,8 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
             f"{task}: {r.kind}, trained on {r.n_labelled} labelled texts; validation on "
             f"{r.n_validation} held out ({r.how_chosen}):"
         )
-        names = ("accuracy", "macro_f1") if task == "sentiment" else ("micro_f1", "macro_f1")
+        labels = task == "sentiment" or r.single_label
+        names = ("accuracy", "macro_f1") if labels else ("micro_f1", "macro_f1")
         for c in r.candidates:
             if c.error is not None:
                 lines.append(f"  {c.kind:<12} not available: {c.error}")
@@ -815,6 +824,8 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
             lines.append(f"  {c.kind:<12} {figures}   (fit {c.seconds_fit:.1f} s)")
         base = "  ".join(f"{n} {r.baseline_metrics[n]:.3f}" for n in names)
         lines.append(f"  {'majority':<12} {base}")
+    if result.themes_mode:
+        lines.append(f"Themes: {result.themes_mode}.")
     lines += [f"Left out: {note}." for note in result.left_out]
     reg = outcome.registration
     lines += [

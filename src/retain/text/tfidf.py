@@ -7,7 +7,9 @@ Both models are plain scikit-learn Pipelines (TF-IDF features, then logistic reg
   ``{"negative", "neutral", "positive"}``; its ``classes_`` are sorted;
 - the theme model is fitted on ``(texts, Y)`` with ``Y`` a 0/1 indicator matrix of shape
   ``(n_texts, n_themes)`` whose columns follow the taxonomy order (see
-  :func:`retain.text.inputs.theme_indicators`).
+  :func:`retain.text.inputs.theme_indicators`);
+- the single-label theme model (one theme per text) is fitted on ``(texts, theme_ids)``; its
+  ``classes_`` are the theme ids seen in training, sorted.
 """
 
 from __future__ import annotations
@@ -112,6 +114,39 @@ def make_theme_model(config: TextModelConfig | None = None) -> Pipeline:
                 OneVsRestClassifier(
                     LogisticRegression(C=config.C, max_iter=_MAX_ITER, class_weight="balanced")
                 ),
+            ),
+        ]
+    )
+
+
+def make_single_label_theme_model(config: TextModelConfig | None = None) -> Pipeline:
+    """An unfitted single-label theme Pipeline: TF-IDF, one multinomial logistic regression.
+
+    Parameters
+    ----------
+    config
+        TF-IDF and regularisation settings; the defaults of :class:`TextModelConfig` if omitted.
+
+    Returns
+    -------
+    Pipeline
+        ``fit(texts, theme_ids)`` with one theme id per text; ``predict_proba(texts)`` sums to 1
+        over the sorted ``classes_`` (the ids seen in training).
+
+    Notes
+    -----
+    Classes are weighed up in inverse proportion to their frequency (``class_weight=
+    "balanced"``), as in the multi-label theme model: single-label themes are chosen and
+    reported by macro-F1, where a rare theme counts as much as a common one.
+    """
+    config = config or TextModelConfig()
+    return Pipeline(
+        [
+            ("text", FunctionTransformer(as_texts)),
+            ("features", _text_features(config)),
+            (
+                "classifier",
+                LogisticRegression(C=config.C, max_iter=_MAX_ITER, class_weight="balanced"),
             ),
         ]
     )
