@@ -93,9 +93,13 @@ def write_config(
     themes: bool = True,
     data: Path | None = None,
     model: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     **columns: str,
 ) -> Path:
-    """A text job config for the corpus CSV in ``folder``; labels mapped as a user would."""
+    """A text job config for the corpus CSV in ``folder``; labels mapped as a user would.
+
+    ``settings`` replace top-level sections or keys (``validation``, ``themes_mode``).
+    """
     if data is None:
         data = folder / "reviews.csv"
         corpus().to_csv(data, index=False)
@@ -115,6 +119,7 @@ def write_config(
         "tracking": {"tracking_uri": store, "experiment": "text-job", "text_model": model_name},
         "output": str(folder / "out" / "scores.csv"),
         "cache": str(folder / "out" / "cache.parquet"),
+        **(settings or {}),
     }
     path = folder / "text.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
