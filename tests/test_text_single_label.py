@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_text_job import TAXONOMY, _Probabilities, corpus, retain, scores_of, write_config
 
 from retain.config import Taxonomy, TextJobConfig
 from retain.text.bundle import TextModelBundle
@@ -29,6 +28,7 @@ from retain.text.training import (
     split_selection_report,
     train_text_models,
 )
+from test_text_job import TAXONOMY, _Probabilities, corpus, retain, scores_of, write_config
 
 THEME_IDS = ["billing", "support", "app", "delivery"]  # delivery: in no row
 SINGLE_TAXONOMY = {

@@ -72,6 +72,7 @@ class Comparison:
     low: float
     high: float
     draws: int
+    n_texts: int = 0  # the validation texts resampled: the selection half, or all
 
     @property
     def better(self) -> bool:
@@ -82,7 +83,7 @@ class Comparison:
         return (
             f"{self.candidate} - {self.reference} {self.metric}: {self.difference:+.4f} "
             f"(95% interval {self.low:+.4f} to {self.high:+.4f}, {self.draws} paired bootstrap "
-            "draws over validation texts)"
+            f"draws over {self.n_texts} validation texts)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +95,7 @@ class Comparison:
             "low": self.low,
             "high": self.high,
             "draws": self.draws,
+            "n_texts": self.n_texts,
             "better": self.better,
         }
 
@@ -512,6 +514,7 @@ def paired_bootstrap(
         low=float(low),
         high=float(high),
         draws=draws,
+        n_texts=n,
     )
 
 
@@ -607,8 +610,9 @@ def train_task(
         if never:
             logger.warning(
                 "themes never labelled in this file: %s; the supervised model gives them "
-                "probability 0, and they count as F1 0 in macro-F1",
+                "probability 0%s",
                 ", ".join(never),
+                "" if single_label else ", and they count as F1 0 in macro-F1",
             )
     candidates = evaluate_candidates(
         candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy, single_label
