@@ -14,6 +14,8 @@ Both models are plain scikit-learn Pipelines (TF-IDF features, then logistic reg
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -70,13 +72,7 @@ def make_sentiment_model(config: TextModelConfig | None = None) -> Pipeline:
         texts are treated as empty strings.
     """
     config = config or TextModelConfig()
-    return Pipeline(
-        [
-            ("text", FunctionTransformer(as_texts)),
-            ("features", _text_features(config)),
-            ("classifier", LogisticRegression(C=config.C, max_iter=_MAX_ITER)),
-        ]
-    )
+    return _pipeline(config, LogisticRegression(C=config.C, max_iter=_MAX_ITER))
 
 
 def make_theme_model(config: TextModelConfig | None = None) -> Pipeline:
@@ -105,18 +101,7 @@ def make_theme_model(config: TextModelConfig | None = None) -> Pipeline:
     with which the theme occurs: it overstates rare themes.
     """
     config = config or TextModelConfig()
-    return Pipeline(
-        [
-            ("text", FunctionTransformer(as_texts)),
-            ("features", _text_features(config)),
-            (
-                "classifier",
-                OneVsRestClassifier(
-                    LogisticRegression(C=config.C, max_iter=_MAX_ITER, class_weight="balanced")
-                ),
-            ),
-        ]
-    )
+    return _pipeline(config, OneVsRestClassifier(_balanced_regression(config)))
 
 
 def make_single_label_theme_model(config: TextModelConfig | None = None) -> Pipeline:
@@ -140,13 +125,19 @@ def make_single_label_theme_model(config: TextModelConfig | None = None) -> Pipe
     reported by macro-F1, where a rare theme counts as much as a common one.
     """
     config = config or TextModelConfig()
+    return _pipeline(config, _balanced_regression(config))
+
+
+def _balanced_regression(config: TextModelConfig) -> LogisticRegression:
+    return LogisticRegression(C=config.C, max_iter=_MAX_ITER, class_weight="balanced")
+
+
+def _pipeline(config: TextModelConfig, classifier: Any) -> Pipeline:
+    """Texts (missing ones as empty strings), TF-IDF features, then ``classifier``."""
     return Pipeline(
         [
             ("text", FunctionTransformer(as_texts)),
             ("features", _text_features(config)),
-            (
-                "classifier",
-                LogisticRegression(C=config.C, max_iter=_MAX_ITER, class_weight="balanced"),
-            ),
+            ("classifier", classifier),
         ]
     )
