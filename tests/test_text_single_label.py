@@ -162,6 +162,12 @@ def test_the_single_label_bundle_assigns_the_most_probable_theme_whatever_its_pr
     assert out["theme_billing"].tolist() == [0.55, 0.1]
     thresholded = TextModelBundle(None, themes, ("billing", "app", "support"), threshold=0.6)
     assert thresholded.predict(["a", "b"])["themes"].tolist() == ["", "support"]
+    # Theme ids that look like numbers are names of a label model's classes, not positions.
+    numeric = _Probabilities([[0.3, 0.7]], np.array(["3", "1"]))
+    bundle = TextModelBundle(None, numeric, ("1", "2", "3"), single_label_themes=True)
+    out = bundle.predict(["a"])
+    assert out[["theme_1", "theme_2", "theme_3"]].iloc[0].tolist() == [0.7, 0.0, 0.3]
+    assert out["themes"].tolist() == ["1"]
 
 
 def test_the_choice_between_single_label_theme_models_is_made_by_macro_f1() -> None:

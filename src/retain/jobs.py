@@ -696,9 +696,10 @@ def text_training_record(
 def text_evaluation_report(result: TextTrainResult) -> Any:
     """The HTML evaluation report of the kept models on the validation split, or None.
 
-    It describes each kept kind as fitted on the training part (the refit on every labelled row
-    has seen the validation rows): per-theme precision/recall/F1, the sentiment confusion,
-    calibration and the most confident errors.
+    Its rows are those the reported figures come from (with ``auto``, the report half that
+    took no part in choosing the kind). It describes each kept kind as fitted on the training
+    part (the refit on every labelled row has seen the validation rows): per-theme
+    precision/recall/F1, the sentiment confusion, calibration and the most confident errors.
     """
     from retain.text.report import evaluate_text_models
 
@@ -810,9 +811,12 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
                 "labelled texts); treat its output as a first reading, not a measured one."
             )
             continue
+        held_out = f"{r.n_validation} held out"
+        if r.n_selection:
+            held_out += f", the kind chosen on {r.n_selection} others"
         lines.append(
             f"{task}: {r.kind}, trained on {r.n_labelled} labelled texts; validation on "
-            f"{r.n_validation} held out ({r.how_chosen}):"
+            f"{held_out} ({r.how_chosen}):"
         )
         labels = task == "sentiment" or r.single_label
         names = ("accuracy", "macro_f1") if labels else ("micro_f1", "macro_f1")
