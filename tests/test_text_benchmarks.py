@@ -18,6 +18,7 @@ from benchmarks import run as bench_run
 from benchmarks import text as bench_text
 
 from retain.config import Taxonomy, TextJobConfig, load_config
+from retain.text.training import labelled_rows, single_label_themes
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RETAIN_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -132,6 +133,34 @@ def test_banking77_example_reads_every_label_as_a_taxonomy_theme(
     table = load_text_table(config.data, taxonomy.ids)  # an unknown label fails the read
     assert table.n_read == 10003
     assert table.frame["themes"].nunique() == 77
+    rows = labelled_rows(table.frame, "themes")
+    assert single_label_themes(rows, config.themes_mode)[0] is True  # T5: no override needed
+
+
+def test_t2_config_learns_the_reasons_as_single_label_themes(tmp_path: Path) -> None:
+    """T2's config (no themes_mode) is detected single-label: one reason per training tweet."""
+    from retain.data import load_text_table
+
+    tweets = pd.DataFrame(
+        {
+            "tweet_id": ["1", "2", "3", "4"],
+            "text": ["late again", "lost my bag", "rude agent", "late and lost bag"],
+            "negativereason": ["Late Flight", "Lost Luggage", "Customer Service Issue",
+                               "Late Flight"],
+            "airline_sentiment": "negative",
+        }
+    )
+    tweets.to_csv(tmp_path / "train.csv", index=False)
+    taxonomy_file = tmp_path / "reasons.yaml"
+    taxonomy_file.write_text(yaml.safe_dump(bench_text.airline_reasons_taxonomy()))
+    changes = bench_text.airline_themes_changes(tmp_path / "train.csv", taxonomy_file)
+    path = bench_text.isolated_text_config("text_airline", tmp_path, changes)
+    config = load_config(path, TextJobConfig)
+    assert config.themes_mode == "auto"
+    taxonomy = load_config(taxonomy_file, Taxonomy)
+    table = load_text_table(config.data, taxonomy.ids)
+    single, why = single_label_themes(labelled_rows(table.frame, "themes"), config.themes_mode)
+    assert single is True and "exactly one theme" in why
 
 
 def test_scores_are_aligned_to_the_test_ids_as_the_cli_reads_them() -> None:

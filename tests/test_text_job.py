@@ -93,9 +93,13 @@ def write_config(
     themes: bool = True,
     data: Path | None = None,
     model: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     **columns: str,
 ) -> Path:
-    """A text job config for the corpus CSV in ``folder``; labels mapped as a user would."""
+    """A text job config for the corpus CSV in ``folder``; labels mapped as a user would.
+
+    ``settings`` replace top-level sections or keys (``validation``, ``themes_mode``).
+    """
     if data is None:
         data = folder / "reviews.csv"
         corpus().to_csv(data, index=False)
@@ -115,6 +119,7 @@ def write_config(
         "tracking": {"tracking_uri": store, "experiment": "text-job", "text_model": model_name},
         "output": str(folder / "out" / "scores.csv"),
         "cache": str(folder / "out" / "cache.parquet"),
+        **(settings or {}),
     }
     path = folder / "text.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -525,7 +530,7 @@ def test_auto_keeps_tfidf_unless_a_candidate_wins_the_paired_comparison(
 
     from retain.text import models
 
-    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+    def stand_in(task: str, choice: Any, taxonomy: Any, single_label: bool = False) -> Any:
         if task == "sentiment":
             return DummyClassifier(strategy="prior")  # worse than TF-IDF
         return models.tfidf_model("themes", choice, taxonomy)  # the same as TF-IDF: a tie
@@ -551,7 +556,7 @@ def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_ki
     from retain.config import TextModelChoice
     from retain.text import models
 
-    def stand_in(task: str, choice: Any, taxonomy: Any) -> Any:
+    def stand_in(task: str, choice: Any, taxonomy: Any, single_label: bool = False) -> Any:
         well_tuned = TextModelChoice(tfidf={"min_df": 1, "C": 10.0})
         return models.tfidf_model(task, well_tuned, taxonomy)
 

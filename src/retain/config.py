@@ -465,6 +465,15 @@ class TextJobConfig(Strict):
     threshold: float = Field(
         0.5, gt=0, lt=1, description="A theme is assigned when its probability is at least this."
     )
+    themes_mode: Literal["auto", "single", "multi"] = Field(
+        "auto",
+        description="How many themes a text gets. 'multi': any number (one model per theme, "
+        "each theme assigned at its threshold; chosen by micro-F1). 'single': exactly one, the "
+        "most probable (one model over the themes, softmax / multinomial; chosen by macro-F1 of "
+        "the assigned theme; accuracy and macro-F1 reported). 'auto': 'single' when every "
+        "labelled row carries exactly one theme (after data.theme_values and "
+        "data.empty_themes) and at least two themes occur, else 'multi'.",
+    )
     validation: TextValidation = Field(default_factory=lambda: TextValidation())
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig())
     output: Path = Field(

@@ -658,6 +658,8 @@ def text_training_record(
             "n_labelled": r.n_labelled,
             "n_fit": r.n_fit,
             "n_validation": r.n_validation,
+            "n_selection": r.n_selection,
+            "validation_use": r.validation_use,
             "validation": r.metrics,
             "majority_baseline": r.baseline_metrics,
             "candidates": {
@@ -671,6 +673,11 @@ def text_training_record(
         "taxonomy": str(config.taxonomy),
         "theme_ids": list(result.bundle.theme_ids),
         "threshold": config.threshold,
+        "themes_mode": {
+            "setting": config.themes_mode,
+            "single_label": result.bundle.single_label_themes,
+            "why": result.themes_mode,
+        },
         "encoder": config.model.encoder,
         "tuned_on": result.tuned_on,
         "evaluation_id": result.evaluation_id,
@@ -689,9 +696,10 @@ def text_training_record(
 def text_evaluation_report(result: TextTrainResult) -> Any:
     """The HTML evaluation report of the kept models on the validation split, or None.
 
-    It describes each kept kind as fitted on the training part (the refit on every labelled row
-    has seen the validation rows): per-theme precision/recall/F1, the sentiment confusion,
-    calibration and the most confident errors.
+    Its rows are those the reported figures come from (with ``auto``, the report half that
+    took no part in choosing the kind). It describes each kept kind as fitted on the training
+    part (the refit on every labelled row has seen the validation rows): per-theme
+    precision/recall/F1, the sentiment confusion, calibration and the most confident errors.
     """
     from retain.text.report import evaluate_text_models
 
@@ -712,6 +720,7 @@ def text_evaluation_report(result: TextTrainResult) -> Any:
             themes_true=themes.validation_truth,
             theme_ids=list(result.bundle.theme_ids),
             theme_threshold=None if own else result.bundle.threshold,
+            single_label_themes=result.bundle.single_label_themes,
         )
     if not arguments:
         return None
@@ -802,11 +811,15 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
                 "labelled texts); treat its output as a first reading, not a measured one."
             )
             continue
+        held_out = f"{r.n_validation} held out"
+        if r.n_selection:
+            held_out += f", the kind chosen on {r.n_selection} others"
         lines.append(
             f"{task}: {r.kind}, trained on {r.n_labelled} labelled texts; validation on "
-            f"{r.n_validation} held out ({r.how_chosen}):"
+            f"{held_out} ({r.how_chosen}):"
         )
-        names = ("accuracy", "macro_f1") if task == "sentiment" else ("micro_f1", "macro_f1")
+        labels = task == "sentiment" or r.single_label
+        names = ("accuracy", "macro_f1") if labels else ("micro_f1", "macro_f1")
         for c in r.candidates:
             if c.error is not None:
                 lines.append(f"  {c.kind:<12} not available: {c.error}")
@@ -815,6 +828,8 @@ def format_text_training(outcome: TextTrainOutcome) -> str:
             lines.append(f"  {c.kind:<12} {figures}   (fit {c.seconds_fit:.1f} s)")
         base = "  ".join(f"{n} {r.baseline_metrics[n]:.3f}" for n in names)
         lines.append(f"  {'majority':<12} {base}")
+    if result.themes_mode:
+        lines.append(f"Themes: {result.themes_mode}.")
     lines += [f"Left out: {note}." for note in result.left_out]
     reg = outcome.registration
     lines += [

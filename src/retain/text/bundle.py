@@ -32,14 +32,22 @@ THEMES_LABEL = "themes"
 LABEL_COLUMNS = (SENTIMENT_LABEL, THEMES_LABEL, THEME_SENTIMENTS)
 
 
-def assign_themes(model: Any, probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """The 0/1 theme matrix: each theme at or above its threshold.
+def assign_themes(
+    model: Any, probabilities: np.ndarray, threshold: float, single_label: bool = False
+) -> np.ndarray:
+    """The 0/1 theme matrix: each theme at or above its threshold, or the most probable one.
 
     The thresholds are the theme model's own ``thresholds_`` when it has one per theme (tuned
     per theme, as the transformer and zero-label classifiers do), otherwise ``threshold`` for
     all. A model with ``at_least_one`` set also gets its most probable theme on every text.
+    With ``single_label`` every text gets exactly its most probable theme (thresholds unused).
     """
     probabilities = np.asarray(probabilities, dtype=float)
+    if single_label:
+        marked = np.zeros(probabilities.shape, dtype=int)
+        if probabilities.size:
+            marked[np.arange(len(probabilities)), probabilities.argmax(axis=1)] = 1
+        return marked
     own = getattr(model, "thresholds_", None)
     if own is not None and len(own) == probabilities.shape[1]:
         thresholds = np.asarray(own, dtype=float)
@@ -60,8 +68,10 @@ class TextModelBundle:
     sentiment
         A fitted classifier whose ``classes_`` name sentiments, or None (no sentiment output).
     themes
-        A fitted multi-label classifier, probabilities in ``theme_ids`` order (``classes_`` the
-        ids or their positions), or None (no theme output).
+        A fitted theme classifier, or None (no theme output): multi-label (probabilities in
+        ``theme_ids`` order, ``classes_`` the ids or their positions) or, with
+        ``single_label_themes``, single-label (``classes_`` the theme ids it was fitted on, a
+        subset of ``theme_ids``; the others get probability 0).
     theme_ids
         The taxonomy's theme ids, in order.
     threshold
@@ -69,6 +79,9 @@ class TextModelBundle:
         carries its own per-theme ``thresholds_`` (see :func:`assign_themes`).
     kinds
         Task to model kind (``tfidf``, ``transformer``, ``zero_label``), for the record.
+    single_label_themes
+        Each text gets exactly one theme, the most probable (``themes_mode`` single); False:
+        every theme at or above its threshold.
     """
 
     sentiment: Any | None
@@ -76,6 +89,8 @@ class TextModelBundle:
     theme_ids: tuple[str, ...]
     threshold: float = 0.5
     kinds: dict[str, str] = field(default_factory=dict)
+    # Last, with a default: bundles pickled before it existed read it from the class (False).
+    single_label_themes: bool = False
 
     @property
     def sentiment_labels(self) -> list[str]:
@@ -118,8 +133,8 @@ class TextModelBundle:
         pandas.DataFrame
             ``sentiment_<label>`` probabilities and ``sentiment`` (the most probable label),
             when there is a sentiment model; ``theme_<id>`` probabilities and ``themes`` (the ids
-            at or above the threshold joined by ``|``; ``""`` for none), when there is a theme
-            model; with both, ``theme_sentiments`` (``theme:sentiment`` pairs joined by ``|``,
+            at or above the threshold joined by ``|``, ``""`` for none; with
+            ``single_label_themes`` the most probable id), when there is a theme model; with both, ``theme_sentiments`` (``theme:sentiment`` pairs joined by ``|``,
             from :func:`retain.text.scoring.theme_sentiments`). Index ``0..n-1``.
         """
         texts = as_texts(texts)
@@ -139,7 +154,9 @@ class TextModelBundle:
             ids = list(self.theme_ids)
             proba = class_probabilities(self.themes, texts, ids, "theme")
             frame = pd.DataFrame(proba, columns=[theme_column(t) for t in ids])
-            marked = assign_themes(self.themes, proba, self.threshold)
+            marked = assign_themes(
+                self.themes, proba, self.threshold, single_label=self.single_label_themes
+            )
             chosen = [[ids[j] for j in np.flatnonzero(row)] for row in marked]
             frame[THEMES_LABEL] = pd.Series([THEME_SEPARATOR.join(t) for t in chosen], dtype=object)
             parts.append(frame)

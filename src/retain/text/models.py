@@ -7,8 +7,8 @@ available), ``transformer`` (a fine-tuned or frozen encoder, ``retain.text.trans
 transformers, are imported inside their factories: asking for a TF-IDF model never loads them.
 
 Every model follows the scikit-learn contract: ``fit(texts, y)`` (``y`` a label vector for
-sentiment, a 0/1 indicator matrix in taxonomy order for themes; no ``y`` for zero-label
-models), ``predict_proba`` and ``classes_``.
+sentiment and for single-label themes, a 0/1 indicator matrix in taxonomy order for multi-label
+themes; no ``y`` for zero-label models), ``predict_proba`` and ``classes_``.
 """
 
 from __future__ import annotations
@@ -26,15 +26,23 @@ Kind = Literal["tfidf", "transformer", "zero_label"]
 TASKS: tuple[Task, ...] = ("sentiment", "themes")
 
 
-def tfidf_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+def tfidf_model(
+    task: Task, choice: TextModelChoice, taxonomy: Taxonomy, single_label: bool = False
+) -> Any:
     """An unfitted TF-IDF + logistic regression Pipeline for ``task``."""
-    from retain.text.tfidf import make_sentiment_model, make_theme_model
+    from retain.text import tfidf
 
     settings = TextModelConfig(**choice.tfidf.model_dump())
-    return make_sentiment_model(settings) if task == "sentiment" else make_theme_model(settings)
+    if task == "sentiment":
+        return tfidf.make_sentiment_model(settings)
+    if single_label:
+        return tfidf.make_single_label_theme_model(settings)
+    return tfidf.make_theme_model(settings)
 
 
-def transformer_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+def transformer_model(
+    task: Task, choice: TextModelChoice, taxonomy: Taxonomy, single_label: bool = False
+) -> Any:
     """An unfitted ``TransformerTextClassifier`` on ``choice.encoder``, blended with TF-IDF.
 
     With ``choice.transformer.blend_tfidf`` (the default) the model is a
@@ -42,7 +50,8 @@ def transformer_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -
     validation rows carved from the rows it is fitted on.
 
     ``choice.transformer.params`` are set on it; a name it does not take is a
-    :class:`ConfigError` naming the key.
+    :class:`ConfigError` naming the key. The transformer learns labels or an indicator matrix,
+    whichever it is fitted on; ``single_label`` only picks the TF-IDF member.
     """
     from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
@@ -50,10 +59,13 @@ def transformer_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -
     model = _with_params(model, choice.transformer.params, "model.transformer.params")
     if not choice.transformer.blend_tfidf:
         return model
-    return BlendedTextClassifier([("transformer", model), ("tfidf", tfidf_model(task, choice, taxonomy))])
+    tfidf = tfidf_model(task, choice, taxonomy, single_label)
+    return BlendedTextClassifier([("transformer", model), ("tfidf", tfidf)])
 
 
-def zero_label_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+def zero_label_model(
+    task: Task, choice: TextModelChoice, taxonomy: Taxonomy, single_label: bool = False
+) -> Any:
     """An unfitted zero-label classifier: themes from the taxonomy's descriptions, or sentiment."""
     from retain.text import zero_label
 
@@ -63,14 +75,20 @@ def zero_label_model(task: Task, choice: TextModelChoice, taxonomy: Taxonomy) ->
     return zero_label.ZeroLabelSentimentClassifier(encoder=choice.encoder)
 
 
-FACTORIES: dict[Kind, Callable[[Task, TextModelChoice, Taxonomy], Any]] = {
+FACTORIES: dict[Kind, Callable[[Task, TextModelChoice, Taxonomy, bool], Any]] = {
     "tfidf": tfidf_model,
     "transformer": transformer_model,
     "zero_label": zero_label_model,
 }
 
 
-def make_text_model(kind: Kind, task: Task, choice: TextModelChoice, taxonomy: Taxonomy) -> Any:
+def make_text_model(
+    kind: Kind,
+    task: Task,
+    choice: TextModelChoice,
+    taxonomy: Taxonomy,
+    single_label: bool = False,
+) -> Any:
     """An unfitted text model of ``kind`` for ``task`` (``sentiment`` or ``themes``).
 
     Parameters
@@ -83,6 +101,9 @@ def make_text_model(kind: Kind, task: Task, choice: TextModelChoice, taxonomy: T
         The ``model`` section of the text job config (encoder and per-kind settings).
     taxonomy
         The theme taxonomy (zero-label themes read names and descriptions from it).
+    single_label
+        Themes as one label per text (fitted on theme ids, probabilities summing to 1) rather
+        than an indicator matrix; zero-label models ignore it.
 
     Raises
     ------
@@ -93,7 +114,7 @@ def make_text_model(kind: Kind, task: Task, choice: TextModelChoice, taxonomy: T
     if kind not in FACTORIES:
         raise ValueError(f"unknown text model kind {kind!r}; known: {', '.join(FACTORIES)}")
     try:
-        return FACTORIES[kind](task, choice, taxonomy)
+        return FACTORIES[kind](task, choice, taxonomy, single_label)
     except ImportError as error:
         raise ImportError(
             f"the {kind!r} text model for {task} needs a module that is not available: {error}"

@@ -200,11 +200,14 @@ def theme_errors(
     theme_ids: Sequence[str],
     thresholds: float | Sequence[float] = 0.5,
     k: int = 10,
+    themes_pred: Any = None,
 ) -> pd.DataFrame:
     """The ``k`` most confident wrong theme decisions.
 
     A false positive (theme predicted, not there) is as confident as its probability; a missed
-    theme (there, not predicted) as ``1 - probability``.
+    theme (there, not predicted) as ``1 - probability``. The decisions are ``themes_pred`` when
+    given (e.g. the most probable theme of a single-label model), else the probabilities at or
+    above ``thresholds``.
 
     Returns
     -------
@@ -216,7 +219,7 @@ def theme_errors(
     P = np.asarray(probabilities, dtype=float)
     Y_true, _ = _indicators(themes_true, np.zeros_like(P, dtype=int), theme_ids)
     limits = np.broadcast_to(np.asarray(thresholds, dtype=float), (len(theme_ids),))
-    Y_pred = (P >= limits).astype(int)
+    Y_pred = (P >= limits).astype(int) if themes_pred is None else np.asarray(themes_pred)
     rows, cols = np.nonzero(Y_pred != Y_true)
     false_positive = Y_pred[rows, cols] == 1
     confidence = np.where(false_positive, P[rows, cols], 1.0 - P[rows, cols])
@@ -260,6 +263,7 @@ def text_report(
     theme_probabilities: Any = None,
     theme_ids: Sequence[str] | None = None,
     theme_thresholds: float | Sequence[float] = 0.5,
+    single_label_themes: bool = False,
     n_bins: int = 10,
     n_examples: int = 10,
     title: str = "Text model evaluation",
@@ -283,6 +287,10 @@ def text_report(
     theme_thresholds
         Probability at which a theme counts as predicted, one number or one per theme (e.g. a
         model's ``thresholds_``).
+    single_label_themes
+        Each text has one theme and is predicted its most probable one (thresholds unused):
+        adds ``themes_accuracy``, and ``themes_macro_f1`` is that of the predicted theme over
+        the themes in truth or prediction, as in the text job's figures.
     n_bins
         Calibration bins.
     n_examples
@@ -322,11 +330,20 @@ def text_report(
         theme_ids = list(theme_ids)
         P = np.asarray(theme_probabilities, dtype=float)
         limits = np.broadcast_to(np.asarray(theme_thresholds, dtype=float), (len(theme_ids),))
-        Y_true, Y_pred = _indicators(themes_true, (P >= limits).astype(int), theme_ids)
+        decided = (P >= limits).astype(int)
+        if single_label_themes:  # the most probable theme, whatever its probability
+            decided = np.zeros_like(decided)
+            decided[np.arange(len(P)), P.argmax(axis=1)] = 1
+        Y_true, Y_pred = _indicators(themes_true, decided, theme_ids)
         scores = theme_scores(Y_true, Y_pred, theme_ids)
         summary = theme_metrics(Y_true, Y_pred, theme_ids)
         metrics["themes_micro_f1"] = summary["micro_f1"]
         metrics["themes_macro_f1"] = summary["macro_f1"]
+        if single_label_themes:
+            top = np.asarray(theme_ids, dtype=object)
+            labels = sentiment_metrics(top[Y_true.argmax(axis=1)], top[Y_pred.argmax(axis=1)])
+            metrics["themes_accuracy"] = labels["accuracy"]
+            metrics["themes_macro_f1"] = labels["macro_f1"]
         for row in scores.itertuples(index=False):
             for name in ("precision", "recall", "f1", "support"):
                 metrics[f"theme_{row.theme}_{name}"] = float(getattr(row, name))
@@ -336,7 +353,7 @@ def text_report(
         figures.update(text_figures(themes_true=Y_true, themes_pred=Y_pred, theme_ids=theme_ids))
         if theme_texts is not None:
             tables["theme_errors"] = theme_errors(
-                theme_texts, Y_true, P, theme_ids, limits, n_examples
+                theme_texts, Y_true, P, theme_ids, limits, n_examples, themes_pred=Y_pred
             )
 
     if has_sentiment:
@@ -402,6 +419,7 @@ def evaluate_text_models(
     themes_true: Any = None,
     theme_ids: Sequence[str] | None = None,
     theme_threshold: float | Sequence[float] | None = None,
+    single_label_themes: bool = False,
     **options: Any,
 ) -> TextReport:
     """:func:`text_report` for fitted models on held-out labelled texts.
@@ -417,6 +435,8 @@ def evaluate_text_models(
     theme_threshold
         As :func:`retain.text.aspects.theme_thresholds`: this, else the model's
         ``thresholds_``, else 0.5.
+    single_label_themes
+        Each text gets its most probable theme (see :func:`text_report`).
     **options
         Passed on to :func:`text_report` (``n_bins``, ``n_examples``, ``title``).
     """
@@ -445,6 +465,7 @@ def evaluate_text_models(
             theme_probabilities=class_probabilities(theme_model, texts, list(theme_ids), "theme"),
             theme_ids=list(theme_ids),
             theme_thresholds=theme_thresholds(theme_model, len(theme_ids), theme_threshold),
+            single_label_themes=single_label_themes,
         )
     return text_report(**arguments, **options)
 
@@ -452,7 +473,7 @@ def evaluate_text_models(
 def _headline(metrics: dict[str, float]) -> list[tuple[str, float]]:
     keys = (
         "sentiment_accuracy", "sentiment_macro_f1", "sentiment_ece",
-        "themes_micro_f1", "themes_macro_f1", "themes_ece",
+        "themes_accuracy", "themes_micro_f1", "themes_macro_f1", "themes_ece",
     )
     return [(k, metrics[k]) for k in keys if k in metrics]
 

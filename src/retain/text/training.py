@@ -6,10 +6,16 @@ The phases, per task (``sentiment``, ``themes``):
 2. ``split_validation``: a stratified validation split carved from them (seeded).
 3. ``evaluate_candidates``: every candidate kind fitted on the rest, scored on the validation
    split, beside a majority-class baseline.
-4. ``choose_kind``: with one candidate, that one; with ``auto``, a candidate replaces TF-IDF
-   only if a paired bootstrap over the validation texts puts its metric above TF-IDF's (the
+4. ``split_selection_report``: when there is a choice to make (``auto``, two usable candidates)
+   the validation rows are halved: the selection half chooses, the report half gives the
+   figures (metrics, evaluation report, baseline), so they do not flatter the winner.
+5. ``choose_kind``: with one candidate, that one; with ``auto``, a candidate replaces TF-IDF
+   only if a paired bootstrap over the selection texts puts its metric above TF-IDF's (the
    95% interval of the difference is above 0).
-5. ``refit``: the chosen kind is fitted again on every labelled row.
+6. ``refit``: the chosen kind is fitted again on every labelled row.
+
+Themes are multi-label (any number per text, an indicator matrix) or single-label (exactly one
+per text, fitted on the theme id): ``themes_mode``, detected by ``single_label_themes``.
 
 A task with too few labels gets the zero-label classifier (fitted on the texts alone) or is left
 out (``model.unlabelled``). The result is one :class:`~retain.text.bundle.TextModelBundle`.
@@ -40,6 +46,15 @@ logger = logging.getLogger(__name__)
 
 #: The metric that compares candidates and decides the champion, per task.
 PRIMARY_METRIC: dict[str, str] = {"sentiment": "macro_f1", "themes": "micro_f1"}
+#: ... and for single-label themes: macro-F1 of the assigned theme, as for sentiment.
+SINGLE_LABEL_METRIC = "macro_f1"
+#: The validation rows are halved (selection / report) only if each half gets this many rows.
+MIN_HALF_ROWS = 10
+
+
+def primary_metric(task: Task, single_label: bool = False) -> str:
+    """The metric that chooses between candidates and decides the champion for ``task``."""
+    return SINGLE_LABEL_METRIC if task == "themes" and single_label else PRIMARY_METRIC[task]
 
 
 class TextTrainingError(ValueError):
@@ -57,6 +72,7 @@ class Comparison:
     low: float
     high: float
     draws: int
+    n_texts: int = 0  # the validation texts resampled: the selection half, or all
 
     @property
     def better(self) -> bool:
@@ -67,7 +83,7 @@ class Comparison:
         return (
             f"{self.candidate} - {self.reference} {self.metric}: {self.difference:+.4f} "
             f"(95% interval {self.low:+.4f} to {self.high:+.4f}, {self.draws} paired bootstrap "
-            "draws over validation texts)"
+            f"draws over {self.n_texts} validation texts)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +95,7 @@ class Comparison:
             "low": self.low,
             "high": self.high,
             "draws": self.draws,
+            "n_texts": self.n_texts,
             "better": self.better,
         }
 
@@ -97,7 +114,12 @@ class Candidate:
 
 @dataclass
 class TaskResult:
-    """The model kept for one task, how it was chosen and how it did on validation data."""
+    """The model kept for one task, how it was chosen and how it did on validation data.
+
+    ``n_validation`` and the ``validation_*`` fields describe the rows the reported figures
+    come from: the report half when the validation split was halved (``n_selection`` rows
+    chose the kind), otherwise the whole validation split.
+    """
 
     task: str
     kind: str
@@ -105,6 +127,10 @@ class TaskResult:
     n_labelled: int
     n_fit: int = 0
     n_validation: int = 0
+    n_selection: int = 0
+    single_label: bool = False
+    #: How the validation rows were used (halved or not, and why), for ``tuned_on``.
+    validation_use: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
@@ -133,6 +159,8 @@ class TextTrainResult:
     n_texts: int
     seconds: float = 0.0
     left_out: list[str] = field(default_factory=list)
+    #: Single- or multi-label themes and why (``themes_mode``); "" without a theme model.
+    themes_mode: str = ""
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -147,13 +175,14 @@ class TextTrainResult:
     def primary(self) -> tuple[str, float, float] | None:
         """``(metric, value, majority baseline)`` the champion rule compares, or None.
 
-        Sentiment macro-F1 when sentiment was learnt from labels, else themes micro-F1; None when
-        nothing was learnt from labels (zero-label models only).
+        Sentiment macro-F1 when sentiment was learnt from labels, else themes micro-F1
+        (single-label themes: macro-F1); None when nothing was learnt from labels (zero-label
+        models only).
         """
         for task in TASKS:
             result = self.tasks.get(task)
             if result is not None and result.supervised:
-                name = PRIMARY_METRIC[task]
+                name = primary_metric(task, result.single_label)
                 return f"{task}_{name}", result.metrics[name], result.baseline_metrics[name]
         return None
 
@@ -175,32 +204,93 @@ def labelled_rows(table: pd.DataFrame, task: Task) -> pd.DataFrame:
     return rows.loc[~repeated].reset_index(drop=True)
 
 
-def split_validation(
-    rows: pd.DataFrame, task: Task, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the fitting and validation rows, stratified by label (themes: first theme).
+def single_label_themes(rows: pd.DataFrame, mode: str) -> tuple[bool, str]:
+    """Whether themes are learnt as one label per text, and why (for the log and the record).
 
-    Labels too rare to appear on both sides are pooled; when even that cannot be stratified the
-    split is plain random, and a log line says so.
+    Parameters
+    ----------
+    rows
+        The theme-labelled rows (:func:`labelled_rows`), themes already mapped to theme ids.
+    mode
+        ``themes_mode``: ``multi``, ``single``, or ``auto`` (single when every row carries
+        exactly one theme and at least two themes occur).
+
+    Raises
+    ------
+    TextTrainingError
+        ``single`` asked for rows that do not each carry exactly one theme, or one theme only.
     """
+    themes = split_themes(rows["themes"])
+    not_one = [i for i, t in enumerate(themes) if len(t) != 1]
+    distinct = sorted({t for ts in themes for t in ts})
+    if mode == "multi":
+        return False, "themes_mode multi (set in the config): any number of themes per text"
+    if mode == "single":
+        if not_one:
+            shown = ", ".join(str(rows["id"].iloc[i]) for i in not_one[:5])
+            raise TextTrainingError(
+                f"themes_mode single, but {len(not_one)} of {len(rows)} theme-labelled texts "
+                f"carry no theme or several (ids {shown}{' and more' if len(not_one) > 5 else ''}"
+                "); give each one theme or use themes_mode multi or auto"
+            )
+        if len(distinct) < 2:
+            raise TextTrainingError(
+                f"themes_mode single, but only one theme ({', '.join(distinct)}) is labelled: "
+                "nothing to choose between"
+            )
+        return True, "themes_mode single (set in the config): the most probable theme per text"
+    if not_one:
+        return False, (
+            f"themes_mode auto: {len(not_one)} of {len(rows)} theme-labelled texts carry no theme "
+            "or several, so multi-label (each theme at its threshold)"
+        )
+    if len(distinct) < 2:
+        return False, "themes_mode auto: only one theme is labelled, so multi-label"
+    return True, (
+        f"themes_mode auto: each of the {len(rows)} theme-labelled texts carries exactly one "
+        f"theme ({len(distinct)} themes), so single-label (the most probable theme is assigned)"
+    )
+
+
+def _strata(rows: pd.DataFrame, task: Task) -> pd.Series:
+    """The label a split is stratified on (themes: the first theme); rare labels pooled."""
     strata = (
-        rows["sentiment"].astype(str)
+        rows["sentiment"].astype(str).reset_index(drop=True)
         if task == "sentiment"
         else pd.Series([t[0] if t else "(none)" for t in split_themes(rows["themes"])])
     )
     counts = strata.value_counts()
-    strata = strata.where(strata.map(counts) >= 2, "(rare)")
-    positions = np.arange(len(rows))
+    return strata.where(strata.map(counts) >= 2, "(rare)")
+
+
+def _stratified_split(
+    positions: np.ndarray, strata: pd.Series, fraction: float, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split`` stratified on ``strata``, plain random when it cannot be."""
     try:
-        fit, validation = train_test_split(
+        return train_test_split(
             positions, test_size=fraction, random_state=seed, stratify=strata.to_numpy()
         )
     except ValueError as exc:
-        logger.info("%s: validation split not stratified (%s)", task, exc)
-        fit, validation = train_test_split(positions, test_size=fraction, random_state=seed)
-    if task == "sentiment":
+        logger.info("%s not stratified (%s)", what, exc)
+        return train_test_split(positions, test_size=fraction, random_state=seed)
+
+
+def split_validation(
+    rows: pd.DataFrame, task: Task, fraction: float, seed: int, single_label: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the fitting and validation rows, stratified by label (themes: first theme).
+
+    Labels too rare to appear on both sides are pooled; when even that cannot be stratified the
+    split is plain random, and a log line says so. For a label model (sentiment, single-label
+    themes) the validation rows of a label absent from the fitting rows move to them.
+    """
+    fit, validation = _stratified_split(
+        np.arange(len(rows)), _strata(rows, task), fraction, seed, f"{task}: validation split"
+    )
+    if task == "sentiment" or single_label:
         # A class seen only in validation could not be learnt: its rows go to the fitting side.
-        labels = rows["sentiment"].astype(str).to_numpy()
+        labels = task_targets(rows, task, (), single_label)
         unseen = np.isin(labels[validation], labels[fit], invert=True)
         if unseen.any():
             logger.info(
@@ -211,37 +301,106 @@ def split_validation(
     return np.sort(fit), np.sort(validation)
 
 
-def task_targets(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np.ndarray:
-    """What a model of ``task`` is fitted on: labels, or the theme indicator matrix."""
+def split_selection_report(
+    validation_rows: pd.DataFrame, task: Task, n_usable: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Positions (in ``validation_rows``) of the selection half and the report half, and a note.
+
+    With a choice to make (``n_usable`` candidates above one) the validation rows are halved,
+    stratified like the validation split and seeded: the paired bootstrap chooses on the
+    selection half, the reported figures come from the report half. With one candidate, or
+    fewer than ``2 * MIN_HALF_ROWS`` rows, both are the whole validation split.
+    """
+    n = len(validation_rows)
+    everything = np.arange(n)
+    if n_usable < 2:
+        return everything, everything, f"no choice made; figures on all {n} validation rows"
+    if n < 2 * MIN_HALF_ROWS:
+        return everything, everything, (
+            f"only {n} validation rows, too few to halve (a half needs {MIN_HALF_ROWS}), so the "
+            "kind was chosen on the same rows the figures come from"
+        )
+    selection, report = _stratified_split(
+        everything, _strata(validation_rows, task), 0.5, seed, f"{task}: selection/report halves"
+    )
+    return np.sort(selection), np.sort(report), (
+        f"kind chosen on {len(selection)} validation rows (selection half), figures from the "
+        f"other {len(report)} (report half)"
+    )
+
+
+def task_targets(
+    rows: pd.DataFrame, task: Task, theme_ids: Sequence[str], single_label: bool = False
+) -> np.ndarray:
+    """What a model of ``task`` is fitted on: labels, the theme id per row (single-label
+    themes), or the theme indicator matrix."""
     if task == "sentiment":
         return rows["sentiment"].astype(str).to_numpy()
+    if single_label:
+        return np.asarray([t[0] for t in split_themes(rows["themes"])], dtype=str)
     return theme_indicators(rows["themes"], list(theme_ids))
 
 
+def task_truth(rows: pd.DataFrame, task: Task, theme_ids: Sequence[str]) -> np.ndarray:
+    """What predictions are scored against: labels, or the theme matrix (one-hot when each
+    text has one theme), as :func:`validation_predictions` returns them."""
+    return task_targets(rows, task, theme_ids)
+
+
 def validation_predictions(
-    model: Any, texts: list[str], task: Task, threshold: float, theme_ids: Sequence[str] = ()
+    model: Any,
+    texts: list[str],
+    task: Task,
+    threshold: float,
+    theme_ids: Sequence[str] = (),
+    single_label: bool = False,
 ) -> np.ndarray:
     """Predicted labels (sentiment) or a 0/1 theme matrix (themes), as the bundle assigns them."""
     if task == "sentiment":
         return np.asarray(model.predict(texts)).astype(str)
     # Read the theme columns as the bundle does (one theme: P(theme) of a binary model).
     proba = class_probabilities(model, texts, list(theme_ids), "theme")
-    return assign_themes(model, proba, threshold)
+    return assign_themes(model, proba, threshold, single_label=single_label)
 
 
 def task_metrics(
-    task: Task, truth: np.ndarray, predicted: np.ndarray, theme_ids: Sequence[str]
+    task: Task,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    theme_ids: Sequence[str],
+    single_label: bool = False,
 ) -> dict[str, float]:
+    """Sentiment: accuracy, macro-F1, F1 per class. Themes: micro- and macro-F1 and F1 per theme
+    of the 0/1 matrices; single-label themes add accuracy, and their macro-F1 is that of the
+    assigned theme over the themes in truth or prediction (as for sentiment)."""
     if task == "sentiment":
         return evaluation.sentiment_metrics(truth, predicted)
-    return evaluation.theme_metrics(truth, predicted, list(theme_ids))
+    metrics = evaluation.theme_metrics(truth, predicted, list(theme_ids))
+    if single_label:
+        labels = evaluation.sentiment_metrics(
+            _top_theme(truth, theme_ids), _top_theme(predicted, theme_ids)
+        )
+        metrics.update(accuracy=labels["accuracy"], macro_f1=labels["macro_f1"])
+    return metrics
 
 
-def majority_predictions(task: Task, y_fit: np.ndarray, n: int) -> np.ndarray:
-    """The majority class (sentiment) or the themes present in most fitted rows (themes)."""
+def _top_theme(matrix: np.ndarray, theme_ids: Sequence[str]) -> np.ndarray:
+    """The theme id of each row of a one-hot theme matrix."""
+    return np.asarray(list(theme_ids), dtype=str)[np.asarray(matrix).argmax(axis=1)]
+
+
+def majority_predictions(
+    task: Task, y_fit: np.ndarray, n: int, single_label: bool = False
+) -> np.ndarray:
+    """The majority class (sentiment), the most frequent theme (single-label themes), or the
+    themes present in most fitted rows (themes); ``y_fit`` as :func:`task_truth` gives it."""
     if task == "sentiment":
         values, counts = np.unique(y_fit, return_counts=True)
         return np.full(n, values[np.argmax(counts)], dtype=object).astype(str)
+    if single_label:
+        common = np.zeros(y_fit.shape[1], dtype=int)
+        common[np.argmax(y_fit.sum(axis=0))] = 1
+        return np.tile(common, (n, 1))
     return np.tile((y_fit.mean(axis=0) > 0.5).astype(int), (n, 1))
 
 
@@ -253,6 +412,7 @@ def evaluate_candidates(
     validation: np.ndarray,
     config: TextJobConfig,
     taxonomy: Taxonomy,
+    single_label: bool = False,
 ) -> list[Candidate]:
     """Fit each kind on ``fit`` rows and score it on ``validation`` rows.
 
@@ -260,14 +420,16 @@ def evaluate_candidates(
     TF-IDF (always available) is the reference.
     """
     texts = rows["text"].tolist()
-    y = task_targets(rows, task, taxonomy.ids)
+    y = task_targets(rows, task, taxonomy.ids, single_label)
+    truth = task_truth(rows, task, taxonomy.ids)
     fit_texts = [texts[i] for i in fit]
     validation_texts = [texts[i] for i in validation]
+    metric = primary_metric(task, single_label)
     out = []
     for kind in kinds:
         started = time.perf_counter()
         try:
-            model = make_text_model(kind, task, config.model, taxonomy)
+            model = make_text_model(kind, task, config.model, taxonomy, single_label)
         except ImportError as exc:
             logger.warning("%s: candidate %s left out: %s", task, kind, exc)
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
@@ -279,18 +441,19 @@ def evaluate_candidates(
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
             continue
         predicted = validation_predictions(
-            model, validation_texts, task, config.threshold, taxonomy.ids
+            model, validation_texts, task, config.threshold, taxonomy.ids, single_label
         )
-        metrics = task_metrics(task, y[validation], predicted, taxonomy.ids)
+        metrics = task_metrics(task, truth[validation], predicted, taxonomy.ids, single_label)
         seconds = time.perf_counter() - started
         logger.info(
-            "%s: %s fitted on %d texts in %.1f s; validation %s %.4f",
+            "%s: %s fitted on %d texts in %.1f s; %s %.4f on all %d validation rows",
             task,
             kind,
             len(fit),
             seconds,
-            PRIMARY_METRIC[task],
-            metrics[PRIMARY_METRIC[task]],
+            metric,
+            metrics[metric],
+            len(validation),
         )
         out.append(Candidate(kind, metrics, predicted, seconds, model=model))
     return out
@@ -304,13 +467,15 @@ def paired_bootstrap(
     names: tuple[str, str],
     draws: int = 1000,
     seed: int = 0,
+    single_label: bool = False,
 ) -> Comparison:
     """Bootstrap the validation texts; the same resample scores both models (a paired test).
 
     Parameters
     ----------
     task
-        ``sentiment`` (macro-F1 of labels) or ``themes`` (micro-F1 of 0/1 matrices).
+        ``sentiment`` (macro-F1 of labels) or ``themes`` (micro-F1 of 0/1 matrices; with
+        ``single_label``, macro-F1 of the assigned theme).
     truth, candidate, reference
         Validation labels and the two models' predictions, row for row.
     names
@@ -319,9 +484,14 @@ def paired_bootstrap(
         Bootstrap resamples.
     seed
         Random seed of the resampling.
+    single_label
+        Themes are one-hot rows: compared as labels (their column).
     """
-    score = _macro_f1 if task == "sentiment" else _micro_f1
-    if task == "sentiment":
+    labels = task == "sentiment" or single_label
+    score = _macro_f1 if labels else _micro_f1
+    if task == "themes" and single_label:
+        truth, candidate, reference = (np.argmax(a, axis=1) for a in (truth, candidate, reference))
+    elif labels:
         codes = {
             label: i
             for i, label in enumerate(np.unique(np.concatenate([truth, candidate, reference])))
@@ -339,11 +509,12 @@ def paired_bootstrap(
     return Comparison(
         candidate=names[0],
         reference=names[1],
-        metric=PRIMARY_METRIC[task],
+        metric=primary_metric(task, single_label),
         difference=float(score(truth, candidate) - score(truth, reference)),
         low=float(low),
         high=float(high),
         draws=draws,
+        n_texts=n,
     )
 
 
@@ -371,8 +542,21 @@ def choose_kind(
     truth: np.ndarray,
     draws: int,
     seed: int,
+    single_label: bool = False,
+    selection: np.ndarray | None = None,
 ) -> tuple[str, list[Comparison], str]:
     """The kind to keep: the reference (first) unless another beats it in a paired bootstrap.
+
+    Parameters
+    ----------
+    task, candidates, truth
+        The task, its candidates (predictions on every validation row) and the validation truth.
+    draws, seed
+        Of the paired bootstrap.
+    single_label
+        Themes learnt as one label per text: compared by macro-F1 of the assigned theme.
+    selection
+        Positions of the validation rows that choose (the selection half); default all.
 
     Returns
     -------
@@ -388,9 +572,11 @@ def choose_kind(
     reference = usable[0]
     if len(candidates) == 1:
         return reference.kind, [], f"model.kind {reference.kind} (no choice to make)"
+    rows = np.arange(len(truth)) if selection is None else np.asarray(selection)
     comparisons = [
         paired_bootstrap(
-            task, truth, c.predicted, reference.predicted, (c.kind, reference.kind), draws, seed
+            task, truth[rows], c.predicted[rows], reference.predicted[rows],
+            (c.kind, reference.kind), draws, seed, single_label,
         )
         for c in usable[1:]
     ]
@@ -401,54 +587,79 @@ def choose_kind(
     notes = "; ".join([*(c.describe() for c in comparisons), *left_out])
     if not winners:
         return reference.kind, comparisons, f"kept {reference.kind}: no candidate beat it ({notes})"
-    _, best = max(winners, key=lambda pair: pair[1].metrics[PRIMARY_METRIC[task]])
+    # The largest gain over the reference on the choosing rows (the same reference for all).
+    _, best = max(winners, key=lambda pair: pair[0].difference)
     return best.kind, comparisons, f"{best.kind} beat {reference.kind} ({notes})"
 
 
 def train_task(
-    task: Task, rows: pd.DataFrame, config: TextJobConfig, taxonomy: Taxonomy
+    task: Task,
+    rows: pd.DataFrame,
+    config: TextJobConfig,
+    taxonomy: Taxonomy,
+    single_label: bool = False,
 ) -> TaskResult:
-    """Split, evaluate the candidates, choose one, and refit it on every labelled row."""
+    """Split, evaluate the candidates, choose one on the selection half, report on the other
+    half, and refit the chosen kind on every labelled row."""
     fit, validation = split_validation(
-        rows, task, config.validation.fraction, config.validation.seed
+        rows, task, config.validation.fraction, config.validation.seed, single_label
     )
-    y = task_targets(rows, task, taxonomy.ids)
+    truth = task_truth(rows, task, taxonomy.ids)
     if task == "themes":
-        never = [t for t, n in zip(taxonomy.ids, y.sum(axis=0)) if n == 0]
+        never = [t for t, n in zip(taxonomy.ids, truth.sum(axis=0)) if n == 0]
         if never:
             logger.warning(
                 "themes never labelled in this file: %s; the supervised model gives them "
-                "probability 0, and they count as F1 0 in macro-F1",
+                "probability 0%s",
                 ", ".join(never),
+                "" if single_label else ", and they count as F1 0 in macro-F1",
             )
     candidates = evaluate_candidates(
-        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy
+        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy, single_label
+    )
+    usable = [c for c in candidates if c.error is None]
+    selection, report, use = split_selection_report(
+        rows.iloc[validation], task, len(usable), config.validation.seed
     )
     kind, comparisons, how = choose_kind(
-        task, candidates, y[validation], config.validation.bootstrap, config.validation.seed
+        task, candidates, truth[validation], config.validation.bootstrap,
+        config.validation.seed, single_label, selection,
     )
+    for candidate in usable:  # the reported figures: the report half only
+        candidate.metrics = task_metrics(
+            task, truth[validation][report], candidate.predicted[report], taxonomy.ids,
+            single_label,
+        )
     chosen = next(c for c in candidates if c.kind == kind)
+    reported = validation[report]
     baseline = task_metrics(
-        task, y[validation], majority_predictions(task, y[fit], len(validation)), taxonomy.ids
+        task, truth[reported],
+        majority_predictions(task, truth[fit], len(reported), single_label),
+        taxonomy.ids, single_label,
     )
-    model = make_text_model(kind, task, config.model, taxonomy).fit(rows["text"].tolist(), y)  # type: ignore[arg-type]
-    logger.info("%s: %s refitted on all %d labelled texts (%s)", task, kind, len(rows), how)
+    y = task_targets(rows, task, taxonomy.ids, single_label)
+    model = make_text_model(kind, task, config.model, taxonomy, single_label)
+    model.fit(rows["text"].tolist(), y)
+    logger.info("%s: %s refitted on all %d labelled texts (%s; %s)", task, kind, len(rows), how, use)
     return TaskResult(
         task=task,
         kind=kind,
         model=model,
         n_labelled=len(rows),
         n_fit=len(fit),
-        n_validation=len(validation),
+        n_validation=len(reported),
+        n_selection=len(selection) if len(selection) < len(validation) else 0,
+        single_label=single_label,
+        validation_use=use,
         metrics=chosen.metrics,
         baseline_metrics=baseline,
         candidates=candidates,
         comparisons=comparisons,
         how_chosen=how,
-        validation_ids=rows["id"].iloc[validation].astype(str).tolist(),
+        validation_ids=rows["id"].iloc[reported].astype(str).tolist(),
         validation_model=chosen.model,
-        validation_texts=[rows["text"].iloc[i] for i in validation],
-        validation_truth=y[validation],
+        validation_texts=[rows["text"].iloc[i] for i in reported],
+        validation_truth=truth[reported],
     )
 
 
@@ -509,13 +720,18 @@ def train_text_models(
         table = table.loc[~blank].reset_index(drop=True)
     tasks: dict[str, TaskResult] = {}
     skipped: list[str] = []
+    themes_mode = ""
     for task in tqdm(TASKS, desc="Training text models", unit="task", disable=not show_progress):
         rows = labelled_rows(table, task)
         enough = len(rows) >= config.validation.min_labelled and (
             task == "themes" or rows["sentiment"].nunique() >= 2
         )
         if enough:
-            tasks[task] = train_task(task, rows, config, taxonomy)
+            single_label = False
+            if task == "themes":
+                single_label, themes_mode = single_label_themes(rows, config.themes_mode)
+                logger.info("themes: %s", themes_mode)
+            tasks[task] = train_task(task, rows, config, taxonomy, single_label)
             continue
         why = f"{task}: {len(rows)} labelled texts (need {config.validation.min_labelled}"
         why += ", two classes)" if task == "sentiment" else ")"
@@ -524,6 +740,11 @@ def train_text_models(
             continue
         if len(rows):
             logger.warning("%s; too few labels to learn from: zero-label instead", why)
+        if task == "themes":
+            themes_mode = (
+                f"themes_mode {config.themes_mode}, no labels to detect it from: "
+                + ("single-label" if config.themes_mode == "single" else "multi-label")
+            )
         try:
             tasks[task] = zero_label_task(task, table, config, taxonomy)
         except ImportError as exc:
@@ -538,6 +759,7 @@ def train_text_models(
         theme_ids=tuple(taxonomy.ids),
         threshold=config.threshold,
         kinds={task: result.kind for task, result in tasks.items()},
+        single_label_themes="themes" in tasks and _assigns_one_theme(tasks["themes"], config),
     )
     validation_ids = sorted({i for r in tasks.values() for i in r.validation_ids})
     return TextTrainResult(
@@ -550,7 +772,13 @@ def train_text_models(
         n_texts=len(table),
         seconds=time.perf_counter() - started,
         left_out=skipped,
+        themes_mode=themes_mode if "themes" in tasks else "",
     )
+
+
+def _assigns_one_theme(result: TaskResult, config: TextJobConfig) -> bool:
+    """Single-label themes: learnt so (labels), or asked for explicitly (zero-label)."""
+    return result.single_label if result.supervised else config.themes_mode == "single"
 
 
 def evaluation_fingerprint(
@@ -576,19 +804,28 @@ def _validation_content(tasks: dict[str, TaskResult]) -> list[str]:
     for task, result in sorted(tasks.items()):
         truth = result.validation_truth
         labels = [] if truth is None else [str(np.asarray(v).tolist()) for v in truth]
-        out += [task, *result.validation_texts, *labels]
+        # Single-label figures (macro-F1 of the assigned theme) are not multi-label ones.
+        out += [task + (" single-label" if result.single_label else ""), *result.validation_texts]
+        out += labels
     return out
 
 
 def tuned_on(tasks: dict[str, TaskResult], config: TextJobConfig) -> str:
-    """How the settings were chosen, for the record."""
-    supervised = [t for t, r in tasks.items() if r.supervised]
+    """How the settings were chosen and where the reported figures come from, for the record."""
+    supervised = {t: r for t, r in tasks.items() if r.supervised}
     if not supervised:
         return "nothing tuned: zero-label models, no labels to validate on"
-    chosen = "the model kind (paired bootstrap)" if config.model.kind == "auto" else "nothing"
-    return (
+    split = (
         f"validation split ({config.validation.fraction:.0%} of the labelled rows, stratified, "
-        f"seed {config.validation.seed}); chosen on it: {chosen}; the reported metrics are on "
-        "the same split (no separate test split), then the kept model is refitted on all "
-        "labelled rows"
+        f"seed {config.validation.seed})"
+    )
+    refit = "no separate test split; the kept model is then refitted on all labelled rows"
+    if config.model.kind != "auto":
+        return f"{split}; chosen on it: nothing; the reported metrics are on that split; {refit}"
+    notes = "; ".join(f"{task}: {r.validation_use}" for task, r in supervised.items())
+    return (
+        f"{split}, halved (stratified, seed {config.validation.seed}) when there is a choice: "
+        "the model kind is chosen by a paired bootstrap on the selection half; the reported "
+        "metrics, evaluation report and majority baseline come from the report half, which "
+        f"took no part in the choice ({notes}); {refit}"
     )
