@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,42 @@ def labelled_mask(values: Any) -> np.ndarray:
             "some columns only; mark an unlabelled row missing in every column"
         )
     return ~missing.all(axis=1)
+
+
+class Head(NamedTuple):
+    """One task's head: its columns of the shared output, its rows and its loss."""
+
+    first: int
+    last: int
+    labelled: np.ndarray  # bool per row of the training data
+    target: Any  # torch tensor per row: class positions (-1 unlabelled) or a 0/1 matrix
+    loss: Any  # torch loss of (logits, target) for the labelled rows
+
+
+def masked_loss(logits: Any, rows: np.ndarray, heads: Sequence[Head]) -> Any:
+    """The summed loss of every head over the rows of the batch that carry its label.
+
+    A row without a task's label adds nothing to that head's loss (nor gradient to its
+    logits); a head none of whose rows is labelled in this batch adds 0.
+
+    Parameters
+    ----------
+    logits
+        The shared head's output for the batch, ``(len(rows), total columns)``.
+    rows
+        The batch's row positions in the training data.
+    heads
+        Per task, its :class:`Head`.
+    """
+    import torch
+
+    total = logits.new_zeros(())
+    for head in heads:
+        keep = head.labelled[rows]
+        if keep.any():
+            own = logits[torch.from_numpy(keep), head.first : head.last]
+            total = total + head.loss(own, head.target[rows[keep]])
+    return total
 
 
 class MultiTaskTextClassifier(FineTuningMixin, BaseEstimator):
@@ -214,26 +250,23 @@ class MultiTaskTextClassifier(FineTuningMixin, BaseEstimator):
         network = _load_network(self.encoder, self.random_state)
         network.head = torch.nn.Linear(network.dimension, start)
         self.network_ = network
-        losses = {
-            task: head_loss(
-                encoded[task][train[labelled[task][train]]],
-                self.multilabel_[task],
-                len(self.task_classes_[task]),
-                self.class_weight,
+        heads = [
+            Head(
+                *self.columns_[task],
+                labelled[task],
+                torch.from_numpy(encoded[task]),
+                head_loss(
+                    encoded[task][train[labelled[task][train]]],
+                    self.multilabel_[task],
+                    len(self.task_classes_[task]),
+                    self.class_weight,
+                ),
             )
             for task in self.tasks_
-        }
-        tensors = {task: torch.from_numpy(encoded[task]) for task in self.tasks_}
+        ]
 
         def batch_loss(logits: Any, rows: np.ndarray) -> Any:
-            total = logits.new_zeros(())
-            for task in self.tasks_:
-                own = rows[labelled[task][rows]]
-                if len(own):
-                    first, last = self.columns_[task]
-                    keep = torch.from_numpy(labelled[task][rows])
-                    total = total + losses[task](logits[keep, first:last], tensors[task][own])
-            return total
+            return masked_loss(logits, rows, heads)
 
         def validation_record(logits: np.ndarray) -> dict[str, float]:
             record = {"validation_loss": 0.0}

@@ -13,6 +13,14 @@ The phases, per task (``sentiment``, ``themes``):
 
 A task with too few labels gets the zero-label classifier (fitted on the texts alone) or is left
 out (``model.unlabelled``). The result is one :class:`~retain.text.bundle.TextModelBundle`.
+
+With both tasks labelled, the transformer a candidate and ``model.transformer.shared`` (the
+default, fine-tuning), the transformer of both tasks comes from one multi-task fine-tuning
+(:class:`SharedEncoder`): one encoder with a sentiment and a theme head, so scoring runs the
+encoder once for both. Its candidate is fitted without any text of *either* task's validation
+split (the splits stay per task); the kept model is one multi-task fit on every labelled row of
+both tasks. When ``auto`` keeps the transformer for one task only, that task reads the shared
+model (the other head goes unused), so the kept model is the kind that was evaluated.
 """
 
 from __future__ import annotations
@@ -33,7 +41,16 @@ from retain.config import Taxonomy, TextJobConfig
 from retain.contracts import split_themes
 from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
-from retain.text.models import TASKS, Kind, Task, candidate_kinds, make_text_model
+from retain.text.models import (
+    TASKS,
+    Kind,
+    Task,
+    candidate_kinds,
+    make_text_model,
+    multitask_model,
+    shared_transformer_model,
+    shares_encoder,
+)
 from retain.text.scoring import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -93,6 +110,7 @@ class Candidate:
     seconds_fit: float
     error: str | None = None
     model: Any = None  # fitted on the training part only: what the validation figures describe
+    shared_encoder: bool = False  # read from the multi-task model shared with the other task
 
 
 @dataclass
@@ -116,6 +134,8 @@ class TaskResult:
     validation_model: Any = None
     validation_texts: list[str] = field(default_factory=list)
     validation_truth: np.ndarray | None = None
+    #: The kept model reads one multi-task encoder fitted for both tasks (see SharedEncoder).
+    shared_encoder: bool = False
 
     @property
     def supervised(self) -> bool:
@@ -133,6 +153,11 @@ class TextTrainResult:
     n_texts: int
     seconds: float = 0.0
     left_out: list[str] = field(default_factory=list)
+
+    @property
+    def shared_encoder(self) -> bool:
+        """Sentiment and themes are scored by one encoder pass (one multi-task model)."""
+        return sum(r.shared_encoder for r in self.tasks.values()) >= 2
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -253,11 +278,13 @@ def evaluate_candidates(
     validation: np.ndarray,
     config: TextJobConfig,
     taxonomy: Taxonomy,
+    shared: SharedEncoder | None = None,
 ) -> list[Candidate]:
     """Fit each kind on ``fit`` rows and score it on ``validation`` rows.
 
     A kind whose module is not available is recorded with its error and left out of the choice;
-    TF-IDF (always available) is the reference.
+    TF-IDF (always available) is the reference. With ``shared``, the transformer candidate is
+    read from its multi-task model (fitted without either task's validation texts).
     """
     texts = rows["text"].tolist()
     y = task_targets(rows, task, taxonomy.ids)
@@ -266,14 +293,13 @@ def evaluate_candidates(
     out = []
     for kind in kinds:
         started = time.perf_counter()
+        from_shared = shared is not None and kind == "transformer"
         try:
-            model = make_text_model(kind, task, config.model, taxonomy)
-        except ImportError as exc:
-            logger.warning("%s: candidate %s left out: %s", task, kind, exc)
-            out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
-            continue
-        try:
-            model.fit(fit_texts, y[fit])
+            if from_shared:
+                model = shared.candidate_model(task)
+            else:
+                model = make_text_model(kind, task, config.model, taxonomy)
+                model.fit(fit_texts, y[fit])
         except ImportError as exc:  # torch, transformers or the encoder package are imported in fit
             logger.warning("%s: candidate %s left out: %s", task, kind, exc)
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
@@ -292,8 +318,103 @@ def evaluate_candidates(
             PRIMARY_METRIC[task],
             metrics[PRIMARY_METRIC[task]],
         )
-        out.append(Candidate(kind, metrics, predicted, seconds, model=model))
+        if from_shared:  # both tasks' candidates carry the one multi-task fit
+            seconds += shared.seconds_candidate
+        out.append(
+            Candidate(kind, metrics, predicted, seconds, model=model, shared_encoder=from_shared)
+        )
     return out
+
+
+class SharedEncoder:
+    """One multi-task transformer (sentiment and themes heads on one encoder) for both tasks.
+
+    Fitted lazily, at most twice: the candidate, on the fitting rows of both tasks minus every
+    text in *either* task's validation split (so neither task's validation figures come from a
+    model that saw its validation texts through the other task), and the kept model, on every
+    labelled row of both tasks. Each task reads its head through
+    :func:`retain.text.models.shared_transformer_model` (blended with TF-IDF when configured).
+
+    Parameters
+    ----------
+    rows
+        Per task, its labelled rows (:func:`labelled_rows`).
+    config, taxonomy
+        The text job config and the theme taxonomy.
+    """
+
+    def __init__(
+        self, rows: dict[Task, pd.DataFrame], config: TextJobConfig, taxonomy: Taxonomy
+    ) -> None:
+        self.rows, self.config, self.taxonomy = rows, config, taxonomy
+        self.splits = {
+            task: split_validation(
+                task_rows, task, config.validation.fraction, config.validation.seed
+            )
+            for task, task_rows in rows.items()
+        }
+        held_out = {
+            text
+            for task, (_, validation) in self.splits.items()
+            for text in rows[task]["text"].iloc[validation]
+        }
+        self.candidate_rows = {
+            task: fit[~rows[task]["text"].iloc[fit].isin(held_out).to_numpy()]
+            for task, (fit, _) in self.splits.items()
+        }
+        self.all_rows = {task: np.arange(len(task_rows)) for task, task_rows in rows.items()}
+        self.seconds_candidate = 0.0
+        self._fitted: dict[str, Any] = {}
+
+    def candidate_model(self, task: Task) -> Any:
+        """``task``'s transformer candidate, fitted without any validation text of either task."""
+        return self._task_model("candidate", task, self.candidate_rows)
+
+    def kept_model(self, task: Task) -> Any:
+        """``task``'s transformer refitted on every labelled row of both tasks."""
+        return self._task_model("kept", task, self.all_rows)
+
+    def _task_model(self, which: str, task: Task, positions: dict[Task, np.ndarray]) -> Any:
+        if which not in self._fitted:
+            started = time.perf_counter()
+            texts, y = multitask_data(self.rows, positions, self.taxonomy.ids)
+            logger.info(
+                "Shared encoder (%s): one multi-task fine-tuning on %d texts (%s)",
+                which,
+                len(texts),
+                ", ".join(f"{t} {len(p)}" for t, p in positions.items()),
+            )
+            self._fitted[which] = multitask_model(self.config.model).fit(texts, y)
+            if which == "candidate":
+                self.seconds_candidate = time.perf_counter() - started
+        rows = self.rows[task].iloc[positions[task]]
+        model = shared_transformer_model(
+            task, self._fitted[which], self.config.model, self.taxonomy
+        )
+        return model.fit(rows["text"].tolist(), task_targets(rows, task, self.taxonomy.ids))
+
+
+def multitask_data(
+    rows: dict[Task, pd.DataFrame], positions: dict[Task, np.ndarray], theme_ids: Sequence[str]
+) -> tuple[list[str], dict[str, Any]]:
+    """The union of the tasks' rows at ``positions``, one row per text, and every task's target.
+
+    A text without a task's label gets a missing target for it (``None``, or a row of NaN in
+    an indicator matrix), which the multi-task model leaves out of that head's loss.
+    """
+    chosen = {task: rows[task].iloc[positions[task]] for task in rows}
+    texts = list(dict.fromkeys(t for part in chosen.values() for t in part["text"]))
+    where = {text: i for i, text in enumerate(texts)}
+    y: dict[str, Any] = {}
+    for task, part in chosen.items():
+        target = task_targets(part, task, theme_ids)
+        if target.ndim == 2:
+            full = np.full((len(texts), target.shape[1]), np.nan)
+        else:
+            full = np.full(len(texts), None, dtype=object)
+        full[[where[t] for t in part["text"]]] = target
+        y[task] = full
+    return texts, y
 
 
 def paired_bootstrap(
@@ -406,12 +527,23 @@ def choose_kind(
 
 
 def train_task(
-    task: Task, rows: pd.DataFrame, config: TextJobConfig, taxonomy: Taxonomy
+    task: Task,
+    rows: pd.DataFrame,
+    config: TextJobConfig,
+    taxonomy: Taxonomy,
+    shared: SharedEncoder | None = None,
 ) -> TaskResult:
-    """Split, evaluate the candidates, choose one, and refit it on every labelled row."""
-    fit, validation = split_validation(
-        rows, task, config.validation.fraction, config.validation.seed
-    )
+    """Split, evaluate the candidates, choose one, and refit it on every labelled row.
+
+    With ``shared``, the split is the one it carved for ``task`` and the transformer (candidate
+    and refit) is read from its multi-task models.
+    """
+    if shared is not None:
+        fit, validation = shared.splits[task]
+    else:
+        fit, validation = split_validation(
+            rows, task, config.validation.fraction, config.validation.seed
+        )
     y = task_targets(rows, task, taxonomy.ids)
     if task == "themes":
         never = [t for t, n in zip(taxonomy.ids, y.sum(axis=0)) if n == 0]
@@ -422,7 +554,7 @@ def train_task(
                 ", ".join(never),
             )
     candidates = evaluate_candidates(
-        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy
+        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy, shared
     )
     kind, comparisons, how = choose_kind(
         task, candidates, y[validation], config.validation.bootstrap, config.validation.seed
@@ -431,7 +563,16 @@ def train_task(
     baseline = task_metrics(
         task, y[validation], majority_predictions(task, y[fit], len(validation)), taxonomy.ids
     )
-    model = make_text_model(kind, task, config.model, taxonomy).fit(rows["text"].tolist(), y)  # type: ignore[arg-type]
+    from_shared = shared is not None and kind == "transformer"
+    if from_shared:
+        model = shared.kept_model(task)
+        how += (
+            "; the transformer is one encoder shared with the other task (candidate fitted "
+            "without either task's validation texts, kept model on all labelled rows of both)"
+        )
+    else:
+        model = make_text_model(kind, task, config.model, taxonomy)  # type: ignore[arg-type]
+        model = model.fit(rows["text"].tolist(), y)
     logger.info("%s: %s refitted on all %d labelled texts (%s)", task, kind, len(rows), how)
     return TaskResult(
         task=task,
@@ -449,6 +590,7 @@ def train_task(
         validation_model=chosen.model,
         validation_texts=[rows["text"].iloc[i] for i in validation],
         validation_truth=y[validation],
+        shared_encoder=from_shared,
     )
 
 
@@ -509,13 +651,21 @@ def train_text_models(
         table = table.loc[~blank].reset_index(drop=True)
     tasks: dict[str, TaskResult] = {}
     skipped: list[str] = []
+    labelled = {task: labelled_rows(table, task) for task in TASKS}
+    enough = {
+        task: len(rows) >= config.validation.min_labelled
+        and (task == "themes" or rows["sentiment"].nunique() >= 2)
+        for task, rows in labelled.items()
+    }
+    shared = (
+        SharedEncoder(labelled, config, taxonomy)
+        if all(enough.values()) and shares_encoder(config.model)
+        else None
+    )
     for task in tqdm(TASKS, desc="Training text models", unit="task", disable=not show_progress):
-        rows = labelled_rows(table, task)
-        enough = len(rows) >= config.validation.min_labelled and (
-            task == "themes" or rows["sentiment"].nunique() >= 2
-        )
-        if enough:
-            tasks[task] = train_task(task, rows, config, taxonomy)
+        rows = labelled[task]
+        if enough[task]:
+            tasks[task] = train_task(task, rows, config, taxonomy, shared)
             continue
         why = f"{task}: {len(rows)} labelled texts (need {config.validation.min_labelled}"
         why += ", two classes)" if task == "sentiment" else ")"
@@ -586,9 +736,15 @@ def tuned_on(tasks: dict[str, TaskResult], config: TextJobConfig) -> str:
     if not supervised:
         return "nothing tuned: zero-label models, no labels to validate on"
     chosen = "the model kind (paired bootstrap)" if config.model.kind == "auto" else "nothing"
+    shared = ""
+    if any(c.shared_encoder for r in tasks.values() for c in r.candidates):
+        shared = (
+            "; the transformer candidates share one multi-task encoder, fitted without the "
+            "validation texts of either task"
+        )
     return (
         f"validation split ({config.validation.fraction:.0%} of the labelled rows, stratified, "
         f"seed {config.validation.seed}); chosen on it: {chosen}; the reported metrics are on "
         "the same split (no separate test split), then the kept model is refitted on all "
-        "labelled rows"
+        f"labelled rows{shared}"
     )
