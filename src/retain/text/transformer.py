@@ -979,17 +979,15 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         self.validation_losses_ = losses
         self.validation_rows_ = validation
         weights = ", ".join(f"{name}={w:.2f}" for name, w in zip(names, best, strict=True))
-        carved = (
-            f"the rows {', '.join(self.prefit)} held out of its training"
+        where = (
+            f"{len(validation)} of the {len(target)} training rows, the rows "
+            f"{', '.join(self.prefit)} held out of its training; other members "
             if self.prefit
-            else f"validation rows carved (random_state={self.random_state})"
+            else f"{len(validation)} validation rows carved from the {len(target)} training "
+            f"rows (random_state={self.random_state}); members "
         )
-        self.tuned_on_ = (
-            f"weights ({weights}) chosen by log loss on {len(validation)} of the {len(target)} "
-            f"training rows, {carved}; "
-            + ("other " if self.prefit else "")
-            + "members "
-            + ("refitted on all rows" if self.refit else "fitted on the other rows")
+        self.tuned_on_ = f"weights ({weights}) chosen by log loss on {where}" + (
+            "refitted on all rows" if self.refit else "fitted on the other rows"
         )
         logger.info("Blend: %s", self.tuned_on_)
         if multilabel:
