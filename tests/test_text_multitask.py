@@ -400,3 +400,61 @@ def test_the_candidate_never_trains_on_either_tasks_validation_texts() -> None:
     assert everything == texts
     assert [v is None for v in y["sentiment"]] == [i >= 50 for i in range(60)]
     assert np.isnan(y["themes"][:10]).all() and not np.isnan(y["themes"][10:]).any()
+
+
+def test_auto_keeping_the_transformer_for_one_task_reads_the_shared_model(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sentiment keeps the transformer, themes TF-IDF: sentiment reads the multi-task model."""
+    from retain.config import Taxonomy
+    from retain.text import training
+
+    texts, sentiments, themes = reviews()
+    table = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(60)],
+            "text": texts,
+            "sentiment": sentiments,
+            "themes": ["|".join(t for t, on in zip(THEME_IDS, row) if on) for row in themes],
+        }
+    )
+    taxonomy = Taxonomy(themes=[{"id": t, "name": t, "description": t} for t in THEME_IDS])
+    config = TextJobConfig(
+        data={"path": "x.csv", "columns": {"text": "text"}},
+        model={
+            "kind": "auto",
+            "encoder": str(tiny_bert),
+            "tfidf": {"min_df": 1},
+            "transformer": {"params": {"epochs": 1, "batch_size": 16}},
+        },
+        validation={"bootstrap": 100},
+    )
+
+    def decided(task: str, candidates: list[Any], *_: Any) -> tuple[str, list, str]:
+        return ("transformer" if task == "sentiment" else "tfidf"), [], "decided by the test"
+
+    monkeypatch.setattr(training, "choose_kind", decided)
+    fits: list[int] = []
+    original = MultiTaskTextClassifier.fit
+
+    def counted(model: MultiTaskTextClassifier, X: Any, y: Any) -> MultiTaskTextClassifier:
+        fits.append(len(X))
+        return original(model, X, y)
+
+    monkeypatch.setattr(MultiTaskTextClassifier, "fit", counted)
+    result = training.train_text_models(table, taxonomy, config)
+    # One candidate fit (without either task's validation texts), one refit on every text.
+    assert len(fits) == 2 and fits[0] < 60 and fits[1] == 60
+    sentiment, themes = result.tasks["sentiment"], result.tasks["themes"]
+    assert sentiment.shared_encoder and not themes.shared_encoder
+    assert not result.shared_encoder  # the bundle's tasks do not share an encoder pass
+    assert all(
+        c.shared_encoder
+        for r in (sentiment, themes)
+        for c in r.candidates
+        if c.kind == "transformer"
+    )
+    view = result.bundle.sentiment.estimators_[0]
+    assert isinstance(view, SharedEncoderTask) and view.model.tasks_ == ("sentiment", "themes")
+    assert not hasattr(result.bundle.themes, "estimators_")  # the TF-IDF pipeline
+    assert "shared with the other task" in sentiment.how_chosen
