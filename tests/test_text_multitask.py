@@ -368,19 +368,20 @@ def test_a_prefit_member_is_kept_and_the_weights_are_chosen_on_rows_it_held_out(
 # -- the text job's shared encoder: which rows the candidate may train on ------------------------
 
 
+def review_table() -> pd.DataFrame:
+    """The reviews as the text job's table: ``id``, ``text``, ``sentiment``, ``themes``."""
+    texts, sentiments, themes = reviews()
+    joined = ["|".join(t for t, on in zip(THEME_IDS, row) if on) for row in themes]
+    ids = [f"r{i}" for i in range(len(texts))]
+    return pd.DataFrame({"id": ids, "text": texts, "sentiment": sentiments, "themes": joined})
+
+
 def test_the_candidate_never_trains_on_either_tasks_validation_texts() -> None:
     from retain.config import Taxonomy
     from retain.text.training import SharedEncoder, multitask_data
 
-    texts, sentiments, themes = reviews()
-    table = pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(60)],
-            "text": texts,
-            "sentiment": sentiments,
-            "themes": ["|".join(t for t, on in zip(THEME_IDS, row) if on) for row in themes],
-        }
-    )
+    texts = reviews()[0]
+    table = review_table()
     rows = {"sentiment": table.iloc[:50].reset_index(drop=True), "themes": table.iloc[10:]}
     rows["themes"] = rows["themes"].reset_index(drop=True)
     taxonomy = Taxonomy(themes=[{"id": t, "name": t, "description": t} for t in THEME_IDS])
@@ -409,15 +410,7 @@ def test_auto_keeping_the_transformer_for_one_task_reads_the_shared_model(
     from retain.config import Taxonomy
     from retain.text import training
 
-    texts, sentiments, themes = reviews()
-    table = pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(60)],
-            "text": texts,
-            "sentiment": sentiments,
-            "themes": ["|".join(t for t, on in zip(THEME_IDS, row) if on) for row in themes],
-        }
-    )
+    table = review_table()
     taxonomy = Taxonomy(themes=[{"id": t, "name": t, "description": t} for t in THEME_IDS])
     config = TextJobConfig(
         data={"path": "x.csv", "columns": {"text": "text"}},
