@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from retain.churn.model import ChurnClassifier, make_logistic_baseline
 from retain.config import TextModelConfig
 from retain.text.aspects import make_pair_model, theme_pairs
+from retain.text.multitask import MultiTaskTextClassifier
 from retain.text.tfidf import make_sentiment_model, make_theme_model
 from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
@@ -104,6 +105,17 @@ def theme_corpus() -> tuple[list[str], np.ndarray]:
     return texts, np.column_stack([billing, bugs, labels == "positive"]).astype(int)
 
 
+def multitask_corpus() -> tuple[list[str], dict[str, np.ndarray]]:
+    """Sentiment and themes on the same texts, a few rows carrying only one of them."""
+    texts, labels = sentiment_corpus()
+    _, themes = theme_corpus()
+    sentiment = labels.astype(object)
+    sentiment[[0, 13]] = None
+    indicator = themes.astype(float)
+    indicator[[5, 20]] = np.nan
+    return texts, {"sentiment": sentiment, "themes": indicator}
+
+
 def pair_corpus() -> tuple[pd.DataFrame, np.ndarray]:
     """(text, theme) pairs whose polarity depends on the theme: food good, service bad, ..."""
     texts = ["food great, service slow", "service lovely, food cold", "cheap and quiet"] * 4
@@ -123,6 +135,7 @@ class Case:
     data: Callable[[], tuple[Any, np.ndarray]]
     multilabel: bool = False
     needs_encoder: bool = False  # make(encoder_folder): the tiny random BERT fixture
+    multi_output: bool = False  # y maps task -> target; predict_proba gives one array per task
 
 
 def fine_tuned(encoder: str) -> TransformerTextClassifier:
@@ -134,6 +147,12 @@ def fine_tuned(encoder: str) -> TransformerTextClassifier:
 
 def frozen(encoder: str) -> TransformerTextClassifier:
     return TransformerTextClassifier(encoder=encoder, mode="frozen", tfidf=True, C=10.0)
+
+
+def multitask(encoder: str) -> MultiTaskTextClassifier:
+    return MultiTaskTextClassifier(
+        encoder=encoder, epochs=15, learning_rate=3e-3, batch_size=8, validation_fraction=0
+    )
 
 
 def blend(encoder: str) -> BlendedTextClassifier:
@@ -168,6 +187,7 @@ CASES = [
     Case("transformer_frozen", frozen, sentiment_corpus, needs_encoder=True),
     Case("blend_sentiment", blend, sentiment_corpus, needs_encoder=True),
     Case("blend_themes", theme_blend, theme_corpus, multilabel=True, needs_encoder=True),
+    Case("multitask", multitask, multitask_corpus, needs_encoder=True, multi_output=True),
 ]
 
 
@@ -224,6 +244,9 @@ def test_predict_proba_shape_and_label_order(case: Case) -> None:
     X, y = case.data()
     estimator = case.make().fit(X, y)
     proba = estimator.predict_proba(X)
+    if case.multi_output:
+        _check_each_output(estimator, X, y, proba)
+        return
     assert ((proba >= 0) & (proba <= 1)).all()
     if case.multilabel:
         assert proba.shape == (len(X), y.shape[1])
@@ -238,11 +261,33 @@ def test_predict_proba_shape_and_label_order(case: Case) -> None:
         assert proba[y == label, j].mean() > proba[y != label, j].mean()
 
 
+def _check_each_output(estimator: Any, X: Any, y: dict[str, Any], proba: list[Any]) -> None:
+    """A multi-output model: per task (``y``'s order) classes and probabilities, as above."""
+    assert len(proba) == len(estimator.classes_) == len(y)
+    for (task, target), classes, task_proba in zip(y.items(), estimator.classes_, proba):
+        assert ((task_proba >= 0) & (task_proba <= 1)).all()
+        target = np.asarray(target)
+        if target.ndim == 2:
+            np.testing.assert_array_equal(classes, np.arange(target.shape[1]))
+            assert task_proba.shape == (len(X), target.shape[1])
+            continue
+        labelled = np.array([v is not None for v in target])
+        np.testing.assert_array_equal(classes, np.unique(target[labelled].astype(str)))
+        np.testing.assert_allclose(task_proba.sum(axis=1), 1.0, atol=1e-6)
+        for j, label in enumerate(classes):
+            mine, others = labelled & (target == label), labelled & (target != label)
+            assert task_proba[mine, j].mean() > task_proba[others, j].mean(), task
+
+
 def test_fitted_estimator_survives_cloudpickle(case: Case) -> None:
     X, y = case.data()
     estimator = case.make().fit(X, y)
     restored = cloudpickle.loads(cloudpickle.dumps(estimator))
-    np.testing.assert_array_equal(restored.predict_proba(X), estimator.predict_proba(X))
+    expected, got = estimator.predict_proba(X), restored.predict_proba(X)
+    if not case.multi_output:
+        expected, got = [expected], [got]
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(b, a)
 
 
 def test_init_sets_parameters_only(case: Case) -> None:

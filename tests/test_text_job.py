@@ -669,6 +669,14 @@ def test_transformer_kind_trains_scores_and_reloads_without_the_encoder_folder(
     assert trained.exit_code == 0, trained.output
     record = json.loads((tmp_path / "out" / "text_training.json").read_text())
     assert record["tasks"]["sentiment"]["kind"] == record["tasks"]["themes"]["kind"] == "transformer"
+    # model.transformer.shared (the default): one multi-task encoder serves both tasks.
+    assert record["shared_encoder"] is True
+    for task in ("sentiment", "themes"):
+        assert record["tasks"][task]["shared_encoder"] is True
+        assert record["tasks"][task]["candidates"]["transformer"]["shared_encoder"] is True
+    assert "shared with the other task" in record["tasks"]["sentiment"]["how_chosen"]
+    assert "validation texts of either task" in record["tuned_on"]
+    assert len(networks_of(config)) == 1
     shutil.rmtree(encoder)
     scored = retain("text", "score", "-c", str(config), "--quiet")
     assert scored.exit_code == 0, scored.output
@@ -678,6 +686,44 @@ def test_transformer_kind_trains_scores_and_reloads_without_the_encoder_folder(
     # The blend includes TF-IDF, which learns this corpus: the training texts come back labelled.
     assert (scores["sentiment"] == stars).mean() >= 0.8
     assert (scores["themes"] == truth["topics"]).mean() >= 0.8
+
+
+def networks_of(config: Path) -> set[int]:
+    """Identities of the encoder networks inside the first registered version (after loading)."""
+    from retain.tracking import load_text_model
+
+    tracking = TextJobConfig.model_validate(yaml.safe_load(config.read_text())).tracking
+    bundle = load_text_model(tracking, f"models:/{tracking.text_model}/1").model
+    found = set()
+    for model in (bundle.sentiment, bundle.themes):
+        members = [m for _, m in getattr(model, "estimators", [("", model)])]
+        members += list(getattr(model, "estimators_", []))
+        for member in members:
+            inner = getattr(member, "model", member)  # a shared-encoder view reads its model
+            if hasattr(inner, "network_"):
+                found.add(id(inner.network_))
+    return found
+
+
+def test_shared_false_fine_tunes_one_encoder_per_task(
+    tmp_path: Path, store: str, taxonomy_file: Path, tiny_bert: Path
+) -> None:
+    model = {
+        "kind": "transformer",
+        "encoder": str(tiny_bert),
+        "transformer": {
+            "shared": False,
+            "blend_tfidf": False,
+            "params": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3},
+        },
+    }
+    config = write_config(tmp_path, store, taxonomy_file, "text-two-encoders", model=model)
+    trained = retain("text", "train", "-c", str(config), "--quiet")
+    assert trained.exit_code == 0, trained.output
+    record = json.loads((tmp_path / "out" / "text_training.json").read_text())
+    assert record["shared_encoder"] is False
+    assert not any(record["tasks"][t]["shared_encoder"] for t in ("sentiment", "themes"))
+    assert len(networks_of(config)) == 2
 
 
 def test_a_text_with_two_themes_and_two_polarities_gets_one_per_theme(

@@ -412,6 +412,12 @@ class TransformerSettings(Strict):
         "chosen on validation rows carved from the training rows (weights 0 and 1 included, so "
         "either model alone remains possible).",
     )
+    shared: bool = Field(
+        True,
+        description="One encoder for sentiment and themes when both are trained as transformers "
+        "(fine_tune mode, both tasks labelled): one multi-task fine-tuning with a head per task, "
+        "so scoring runs the encoder once for both. false fine-tunes one encoder per task.",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Further TransformerTextClassifier settings (epochs, batch_size...); "

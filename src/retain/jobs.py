@@ -662,8 +662,14 @@ def text_training_record(
             "validation_use": r.validation_use,
             "validation": r.metrics,
             "majority_baseline": r.baseline_metrics,
+            "shared_encoder": r.shared_encoder,
             "candidates": {
-                c.kind: {"validation": c.metrics, "seconds_fit": c.seconds_fit, "error": c.error}
+                c.kind: {
+                    "validation": c.metrics,
+                    "seconds_fit": c.seconds_fit,
+                    "error": c.error,
+                    "shared_encoder": c.shared_encoder,
+                }
                 for c in r.candidates
             },
             "comparisons": [c.to_dict() for c in r.comparisons],
@@ -681,6 +687,7 @@ def text_training_record(
         "encoder": config.model.encoder,
         "tuned_on": result.tuned_on,
         "evaluation_id": result.evaluation_id,
+        "shared_encoder": result.shared_encoder,
         "tasks": tasks,
         "left_out": result.left_out,
         "seconds_train": result.seconds,

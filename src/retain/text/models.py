@@ -63,6 +63,58 @@ def transformer_model(
     return BlendedTextClassifier([("transformer", model), ("tfidf", tfidf)])
 
 
+#: Settings of the single-task transformer that mean nothing to the multi-task one (frozen mode).
+_FROZEN_ONLY = ("mode", "tfidf", "C")
+
+
+def shares_encoder(choice: TextModelChoice) -> bool:
+    """Whether sentiment and themes, both labelled, get their transformer from one encoder."""
+    return (
+        choice.transformer.shared
+        and choice.transformer.mode == "fine_tune"
+        and "transformer" in candidate_kinds(choice)
+    )
+
+
+def multitask_model(choice: TextModelChoice) -> Any:
+    """An unfitted ``MultiTaskTextClassifier`` on ``choice.encoder`` (one encoder, all tasks).
+
+    ``choice.transformer.params`` are set on it, except the frozen-mode ones; a name neither
+    transformer model takes is a :class:`ConfigError` naming the key.
+    """
+    from retain.text.multitask import MultiTaskTextClassifier
+
+    model = MultiTaskTextClassifier(encoder=choice.encoder)
+    params = {k: v for k, v in choice.transformer.params.items() if k not in _FROZEN_ONLY}
+    return _with_params(model, params, "model.transformer.params")
+
+
+def shared_transformer_model(
+    task: Task,
+    multitask: Any,
+    choice: TextModelChoice,
+    taxonomy: Taxonomy,
+    single_label: bool = False,
+) -> Any:
+    """The transformer model of ``task`` read from a fitted multi-task model; fit it on the task.
+
+    Without ``blend_tfidf`` it is the task's view (its ``fit`` does nothing). With it, a
+    ``BlendedTextClassifier`` of the view (prefit) and the TF-IDF model: ``fit(texts, y)`` on
+    the task's rows given to the multi-task model fits TF-IDF on the rows the encoder trained on,
+    chooses the weight on the rows it held out (inner validation), then refits TF-IDF on all.
+    """
+    from retain.text.transformer import BlendedTextClassifier
+
+    view = multitask.task(task)
+    if not choice.transformer.blend_tfidf:
+        return view
+    return BlendedTextClassifier(
+        [("transformer", view), ("tfidf", tfidf_model(task, choice, taxonomy, single_label))],
+        prefit=("transformer",),
+        refit=True,
+    )
+
+
 def zero_label_model(
     task: Task, choice: TextModelChoice, taxonomy: Taxonomy, single_label: bool = False
 ) -> Any:

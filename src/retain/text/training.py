@@ -19,6 +19,14 @@ per text, fitted on the theme id): ``themes_mode``, detected by ``single_label_t
 
 A task with too few labels gets the zero-label classifier (fitted on the texts alone) or is left
 out (``model.unlabelled``). The result is one :class:`~retain.text.bundle.TextModelBundle`.
+
+With both tasks labelled, the transformer a candidate and ``model.transformer.shared`` (the
+default, fine-tuning), the transformer of both tasks comes from one multi-task fine-tuning
+(:class:`SharedEncoder`): one encoder with a sentiment and a theme head, so scoring runs the
+encoder once for both. Its candidate is fitted without any text of *either* task's validation
+split (the splits stay per task); the kept model is one multi-task fit on every labelled row of
+both tasks. When ``auto`` keeps the transformer for one task only, that task reads the shared
+model (the other head goes unused), so the kept model is the kind that was evaluated.
 """
 
 from __future__ import annotations
@@ -39,7 +47,16 @@ from retain.config import Taxonomy, TextJobConfig
 from retain.contracts import split_themes
 from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
-from retain.text.models import TASKS, Kind, Task, candidate_kinds, make_text_model
+from retain.text.models import (
+    TASKS,
+    Kind,
+    Task,
+    candidate_kinds,
+    make_text_model,
+    multitask_model,
+    shared_transformer_model,
+    shares_encoder,
+)
 from retain.text.scoring import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -110,6 +127,7 @@ class Candidate:
     seconds_fit: float
     error: str | None = None
     model: Any = None  # fitted on the training part only: what the validation figures describe
+    shared_encoder: bool = False  # read from the multi-task model shared with the other task
 
 
 @dataclass
@@ -142,6 +160,8 @@ class TaskResult:
     validation_model: Any = None
     validation_texts: list[str] = field(default_factory=list)
     validation_truth: np.ndarray | None = None
+    #: The kept model reads one multi-task encoder fitted for both tasks (see SharedEncoder).
+    shared_encoder: bool = False
 
     @property
     def supervised(self) -> bool:
@@ -161,6 +181,11 @@ class TextTrainResult:
     left_out: list[str] = field(default_factory=list)
     #: Single- or multi-label themes and why (``themes_mode``); "" without a theme model.
     themes_mode: str = ""
+
+    @property
+    def shared_encoder(self) -> bool:
+        """Sentiment and themes are scored by one encoder pass (one multi-task model)."""
+        return sum(r.shared_encoder for r in self.tasks.values()) >= 2
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -413,11 +438,13 @@ def evaluate_candidates(
     config: TextJobConfig,
     taxonomy: Taxonomy,
     single_label: bool = False,
+    shared: SharedEncoder | None = None,
 ) -> list[Candidate]:
     """Fit each kind on ``fit`` rows and score it on ``validation`` rows.
 
     A kind whose module is not available is recorded with its error and left out of the choice;
-    TF-IDF (always available) is the reference.
+    TF-IDF (always available) is the reference. With ``shared``, the transformer candidate is
+    read from its multi-task model (fitted without either task's validation texts).
     """
     texts = rows["text"].tolist()
     y = task_targets(rows, task, taxonomy.ids, single_label)
@@ -428,14 +455,13 @@ def evaluate_candidates(
     out = []
     for kind in kinds:
         started = time.perf_counter()
+        from_shared = shared is not None and kind == "transformer"
         try:
-            model = make_text_model(kind, task, config.model, taxonomy, single_label)
-        except ImportError as exc:
-            logger.warning("%s: candidate %s left out: %s", task, kind, exc)
-            out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
-            continue
-        try:
-            model.fit(fit_texts, y[fit])
+            if from_shared:
+                model = shared.candidate_model(task)
+            else:
+                model = make_text_model(kind, task, config.model, taxonomy, single_label)
+                model.fit(fit_texts, y[fit])
         except ImportError as exc:  # torch, transformers or the encoder package are imported in fit
             logger.warning("%s: candidate %s left out: %s", task, kind, exc)
             out.append(Candidate(kind, {}, np.empty(0), 0.0, error=str(exc)))
@@ -455,8 +481,118 @@ def evaluate_candidates(
             metrics[metric],
             len(validation),
         )
-        out.append(Candidate(kind, metrics, predicted, seconds, model=model))
+        if from_shared:  # both tasks' candidates carry the one multi-task fit
+            seconds += shared.seconds_candidate
+        out.append(
+            Candidate(kind, metrics, predicted, seconds, model=model, shared_encoder=from_shared)
+        )
     return out
+
+
+class SharedEncoder:
+    """One multi-task transformer (sentiment and themes heads on one encoder) for both tasks.
+
+    Fitted lazily, at most twice: the candidate, on the fitting rows of both tasks minus every
+    text in *either* task's validation split (so neither task's validation figures come from a
+    model that saw its validation texts through the other task), and the kept model, on every
+    labelled row of both tasks. Each task reads its head through
+    :func:`retain.text.models.shared_transformer_model` (blended with TF-IDF when configured).
+
+    Parameters
+    ----------
+    rows
+        Per task, its labelled rows (:func:`labelled_rows`).
+    config, taxonomy
+        The text job config and the theme taxonomy.
+    single_label
+        Per task, whether it is learnt as one label per text (sentiment; single-label themes).
+    """
+
+    def __init__(
+        self,
+        rows: dict[Task, pd.DataFrame],
+        config: TextJobConfig,
+        taxonomy: Taxonomy,
+        single_label: dict[Task, bool] | None = None,
+    ) -> None:
+        self.rows, self.config, self.taxonomy = rows, config, taxonomy
+        self.single_label = {task: bool((single_label or {}).get(task)) for task in rows}
+        self.splits = {
+            task: split_validation(
+                task_rows,
+                task,
+                config.validation.fraction,
+                config.validation.seed,
+                self.single_label[task],
+            )
+            for task, task_rows in rows.items()
+        }
+        held_out = {
+            text
+            for task, (_, validation) in self.splits.items()
+            for text in rows[task]["text"].iloc[validation]
+        }
+        self.candidate_rows = {
+            task: fit[~rows[task]["text"].iloc[fit].isin(held_out).to_numpy()]
+            for task, (fit, _) in self.splits.items()
+        }
+        self.all_rows = {task: np.arange(len(task_rows)) for task, task_rows in rows.items()}
+        self.seconds_candidate = 0.0
+        self._fitted: dict[str, Any] = {}
+
+    def candidate_model(self, task: Task) -> Any:
+        """``task``'s transformer candidate, fitted without any validation text of either task."""
+        return self._task_model("candidate", task, self.candidate_rows)
+
+    def kept_model(self, task: Task) -> Any:
+        """``task``'s transformer refitted on every labelled row of both tasks."""
+        return self._task_model("kept", task, self.all_rows)
+
+    def _task_model(self, which: str, task: Task, positions: dict[Task, np.ndarray]) -> Any:
+        if which not in self._fitted:
+            started = time.perf_counter()
+            texts, y = multitask_data(self.rows, positions, self.taxonomy.ids, self.single_label)
+            logger.info(
+                "Shared encoder (%s): one multi-task fine-tuning on %d texts (%s)",
+                which,
+                len(texts),
+                ", ".join(f"{t} {len(p)}" for t, p in positions.items()),
+            )
+            self._fitted[which] = multitask_model(self.config.model).fit(texts, y)
+            if which == "candidate":
+                self.seconds_candidate = time.perf_counter() - started
+        rows = self.rows[task].iloc[positions[task]]
+        single = self.single_label[task]
+        model = shared_transformer_model(
+            task, self._fitted[which], self.config.model, self.taxonomy, single
+        )
+        return model.fit(rows["text"].tolist(), task_targets(rows, task, self.taxonomy.ids, single))
+
+
+def multitask_data(
+    rows: dict[Task, pd.DataFrame],
+    positions: dict[Task, np.ndarray],
+    theme_ids: Sequence[str],
+    single_label: dict[Task, bool] | None = None,
+) -> tuple[list[str], dict[str, Any]]:
+    """The union of the tasks' rows at ``positions``, one row per text, and every task's target.
+
+    A text without a task's label gets a missing target for it (``None``, or a row of NaN in
+    an indicator matrix), which the multi-task model leaves out of that head's loss.
+    """
+    chosen = {task: rows[task].iloc[positions[task]] for task in rows}
+    texts = list(dict.fromkeys(t for part in chosen.values() for t in part["text"]))
+    where = {text: i for i, text in enumerate(texts)}
+    y: dict[str, Any] = {}
+    for task, part in chosen.items():
+        target = task_targets(part, task, theme_ids, bool((single_label or {}).get(task)))
+        if target.ndim == 2:
+            full = np.full((len(texts), target.shape[1]), np.nan)
+        else:
+            full = np.full(len(texts), None, dtype=object)
+        full[[where[t] for t in part["text"]]] = target
+        y[task] = full
+    return texts, y
 
 
 def paired_bootstrap(
@@ -598,12 +734,20 @@ def train_task(
     config: TextJobConfig,
     taxonomy: Taxonomy,
     single_label: bool = False,
+    shared: SharedEncoder | None = None,
 ) -> TaskResult:
     """Split, evaluate the candidates, choose one on the selection half, report on the other
-    half, and refit the chosen kind on every labelled row."""
-    fit, validation = split_validation(
-        rows, task, config.validation.fraction, config.validation.seed, single_label
-    )
+    half, and refit the chosen kind on every labelled row.
+
+    With ``shared``, the split is the one it carved for ``task`` and the transformer (candidate
+    and refit) is read from its multi-task models.
+    """
+    if shared is not None:
+        fit, validation = shared.splits[task]
+    else:
+        fit, validation = split_validation(
+            rows, task, config.validation.fraction, config.validation.seed, single_label
+        )
     truth = task_truth(rows, task, taxonomy.ids)
     if task == "themes":
         never = [t for t, n in zip(taxonomy.ids, truth.sum(axis=0)) if n == 0]
@@ -615,7 +759,8 @@ def train_task(
                 "" if single_label else ", and they count as F1 0 in macro-F1",
             )
     candidates = evaluate_candidates(
-        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy, single_label
+        candidate_kinds(config.model), task, rows, fit, validation, config, taxonomy,
+        single_label, shared,
     )
     usable = [c for c in candidates if c.error is None]
     selection, report, use = split_selection_report(
@@ -637,9 +782,17 @@ def train_task(
         majority_predictions(task, truth[fit], len(reported), single_label),
         taxonomy.ids, single_label,
     )
-    y = task_targets(rows, task, taxonomy.ids, single_label)
-    model = make_text_model(kind, task, config.model, taxonomy, single_label)
-    model.fit(rows["text"].tolist(), y)
+    from_shared = shared is not None and kind == "transformer"
+    if from_shared:
+        model = shared.kept_model(task)
+        how += (
+            "; the transformer is one encoder shared with the other task (candidate fitted "
+            "without either task's validation texts, kept model on all labelled rows of both)"
+        )
+    else:
+        y = task_targets(rows, task, taxonomy.ids, single_label)
+        model = make_text_model(kind, task, config.model, taxonomy, single_label)
+        model.fit(rows["text"].tolist(), y)
     logger.info("%s: %s refitted on all %d labelled texts (%s; %s)", task, kind, len(rows), how, use)
     return TaskResult(
         task=task,
@@ -660,6 +813,7 @@ def train_task(
         validation_model=chosen.model,
         validation_texts=[rows["text"].iloc[i] for i in reported],
         validation_truth=truth[reported],
+        shared_encoder=from_shared,
     )
 
 
@@ -721,17 +875,25 @@ def train_text_models(
     tasks: dict[str, TaskResult] = {}
     skipped: list[str] = []
     themes_mode = ""
+    labelled = {task: labelled_rows(table, task) for task in TASKS}
+    enough = {
+        task: len(rows) >= config.validation.min_labelled
+        and (task == "themes" or rows["sentiment"].nunique() >= 2)
+        for task, rows in labelled.items()
+    }
+    single = {task: False for task in TASKS}
+    if enough["themes"]:
+        single["themes"], themes_mode = single_label_themes(labelled["themes"], config.themes_mode)
+        logger.info("themes: %s", themes_mode)
+    shared = (
+        SharedEncoder(labelled, config, taxonomy, single)
+        if all(enough.values()) and shares_encoder(config.model)
+        else None
+    )
     for task in tqdm(TASKS, desc="Training text models", unit="task", disable=not show_progress):
-        rows = labelled_rows(table, task)
-        enough = len(rows) >= config.validation.min_labelled and (
-            task == "themes" or rows["sentiment"].nunique() >= 2
-        )
-        if enough:
-            single_label = False
-            if task == "themes":
-                single_label, themes_mode = single_label_themes(rows, config.themes_mode)
-                logger.info("themes: %s", themes_mode)
-            tasks[task] = train_task(task, rows, config, taxonomy, single_label)
+        rows = labelled[task]
+        if enough[task]:
+            tasks[task] = train_task(task, rows, config, taxonomy, single[task], shared)
             continue
         why = f"{task}: {len(rows)} labelled texts (need {config.validation.min_labelled}"
         why += ", two classes)" if task == "sentiment" else ")"
@@ -820,12 +982,21 @@ def tuned_on(tasks: dict[str, TaskResult], config: TextJobConfig) -> str:
         f"seed {config.validation.seed})"
     )
     refit = "no separate test split; the kept model is then refitted on all labelled rows"
+    shared = ""
+    if any(c.shared_encoder for r in tasks.values() for c in r.candidates):
+        shared = (
+            "; the transformer candidates share one multi-task encoder, fitted without the "
+            "validation texts of either task"
+        )
     if config.model.kind != "auto":
-        return f"{split}; chosen on it: nothing; the reported metrics are on that split; {refit}"
+        return (
+            f"{split}; chosen on it: nothing; the reported metrics are on that split; "
+            f"{refit}{shared}"
+        )
     notes = "; ".join(f"{task}: {r.validation_use}" for task, r in supervised.items())
     return (
         f"{split}, halved (stratified, seed {config.validation.seed}) when there is a choice: "
         "the model kind is chosen by a paired bootstrap on the selection half; the reported "
         "metrics, evaluation report and majority baseline come from the report half, which "
-        f"took no part in the choice ({notes}); {refit}"
+        f"took no part in the choice ({notes}); {refit}{shared}"
     )

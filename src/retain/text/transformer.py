@@ -24,7 +24,7 @@ import itertools
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -367,7 +367,186 @@ def _load_network(encoder: str, seed: int | None) -> EncoderNetwork:
 # --------------------------------------------------------------------------------------------
 
 
-class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
+def head_loss(
+    target: np.ndarray, multilabel: bool, n_classes: int, class_weight: str | None
+) -> Any:
+    """The torch loss of one head: cross-entropy over classes, or BCE per indicator column.
+
+    ``class_weight="balanced"`` weighs classes (or each column's positives) inversely to their
+    frequency in ``target``, the rows the head trains on.
+    """
+    import torch
+
+    if multilabel:
+        pos_weight = None
+        if class_weight == "balanced":
+            positives = target.sum(axis=0)
+            ratio = (len(target) - positives) / np.maximum(positives, 1)
+            pos_weight = torch.tensor(np.clip(ratio, 1.0, 100.0), dtype=torch.float32)
+        return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    weight = None
+    if class_weight == "balanced":
+        counts = np.bincount(target, minlength=n_classes).astype(float)
+        balanced = len(target) / (n_classes * np.maximum(counts, 1))
+        weight = torch.tensor(balanced, dtype=torch.float32)
+    return torch.nn.CrossEntropyLoss(weight=weight)
+
+
+class FineTuningMixin:
+    """The fine-tuning loop shared by the single-task and the multi-task text classifiers.
+
+    Reads the estimator's settings ``epochs``, ``batch_size``, ``learning_rate``,
+    ``weight_decay``, ``warmup_fraction``, ``dropout``, ``max_length``,
+    ``inference_batch_size``, ``progress`` and ``random_state``, and trains ``network_`` (an
+    :class:`EncoderNetwork` whose ``head`` is a ``torch.nn.Linear``). What the head's outputs
+    mean is the caller's: it passes the loss of a batch and the record of a validation pass.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_fraction: float
+    dropout: float
+    max_length: int
+    inference_batch_size: int
+    progress: bool
+    random_state: int | None
+    network_: EncoderNetwork
+
+    def _optimizer(self, network: EncoderNetwork, total_steps: int) -> tuple[Any, Any]:
+        """AdamW (no decay on biases and LayerNorm weights), linear warmup then linear decay."""
+        import torch
+
+        decay, no_decay = [], []
+        named = itertools.chain(network.encoder.named_parameters(), network.head.named_parameters())
+        for name, parameter in named:
+            (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.learning_rate,
+        )
+        warmup = round(self.warmup_fraction * total_steps)
+
+        def rate(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+
+    def _fine_tune_epochs(
+        self,
+        texts: list[str],
+        pairs: list[str] | None,
+        train: np.ndarray,
+        validation: np.ndarray,
+        batch_loss: Callable[[Any, np.ndarray], Any],
+        validation_record: Callable[[np.ndarray], dict[str, float]],
+    ) -> None:
+        """Train ``network_`` on ``train`` rows; keep the epoch with the lowest validation loss.
+
+        Parameters
+        ----------
+        texts, pairs
+            All rows given to ``fit``.
+        train, validation
+            Row positions trained on and held out.
+        batch_loss
+            ``(head logits of a batch, its row positions) -> loss tensor``.
+        validation_record
+            Head logits of the ``validation`` rows (numpy, in their order) to a dict holding at
+            least ``validation_loss``, the figure that chooses the epoch.
+
+        Sets ``validation_history_`` and ``best_epoch_``; leaves the network in eval mode with
+        the best epoch's weights (the last epoch's without validation rows).
+        """
+        network = self.network_
+        steps = math.ceil(len(train) / self.batch_size) * self.epochs
+        optimizer, scheduler = self._optimizer(network, steps)
+        rng = np.random.default_rng(self.random_state)
+        lengths = np.array([len(t) for t in _joined(texts, pairs)])
+        val_texts, val_pairs = _subset(texts, pairs, validation)
+        history: list[dict[str, float]] = []
+        best_loss, best_state = math.inf, None
+        for epoch in range(1, self.epochs + 1):
+            batches = [
+                train[b] for b in length_bucketed_batches(lengths[train], self.batch_size, rng)
+            ]
+            record: dict[str, float] = {"epoch": epoch}
+            record["train_loss"] = self._train_epoch(
+                texts, pairs, batches, (optimizer, scheduler, batch_loss), epoch
+            )
+            if len(validation):
+                record.update(validation_record(self._head_logits(val_texts, val_pairs, False)))
+                if record["validation_loss"] < best_loss:
+                    best_loss, self.best_epoch_ = record["validation_loss"], epoch
+                    best_state = copy.deepcopy(
+                        (network.encoder.state_dict(), network.head.state_dict())
+                    )
+            logger.info("Epoch %d: %s", epoch, record)
+            history.append(record)
+        self.validation_history_ = history
+        if best_state is None:
+            self.best_epoch_ = self.epochs
+        else:
+            network.encoder.load_state_dict(best_state[0])
+            network.head.load_state_dict(best_state[1])
+        network.encoder.eval()
+        network.head.eval()
+
+    def _train_epoch(
+        self,
+        texts: list[str],
+        pairs: list[str] | None,
+        batches: list[np.ndarray],
+        training: tuple[Any, Any, Callable[[Any, np.ndarray], Any]],
+        epoch: int,
+    ) -> float:
+        """One pass over ``batches`` (row positions); returns the mean training loss."""
+        import torch
+        from tqdm.auto import tqdm
+
+        optimizer, scheduler, batch_loss = training
+        network = self.network_
+        network.encoder.train()
+        network.head.train()
+        dropout = torch.nn.Dropout(self.dropout)
+        parameters = [*network.encoder.parameters(), *network.head.parameters()]
+        total, count = 0.0, 0
+        description = f"Fine-tuning, epoch {epoch}/{self.epochs}"
+        for rows in tqdm(batches, desc=description, unit="batch", disable=not self.progress):
+            batch_texts, batch_pairs = _subset(texts, pairs, rows)
+            tokens = network.tokens(batch_texts, batch_pairs, self.max_length)
+            logits = network.head(dropout(network.pooled(tokens)))
+            loss = batch_loss(logits, rows)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(rows)
+            count += len(rows)
+        return total / max(count, 1)
+
+    def _head_logits(self, texts: list[str], pairs: list[str] | None, quantize: bool) -> Any:
+        """The head's outputs ``(n, out_features)`` for ``texts`` (float64, input order)."""
+        return self.network_.vectors(
+            texts,
+            pairs,
+            batch_size=self.inference_batch_size,
+            max_length=self.max_length,
+            normalize=False,
+            apply_head=True,
+            quantize=quantize,
+            progress=self.progress,
+        ).astype(np.float64)
+
+
+class TransformerTextClassifier(FineTuningMixin, ClassifierMixin, BaseEstimator):
     """A text classifier over a transformer encoder: fine-tuned, or frozen with a linear head.
 
     ``fit(X, y)`` with ``y`` 1-d labels learns one softmax over the sorted ``classes_``; with
@@ -541,47 +720,6 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             len(Y_validation),
         )
 
-    def _loss_function(self, target: np.ndarray) -> Any:
-        import torch
-
-        if self.multilabel_:
-            pos_weight = None
-            if self.class_weight == "balanced":
-                positives = target.sum(axis=0)
-                ratio = (len(target) - positives) / np.maximum(positives, 1)
-                pos_weight = torch.tensor(np.clip(ratio, 1.0, 100.0), dtype=torch.float32)
-            return torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        weight = None
-        if self.class_weight == "balanced":
-            counts = np.bincount(target, minlength=len(self.classes_)).astype(float)
-            balanced = len(target) / (len(self.classes_) * np.maximum(counts, 1))
-            weight = torch.tensor(balanced, dtype=torch.float32)
-        return torch.nn.CrossEntropyLoss(weight=weight)
-
-    def _optimizer(self, network: EncoderNetwork, total_steps: int) -> tuple[Any, Any]:
-        """AdamW (no decay on biases and LayerNorm weights), linear warmup then linear decay."""
-        import torch
-
-        decay, no_decay = [], []
-        named = itertools.chain(network.encoder.named_parameters(), network.head.named_parameters())
-        for name, parameter in named:
-            (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.learning_rate,
-        )
-        warmup = round(self.warmup_fraction * total_steps)
-
-        def rate(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-
     def _fine_tune(self, texts: list[str], pairs: list[str] | None, target: np.ndarray) -> None:
         """Train encoder and head on the non-validation rows; keep the best validation epoch."""
         import torch
@@ -590,41 +728,23 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         network = _load_network(self.encoder, self.random_state)
         network.head = torch.nn.Linear(network.dimension, len(self.classes_))
         self.network_, self.head_, self.tfidf_ = network, None, None
-        steps = math.ceil(len(train) / self.batch_size) * self.epochs
-        optimizer, scheduler = self._optimizer(network, steps)
-        loss_function = self._loss_function(target[train])
-        rng = np.random.default_rng(self.random_state)
-        lengths = np.array([len(t) for t in _joined(texts, pairs)])
+        loss_function = head_loss(
+            target[train], self.multilabel_, len(self.classes_), self.class_weight
+        )
+        tensor_target = torch.from_numpy(target)
+
+        def batch_loss(logits: Any, rows: np.ndarray) -> Any:
+            return loss_function(logits, tensor_target[rows])
+
+        def validation_record(logits: np.ndarray) -> dict[str, float]:
+            proba = _probabilities(logits, self.multilabel_)
+            return {
+                "validation_loss": _log_loss(target[validation], proba, self.multilabel_),
+                "validation_score": _score(target[validation], proba, self.multilabel_),
+            }
+
+        self._fine_tune_epochs(texts, pairs, train, validation, batch_loss, validation_record)
         val_texts, val_pairs = _subset(texts, pairs, validation)
-        history: list[dict[str, float]] = []
-        best_loss, best_state = math.inf, None
-        for epoch in range(1, self.epochs + 1):
-            batches = [
-                train[b] for b in length_bucketed_batches(lengths[train], self.batch_size, rng)
-            ]
-            record = {"epoch": epoch}
-            record["train_loss"] = self._train_epoch(
-                texts, pairs, target, batches, (optimizer, scheduler, loss_function), epoch
-            )
-            if len(validation):
-                proba = self._fine_tuned_proba(val_texts, val_pairs, quantize=False)
-                record["validation_loss"] = _log_loss(target[validation], proba, self.multilabel_)
-                record["validation_score"] = _score(target[validation], proba, self.multilabel_)
-                if record["validation_loss"] < best_loss:
-                    best_loss, self.best_epoch_ = record["validation_loss"], epoch
-                    best_state = copy.deepcopy(
-                        (network.encoder.state_dict(), network.head.state_dict())
-                    )
-            logger.info("Epoch %d: %s", epoch, record)
-            history.append(record)
-        self.validation_history_ = history
-        if best_state is None:
-            self.best_epoch_ = self.epochs
-        else:
-            network.encoder.load_state_dict(best_state[0])
-            network.head.load_state_dict(best_state[1])
-        network.encoder.eval()
-        network.head.eval()
         val_proba = (
             self._fine_tuned_proba(val_texts, val_pairs, quantize=False)
             if len(validation)
@@ -632,54 +752,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         )
         self._set_thresholds(target[validation], val_proba)
 
-    def _train_epoch(
-        self,
-        texts: list[str],
-        pairs: list[str] | None,
-        target: np.ndarray,
-        batches: list[np.ndarray],
-        training: tuple[Any, Any, Any],
-        epoch: int,
-    ) -> float:
-        """One pass over ``batches`` (row positions); returns the mean training loss."""
-        import torch
-        from tqdm.auto import tqdm
-
-        optimizer, scheduler, loss_function = training
-        network = self.network_
-        network.encoder.train()
-        network.head.train()
-        dropout = torch.nn.Dropout(self.dropout)
-        parameters = [*network.encoder.parameters(), *network.head.parameters()]
-        tensor_target = torch.from_numpy(target)
-        total, count = 0.0, 0
-        description = f"Fine-tuning, epoch {epoch}/{self.epochs}"
-        for rows in tqdm(batches, desc=description, unit="batch", disable=not self.progress):
-            batch_texts, batch_pairs = _subset(texts, pairs, rows)
-            tokens = network.tokens(batch_texts, batch_pairs, self.max_length)
-            logits = network.head(dropout(network.pooled(tokens)))
-            loss = loss_function(logits, tensor_target[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(rows)
-            count += len(rows)
-        return total / max(count, 1)
-
     def _fine_tuned_proba(self, texts: list[str], pairs: list[str] | None, quantize: bool) -> Any:
-        logits = self.network_.vectors(
-            texts,
-            pairs,
-            batch_size=self.inference_batch_size,
-            max_length=self.max_length,
-            normalize=False,
-            apply_head=True,
-            quantize=quantize,
-            progress=self.progress,
-        ).astype(np.float64)
-        return _probabilities(logits, self.multilabel_)
+        return _probabilities(self._head_logits(texts, pairs, quantize), self.multilabel_)
 
     def _fit_frozen(self, texts: list[str], pairs: list[str] | None, target: np.ndarray) -> None:
         self.network_ = _load_network(self.encoder, self.random_state)
@@ -829,6 +903,14 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         As in :class:`TransformerTextClassifier`, for the blend's thresholds.
     random_state
         Seed for the validation split.
+    prefit
+        Names of members that are already fitted (e.g. one task of a
+        :class:`~retain.text.multitask.MultiTaskTextClassifier`, fitted once for two tasks).
+        ``fit`` uses them as they are, never cloned or refitted; each must say which rows it
+        held out of its own training (``held_out(X)``, booleans), and the weights are chosen
+        on the rows of ``X`` every prefit member held out, the other members fitted on the
+        rest (``validation_fraction`` and ``random_state`` are then unused; ``refit`` refits
+        the other members only).
 
     Attributes
     ----------
@@ -854,6 +936,7 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         refit: bool = False,
         min_validation_positives: int = 3,
         random_state: int | None = 0,
+        prefit: Sequence[str] = (),
     ) -> None:
         self.estimators = estimators
         self.validation_fraction = validation_fraction
@@ -861,6 +944,7 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         self.refit = refit
         self.min_validation_positives = min_validation_positives
         self.random_state = random_state
+        self.prefit = prefit
 
     def fit(self, X: Any, y: Any) -> BlendedTextClassifier:
         """Fit the members on non-validation rows and choose the weights on the rest.
@@ -872,20 +956,18 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         """
         if not self.estimators:
             raise ValueError("estimators is empty")
+        names = [name for name, _ in self.estimators]
+        unknown = sorted(set(self.prefit) - set(names))
+        if unknown:
+            raise ValueError(f"prefit names {unknown} are not members; members: {names}")
         classes, target, multilabel = _targets(y)
         self.classes_, self.multilabel_ = classes, multilabel
         y_values = np.asarray(y)
-        train, validation = validation_split(
-            target, self.validation_fraction, self.random_state, multilabel
-        )
-        if not len(validation):
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no validation rows "
-                f"out of {len(target)}: the blend weights cannot be chosen"
-            )
+        train, validation = self._validation_rows(X, target, multilabel)
         X_train, X_validation = _take(X, train), _take(X, validation)
         members = [
-            clone(estimator).fit(X_train, y_values[train]) for _, estimator in self.estimators
+            estimator if name in self.prefit else clone(estimator).fit(X_train, y_values[train])
+            for name, estimator in self.estimators
         ]
         validation_proba = [_aligned_proba(m, X_validation, classes, multilabel) for m in members]
         losses: dict[tuple[float, ...], float] = {}
@@ -896,13 +978,16 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         self.weights_ = np.array(best)
         self.validation_losses_ = losses
         self.validation_rows_ = validation
-        names = ", ".join(
-            f"{name}={w:.2f}" for (name, _), w in zip(self.estimators, best, strict=True)
+        weights = ", ".join(f"{name}={w:.2f}" for name, w in zip(names, best, strict=True))
+        where = (
+            f"{len(validation)} of the {len(target)} training rows, the rows "
+            f"{', '.join(self.prefit)} held out of its training; other members "
+            if self.prefit
+            else f"{len(validation)} validation rows carved from the {len(target)} training "
+            f"rows (random_state={self.random_state}); members "
         )
-        self.tuned_on_ = (
-            f"weights ({names}) chosen by log loss on {len(validation)} validation rows carved "
-            f"from the {len(target)} training rows (random_state={self.random_state}); members "
-            + ("refitted on all rows" if self.refit else "fitted on the other rows")
+        self.tuned_on_ = f"weights ({weights}) chosen by log loss on {where}" + (
+            "refitted on all rows" if self.refit else "fitted on the other rows"
         )
         logger.info("Blend: %s", self.tuned_on_)
         if multilabel:
@@ -911,9 +996,38 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
                 target[validation], blend, self.min_validation_positives
             )
         if self.refit:
-            members = [clone(estimator).fit(X, y_values) for _, estimator in self.estimators]
+            members = [
+                member if name in self.prefit else clone(estimator).fit(X, y_values)
+                for (name, estimator), member in zip(self.estimators, members, strict=True)
+            ]
         self.estimators_ = members
         return self
+
+    def _validation_rows(
+        self, X: Any, target: np.ndarray, multilabel: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(train, validation)`` positions: the prefit members' held-out rows, or carved."""
+        if self.prefit:
+            held_out = np.ones(len(target), dtype=bool)
+            for name, estimator in self.estimators:
+                if name in self.prefit:
+                    held_out &= np.asarray(estimator.held_out(X), dtype=bool)
+            train, validation = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+            if not len(validation):
+                raise ValueError(
+                    f"the prefit member(s) {', '.join(self.prefit)} held out none of the "
+                    f"{len(target)} rows: the blend weights cannot be chosen"
+                )
+            return train, validation
+        train, validation = validation_split(
+            target, self.validation_fraction, self.random_state, multilabel
+        )
+        if not len(validation):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no validation rows "
+                f"out of {len(target)}: the blend weights cannot be chosen"
+            )
+        return train, validation
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The weighted average of the members' probabilities, columns in ``classes_`` order."""
