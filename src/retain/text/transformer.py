@@ -800,7 +800,10 @@ class TransformerTextClassifier(FineTuningMixin, ClassifierMixin, BaseEstimator)
         if self.tfidf_ is None:
             return vectors
         return sp.hstack(
-            [sp.csr_matrix(vectors), self.tfidf_.transform(_joined(texts, pairs))]
+            [
+                sp.csr_matrix(vectors, dtype=np.float64),
+                self.tfidf_.transform(_joined(texts, pairs)),
+            ]
         ).tocsr()
 
     # -- prediction ------------------------------------------------------------------------------
