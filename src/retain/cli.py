@@ -147,6 +147,14 @@ def score(
         str | None,
         typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default: the end of the data."),
     ] = None,
+    force_as_of: Annotated[
+        bool,
+        typer.Option(
+            "--force-as-of",
+            help="Score at --as-of even when it is more than scoring.max_as_of_gap_days from "
+            "the end of the data (otherwise refused with exit 3).",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option(help="How many customers to print.")] = 10,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -162,7 +170,7 @@ def score(
 
     cfg = _run(_load, config, ScoreConfig)
     when = _iso_date(as_of, "--as-of") if as_of else None
-    outcome = _run(jobs.run_score, cfg, when)
+    outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
 
 
