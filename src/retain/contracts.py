@@ -530,8 +530,10 @@ def parse_timestamps(values: pd.Series, date_format: str | None = None) -> pd.Se
         utc=True,
         format=date_format or "mixed",
         dayfirst=day_first,
-    )
-    return typed.dt.tz_localize(None).astype("datetime64[ns]")
+    ).dt.tz_localize(None)
+    # A year like 1001 or -1 parses but does not fit nanoseconds: not a usable timestamp.
+    outside = typed.notna() & ((typed < pd.Timestamp.min) | (typed > pd.Timestamp.max))
+    return typed.where(~outside).astype("datetime64[ns]")
 
 
 def near_misses(wanted: list[str], found: list[str], cutoff: float = 0.75) -> dict[str, str]:

@@ -580,9 +580,9 @@ def infer_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             out[column] = numbers.astype("float64")
             continue
         if text[present].str.match(_DATE_LIKE).all():
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+            stamps = parse_timestamps(text)
             if stamps[present].notna().all():
-                out[column] = stamps.astype("datetime64[ns]")
+                out[column] = stamps
                 continue
         out[column] = text.astype(object).where(present, None)
     return out
