@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from retain import jobs
 from retain.cli import EXIT_DATA, app
-from retain.config import ConfigError, DataConfig, ScoreConfig, ScoringConfig, TrainConfig, load_config
+from retain.config import (
+    ConfigError,
+    DataConfig,
+    ScoreConfig,
+    ScoringConfig,
+    TrainConfig,
+    load_config,
+)
 from retain.contracts import CUSTOMERS, EVENTS, TICKETS, ContractError, validate_table
 from retain.data import load_world, write_json
 from retain.scoring import ScoringError

@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retain.config import DataConfig, FlatLayout, TextColumns, TextDataConfig
-from retain.contracts import CONTRACTS, MAX_MAGNITUDE, NULL_LIKE_IDS, TIME_COLUMNS, ContractError, validate_table
+from retain.contracts import (
+    CONTRACTS,
+    MAX_MAGNITUDE,
+    NULL_LIKE_IDS,
+    TIME_COLUMNS,
+    ContractError,
+    validate_table,
+)
 from retain.data import load_flat, load_text_table, load_world
 
 EXPORTED = pd.Timestamp("2030-01-01")
