@@ -414,3 +414,17 @@ def test_an_infinite_monthly_value_does_not_top_the_list_or_break_the_summary(
     text = outcome.paths["summary"].read_text()
     assert "Infinity" not in text and "NaN" not in text
     json.loads(text)
+
+
+def test_warnings_fatal_flag_stops_train_and_score_with_exit_3(clean_world: Path, tmp_path: Path) -> None:
+    spoiled = _copy(clean_world, tmp_path / "w", tickets=_table(clean_world, "tickets").iloc[0:0])
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"data: {{path: {spoiled}}}\nreports_dir: {tmp_path / 'reports'}\n"
+        f"tracking: {{tracking_uri: 'sqlite:///{tmp_path / 'm.db'}'}}\n"
+    )
+    result = CliRunner().invoke(app, ["train", "-c", str(config), "--warnings-fatal", "--quiet"])
+    assert result.exit_code == EXIT_DATA
+    assert "tickets.csv: the file has no rows" in result.output
+    help_text = CliRunner().invoke(app, ["score", "--help"]).output
+    assert "--force-as-of" in help_text and "--warnings-fatal" in help_text
