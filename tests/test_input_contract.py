@@ -374,16 +374,23 @@ def scoring_world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     return directory, (_scoring_models(world), THEME_IDS)
 
 
-def test_scoring_prints_its_date_and_ignores_a_2099_event(
-    scoring_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
-) -> None:
+@pytest.fixture
+def score_spoiled(scoring_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Score the scoring world with some tables replaced: ``(tables) -> (outcome, data dir)``."""
     directory, models = scoring_world
     monkeypatch.setattr(jobs, "load_scoring_models", lambda *args, **kwargs: models)
-    events = _table(directory, "events")
-    events.loc[0, "occurred_at"] = "2099-01-01 00:00:00"
-    spoiled = _copy(directory, tmp_path / "w", events=events)
 
-    outcome = jobs.run_score(_score_config(spoiled, tmp_path))
+    def score(**tables: pd.DataFrame) -> tuple[jobs.ScoreOutcome, Path]:
+        spoiled = _copy(directory, tmp_path / "w", **tables)
+        return jobs.run_score(_score_config(spoiled, tmp_path)), spoiled
+
+    return score
+
+
+def test_scoring_prints_its_date_and_ignores_a_2099_event(scoring_world, score_spoiled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    events = _table(scoring_world[0], "events")
+    events.loc[0, "occurred_at"] = "2099-01-01 00:00:00"
+    outcome, spoiled = score_spoiled(events=events)
     assert outcome.summary["as_of"] == "2025-07-01"
     assert outcome.summary["as_of_chosen"].startswith("default: the day after the data ends (2025-06-30")
     assert any("after the export time" in w for w in outcome.summary["data_warnings"])
@@ -393,18 +400,12 @@ def test_scoring_prints_its_date_and_ignores_a_2099_event(
         jobs.run_score(_score_config(spoiled, tmp_path), as_of=pd.Timestamp("2099-01-02").date())
 
 
-def test_an_infinite_monthly_value_does_not_top_the_list_or_break_the_summary(
-    scoring_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
-) -> None:
-    directory, models = scoring_world
-    monkeypatch.setattr(jobs, "load_scoring_models", lambda *args, **kwargs: models)
-    customers = _table(directory, "customers")
+def test_an_infinite_monthly_value_does_not_top_the_list_or_break_the_summary(scoring_world, score_spoiled) -> None:  # type: ignore[no-untyped-def]
+    customers = _table(scoring_world[0], "customers")
     active = customers.index[customers["churned_at"] == ""]
     customers.loc[active[0], "monthly_value"] = "inf"
     customers.loc[active[1], "monthly_value"] = "1e400"
-    spoiled = _copy(directory, tmp_path / "w", customers=customers)
-
-    outcome = jobs.run_score(_score_config(spoiled, tmp_path))
+    outcome, _ = score_spoiled(customers=customers)
     ranked = outcome.ranked.set_index("customer_id")
     for row in active[:2]:
         customer = customers.loc[row, "customer_id"]
