@@ -436,7 +436,10 @@ def score_date(
         return default, f"default: the day after the data ends ({data_end:%Y-%m-%d %H:%M:%S})"
     when = pd.Timestamp(as_of)
     days = abs(when - default) / pd.Timedelta(days=1)
-    where = f"{days:.0f} days {'after' if when > default else 'before'} the day after the data ends ({data_end:%Y-%m-%d %H:%M:%S})"
+    where = (
+        f"{days:.0f} days {'after' if when > default else 'before'} the default scoring date "
+        f"{default.date()} (the day after the data ends, {data_end:%Y-%m-%d %H:%M:%S})"
+    )
     limit = config.scoring.max_as_of_gap_days
     if days <= limit:
         return when, "--as-of"
