@@ -684,7 +684,7 @@ def cdnow(run: BenchmarkRun) -> None:
         config = isolated_config("cdnow", workdir)
         train = run_cli(["train", "--until", C5_AS_OF], "cdnow", config, run.context.data_dir)
         metrics = json.loads((workdir / "reports" / "metrics.json").read_text(encoding="utf-8"))
-        score = run_cli(["score", "--as-of", C5_AS_OF], "cdnow", config, run.context.data_dir)
+        score = run_cli(["score", "--as-of", C5_AS_OF, "--force-as-of"], "cdnow", config, run.context.data_dir)
         ranked = pd.read_parquet(workdir / "outputs" / "ranked_customers.parquet")
 
     log = load_cdnow(run.data_path(CDNOW))

@@ -72,7 +72,7 @@ def _write_tables(directory: Path, **overrides: pd.DataFrame) -> None:
 
 def test_every_row_is_used_or_reported(tmp_path: Path) -> None:
     _write_tables(tmp_path)
-    loaded = load_world(DataConfig(path=tmp_path))
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     reports = loaded.reports
     assert len(reports["customers"].valid) == 2
     assert reports["customers"].rejected["reason"].tolist() == ["column 'signup_at': not a valid timestamp"]
@@ -91,7 +91,7 @@ def test_every_row_is_used_or_reported(tmp_path: Path) -> None:
 
 def test_types_follow_the_contract(tmp_path: Path) -> None:
     _write_tables(tmp_path)
-    world = load_world(DataConfig(path=tmp_path)).world
+    world = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world
     assert world.events["occurred_at"].dtype == "datetime64[ns]"
     # a time zone is converted to UTC and dropped
     assert world.events["occurred_at"].iloc[0] == pd.Timestamp("2024-03-01 08:00")
@@ -109,6 +109,7 @@ def test_column_mapping_renames_user_columns(tmp_path: Path) -> None:
     )
     _write_tables(tmp_path, feedback=feedback)
     config = DataConfig(
+        max_quarantine_share=1.0,
         path=tmp_path,
         columns={"feedback": {"feedback_id": "id", "created_at": "when", "text": "comment"}},
     )
@@ -120,14 +121,14 @@ def test_missing_required_column_names_file_column_and_rows(tmp_path: Path) -> N
     tickets = pd.DataFrame({"ticket_id": ["T1", "T2"], "customer_id": ["C1", "C1"]})
     _write_tables(tmp_path, tickets=tickets)
     with pytest.raises(ContractError) as err:
-        load_world(DataConfig(path=tmp_path))
+        load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     message = str(err.value)
     assert "tickets.csv" in message and "'opened_at'" in message and "2 rows" in message
 
 
 def test_mapping_to_a_column_the_file_lacks_is_an_error(tmp_path: Path) -> None:
     _write_tables(tmp_path)
-    config = DataConfig(path=tmp_path, columns={"tickets": {"opened_at": "created"}})
+    config = DataConfig(max_quarantine_share=1.0, path=tmp_path, columns={"tickets": {"opened_at": "created"}})
     with pytest.raises(ContractError, match="'created'"):
         load_world(config)
 
@@ -135,7 +136,7 @@ def test_mapping_to_a_column_the_file_lacks_is_an_error(tmp_path: Path) -> None:
 def test_missing_optional_table_is_absent_and_said(tmp_path: Path) -> None:
     _write_tables(tmp_path)
     (tmp_path / "events.csv").unlink()
-    loaded = load_world(DataConfig(path=tmp_path))
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     assert loaded.world.events is None
     assert "events" not in loaded.reports
     assert any("no events table" in note for note in loaded.notes)
@@ -145,20 +146,20 @@ def test_missing_customers_table_is_an_error(tmp_path: Path) -> None:
     _write_tables(tmp_path)
     (tmp_path / "customers.csv").unlink()
     with pytest.raises(ContractError, match="no file for table 'customers'"):
-        load_world(DataConfig(path=tmp_path))
+        load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
 
 
 def test_a_table_named_in_the_config_must_exist(tmp_path: Path) -> None:
     _write_tables(tmp_path)
     with pytest.raises(ContractError, match="named in data.files.tickets"):
-        load_world(DataConfig(path=tmp_path, files={"tickets": "zendesk.csv"}))
+        load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path, files={"tickets": "zendesk.csv"}))
 
 
 def test_a_misspelled_table_under_files_is_a_config_error(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        DataConfig(path=tmp_path, files={"ticket": "t.csv"})
+        DataConfig(max_quarantine_share=1.0, path=tmp_path, files={"ticket": "t.csv"})
 
 
 def test_duplicate_keys_and_out_of_range_values_are_rejected() -> None:
@@ -217,7 +218,7 @@ def test_rating_scale_is_a_setting_and_ratings_are_normalised(tmp_path: Path) ->
         }
     )
     _write_tables(tmp_path, feedback=feedback)
-    loaded = load_world(DataConfig(path=tmp_path, rating_scale=(1, 10)))
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path, rating_scale=(1, 10)))
     valid = loaded.world.feedback
     assert valid["feedback_id"].tolist() == ["F1", "F2", "F3"]  # no review lost for a rating
     assert valid["rating"].tolist()[:2] == [0.0, 1.0]
@@ -301,7 +302,7 @@ def test_csv_keeps_labelled_feedback_with_no_theme(tmp_path: Path) -> None:
         }
     )
     _write_tables(tmp_path, feedback=feedback)
-    themes = load_world(DataConfig(path=tmp_path)).world.feedback["themes"]
+    themes = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world.feedback["themes"]
     assert themes.iloc[0] == "billing"
     assert themes.iloc[1] == "", "labelled with no theme, not unlabelled"
     assert pd.isna(themes.iloc[2]), "no labels at all stays unlabelled"
@@ -315,7 +316,7 @@ def test_csv_themes_column_with_no_label_at_all_stays_unlabelled(tmp_path: Path)
         }
     )
     _write_tables(tmp_path, feedback=feedback)
-    assert load_world(DataConfig(path=tmp_path)).world.feedback["themes"].isna().all()
+    assert load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world.feedback["themes"].isna().all()
 
 
 def test_a_world_written_as_csv_reads_back_with_the_same_labels(tmp_path: Path) -> None:
@@ -325,7 +326,7 @@ def test_a_world_written_as_csv_reads_back_with_the_same_labels(tmp_path: Path) 
     world = generate_world(60, seed=0, start="2024-01-01", end="2024-06-30")
     assert (world.feedback["themes"] == "").any()
     write_world(world, tmp_path, file_format="csv")
-    loaded = load_world(DataConfig(path=tmp_path)).world
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world
     pd.testing.assert_series_equal(
         loaded.feedback["themes"].fillna("<missing>").reset_index(drop=True),
         world.feedback["themes"].astype(object).fillna("<missing>").reset_index(drop=True),
@@ -335,10 +336,10 @@ def test_a_world_written_as_csv_reads_back_with_the_same_labels(tmp_path: Path) 
 
 def test_quarantine_files_describe_the_latest_load_only(tmp_path: Path) -> None:
     _write_tables(tmp_path)
-    load_world(DataConfig(path=tmp_path))
+    load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     assert (tmp_path / "quarantine" / "tickets.csv").exists()
     fixed = pd.read_csv(tmp_path / "tickets.csv", dtype=str).assign(channel="email")
     fixed.to_csv(tmp_path / "tickets.csv", index=False)
-    load_world(DataConfig(path=tmp_path))
+    load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     assert not (tmp_path / "quarantine" / "tickets.csv").exists()
     assert (tmp_path / "quarantine" / "customers.csv").exists()  # still has a bad row

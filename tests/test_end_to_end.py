@@ -262,7 +262,7 @@ def test_train_and_score_on_customers_and_a_purchase_log_only(tmp_path: Path) ->
     assert "retain-churn version 1" in trained.stdout
 
     as_of = "2025-03-31"
-    scored = run_retain("score", "-c", str(config), "--as-of", as_of, "--quiet")
+    scored = run_retain("score", "-c", str(config), "--as-of", as_of, "--force-as-of", "--quiet")
     assert scored.returncode == 0, scored.stderr
     assert f"as of {as_of}" in scored.stdout
     ranked = pd.read_csv(tmp_path / "outputs" / "ranked_customers.csv")

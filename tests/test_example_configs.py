@@ -106,7 +106,7 @@ def test_cdnow_until_then_score_covers_every_buyer_and_beats_recency(tmp_path: P
     trained = _retain("train", "-c", str(config), "--until", "1997-12-31")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "churn definition: inactivity" in trained.stdout
-    scored = _retain("score", "-c", str(config), "--as-of", "1997-12-31")
+    scored = _retain("score", "-c", str(config), "--as-of", "1997-12-31", "--force-as-of")
     assert scored.returncode == 0, scored.stderr[-3000:]
     ranked = pd.read_parquet(tmp_path / "outputs" / "ranked_customers.parquet")
 

@@ -87,7 +87,7 @@ EXPECTED = {
 def test_every_input_row_is_valid_or_quarantined_with_its_row_and_reason(
     data_dir: Path, table: str
 ) -> None:
-    loaded = load_world(DataConfig(path=data_dir))
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=data_dir))
     n_input, valid_rows, rejected = EXPECTED[table]
     quarantine = pd.read_csv(data_dir / "quarantine" / f"{table}.csv", dtype={"reason": str})
 
@@ -108,7 +108,7 @@ def test_every_input_row_is_valid_or_quarantined_with_its_row_and_reason(
 
 
 def test_quarantine_file_holds_both_kinds_of_rejection(data_dir: Path) -> None:
-    load_world(DataConfig(path=data_dir))
+    load_world(DataConfig(max_quarantine_share=1.0, path=data_dir))
     events = pd.read_csv(data_dir / "quarantine" / "events.csv", dtype=str)
     reasons = dict(zip(events["source_row"].astype(int), events["reason"], strict=True))
     assert reasons == {
@@ -124,7 +124,7 @@ def test_quarantine_file_holds_both_kinds_of_rejection(data_dir: Path) -> None:
 
 
 def test_world_holds_only_rows_of_known_customers(data_dir: Path) -> None:
-    world = load_world(DataConfig(path=data_dir)).world
+    world = load_world(DataConfig(max_quarantine_share=1.0, path=data_dir)).world
     assert world.customers["customer_id"].tolist() == ["C1", "C2"]
     assert world.events["customer_id"].tolist() == ["C1", "C2"]
     assert world.tickets["ticket_id"].tolist() == ["T1"]

@@ -41,6 +41,7 @@ def _flat(tmp_path: Path, train: pd.DataFrame, test: pd.DataFrame) -> DataConfig
     train.to_csv(tmp_path / "train.csv", index=False)
     test.to_csv(tmp_path / "test.csv", index=False)
     return DataConfig(
+        max_quarantine_share=1.0,
         path=tmp_path, layout="flat",
         flat={"file": "train.csv", "test_file": "test.csv", "label_column": "churn", "id_column": "id"},
     )
@@ -75,7 +76,7 @@ def test_an_amended_row_stays_in_quarantine_when_unknown_customers_are_rejected(
             "rating": ["7", "3"],
         }
     ).to_csv(tmp_path / "feedback.csv", index=False)
-    loaded = load_world(DataConfig(path=tmp_path))
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path))
     written = pd.read_csv(tmp_path / "quarantine" / "feedback.csv")
     assert written["action"].tolist() == ["field set missing, row kept", "row rejected"]
     assert written["source_row"].tolist() == [1, 2]

@@ -34,6 +34,7 @@ CDNOW = (
 
 def _cdnow_config(path: Path) -> DataConfig:
     return DataConfig(
+        max_quarantine_share=1.0,
         path=path,
         quarantine_dir=path / "q",
         files={"events": "CDNOW_master.txt"},
@@ -82,6 +83,7 @@ def test_read_options_date_format_decides_ambiguous_dates(tmp_path: Path) -> Non
     """02/03/2024 is 2 March with '%d/%m/%Y'; inferred, it would read as 3 February."""
     (tmp_path / "log.txt").write_text("id\twhen\n7\t02/03/2024\n7\t13/03/2024\n")
     config = DataConfig(
+        max_quarantine_share=1.0,
         path=tmp_path,
         files={"events": "log.txt"},
         columns={"events": {"customer_id": "id", "occurred_at": "when"}},
@@ -143,7 +145,7 @@ def _tables(directory: Path, with_tickets: bool = True) -> None:
 def test_until_drops_later_rows_and_masks_later_stamps(tmp_path: Path) -> None:
     _tables(tmp_path)
     until = pd.Timestamp("2024-06-01")
-    loaded = load_world(DataConfig(path=tmp_path), until=until)
+    loaded = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path), until=until)
     world = loaded.world
     assert world.events is not None and world.events["occurred_at"].tolist() == [pd.Timestamp("2024-05-01")]
     tickets = world.tickets
@@ -165,7 +167,7 @@ UNTIL_CUSTOMERS_BUG = (
 
 def test_until_drops_later_customers_and_masks_later_churn_dates(tmp_path: Path) -> None:
     _tables(tmp_path)
-    world = load_world(DataConfig(path=tmp_path), until=pd.Timestamp("2024-06-01")).world
+    world = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path), until=pd.Timestamp("2024-06-01")).world
     # C3 signed up after until: not there yet; C2's churn on 2024-06-20 had not happened
     assert world.customers["customer_id"].tolist() == ["C1", "C2"]
     assert world.customers["churned_at"].isna().all()
@@ -173,7 +175,7 @@ def test_until_drops_later_customers_and_masks_later_churn_dates(tmp_path: Path)
 
 def test_an_absent_optional_table_leaves_its_family_out(tmp_path: Path) -> None:
     _tables(tmp_path, with_tickets=False)
-    world = load_world(DataConfig(path=tmp_path)).world
+    world = load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world
     assert world.tickets is None and world.feedback is None
     assert world.events is not None
     table = build_features(world, "2024-06-01", None, [], windows_days=(30,))
@@ -185,7 +187,7 @@ def test_an_absent_optional_table_leaves_its_family_out(tmp_path: Path) -> None:
 
     # with the tickets table, the support family is there
     _tables(tmp_path, with_tickets=True)
-    with_tickets = build_features(load_world(DataConfig(path=tmp_path)).world, "2024-06-01", None, [], (30,))
+    with_tickets = build_features(load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world, "2024-06-01", None, [], (30,))
     assert support <= set(with_tickets.columns)
     assert not set(with_tickets.columns) & feedback
 
@@ -223,6 +225,7 @@ TELCO_TEST = (
 
 def _telco_config(path: Path, test_file: str | None = None) -> DataConfig:
     return DataConfig(
+        max_quarantine_share=1.0,
         path=path,
         layout="flat",
         flat=FlatLayout(
@@ -301,7 +304,7 @@ def _attribute_world(tmp_path: Path) -> World:
             }
         ),
     )
-    return load_world(DataConfig(path=tmp_path)).world
+    return load_world(DataConfig(max_quarantine_share=1.0, path=tmp_path)).world
 
 
 def test_named_attributes_become_features(tmp_path: Path) -> None:
@@ -357,14 +360,14 @@ def test_an_unknown_attribute_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("spelling", ["$RETAIN_DATA_DIR", "${RETAIN_DATA_DIR}"])
 def test_retain_data_dir_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spelling: str) -> None:
     monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    config = DataConfig(path=f"{spelling}/cdnow", quarantine_dir=f"{spelling}/q")
+    config = DataConfig(max_quarantine_share=1.0, path=f"{spelling}/cdnow", quarantine_dir=f"{spelling}/q")
     assert config.path == tmp_path / "cdnow"
     assert config.quarantine_dir == tmp_path / "q"
 
 
 def test_retain_data_dir_defaults_to_the_shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RETAIN_DATA_DIR", raising=False)
-    assert DataConfig(path="$RETAIN_DATA_DIR/telco").path == Path("../shared/data/telco")
+    assert DataConfig(max_quarantine_share=1.0, path="$RETAIN_DATA_DIR/telco").path == Path("../shared/data/telco")
 
 
 def test_a_config_file_path_is_expanded_and_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

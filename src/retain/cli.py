@@ -33,6 +33,14 @@ EXIT_DATA = 3
 EXIT_NO_MODEL = 4
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
+WarningsFatal = Annotated[
+    bool,
+    typer.Option(
+        "--warnings-fatal",
+        help="Stop with exit 3 on any data warning (quarantined rows, fields set missing, an empty "
+        "table) instead of listing them in the summary; same as data.warnings_fatal: true.",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")]
 
 
@@ -117,6 +125,7 @@ def train(
             "read, so every label window closes by then. Simulates a held-out period.",
         ),
     ] = None,
+    warnings_fatal: WarningsFatal = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -134,7 +143,7 @@ def train(
     from retain import jobs
     from retain.config import TrainConfig
 
-    cfg = _run(_load, config, TrainConfig)
+    cfg = _strict(_run(_load, config, TrainConfig), warnings_fatal)
     stop = _iso_date(until, "--until") if until else None
     outcome = _run(jobs.run_train, cfg, show_progress=not quiet, until=stop)
     typer.echo(jobs.format_training_outcome(outcome))
@@ -147,7 +156,16 @@ def score(
         str | None,
         typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default: the end of the data."),
     ] = None,
+    force_as_of: Annotated[
+        bool,
+        typer.Option(
+            "--force-as-of",
+            help="Score at --as-of even when it is more than scoring.max_as_of_gap_days from "
+            "the end of the data (otherwise refused with exit 3).",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option(help="How many customers to print.")] = 10,
+    warnings_fatal: WarningsFatal = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -155,14 +173,17 @@ def score(
 
     Writes ranked_customers.parquet, ranked_customers.csv and score_summary.json to the
     config's scoring.output_dir, each atomically: a crash leaves the previous list intact.
+    Prints the scoring date used (default: the day after the data ends); an --as-of more than
+    scoring.max_as_of_gap_days from the end of the data is refused (exit 3) unless
+    --force-as-of is given.
     """
     _configure_logging(verbose, quiet)
     from retain import jobs
     from retain.config import ScoreConfig
 
-    cfg = _run(_load, config, ScoreConfig)
+    cfg = _strict(_run(_load, config, ScoreConfig), warnings_fatal)
     when = _iso_date(as_of, "--as-of") if as_of else None
-    outcome = _run(jobs.run_score, cfg, when)
+    outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
 
 
@@ -334,6 +355,13 @@ def text_discover(
         jobs.run_text_discover, cfg, output, input_path, n_themes, show_progress=not quiet
     )
     typer.echo(jobs.format_text_discovery(outcome))
+
+
+def _strict(config, warnings_fatal: bool):  # type: ignore[no-untyped-def]
+    """``config`` with ``data.warnings_fatal`` set when the flag asks for it."""
+    if not warnings_fatal:
+        return config
+    return config.model_copy(update={"data": config.data.model_copy(update={"warnings_fatal": True})})
 
 
 def _load(path: Path, model):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ current working directory (the repo root for ``make`` targets).
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -113,6 +113,29 @@ class DataConfig(Strict):
     flat: FlatLayout | None = None
     quarantine_dir: Path | None = Field(
         default=None, description="Where rejected rows are written; default <path>/quarantine."
+    )
+    export_time: datetime | None = Field(
+        default=None,
+        description="When the data was exported (UTC unless it names a zone): a row dated after "
+        "it is quarantined. Default: the time of the run.",
+    )
+    max_quarantine_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="When more than this share of a table's rows is quarantined the run stops "
+        "(exit 3), naming the main reasons; 1 turns the check off.",
+    )
+    extra_columns: dict[TableName, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Per table, columns that are not contract columns on purpose. A column that "
+        "is not in the contract but looks like an optional one the file lacks (`cast` for "
+        "`csat`) is an error unless listed here or mapped in data.columns.",
+    )
+    warnings_fatal: bool = Field(
+        False,
+        description="Stop (exit 3) on any data warning (quarantined rows, fields set missing, an "
+        "empty table) instead of running and listing the warnings in the summary.",
     )
 
     @model_validator(mode="before")
@@ -282,6 +305,16 @@ class ScoringConfig(Strict):
     output_dir: Path = Path("outputs")
     playbook: Path = Path("configs/playbook.yaml")
     top_reasons: int = Field(3, ge=1)
+    max_as_of_gap_days: int = Field(
+        31,
+        ge=0,
+        description="A scoring date more than this many days from the end of the data (before "
+        "or after) is refused unless forced (`retain score --force-as-of`): features would "
+        "describe silence, or the past, rather than the customers now.",
+    )
+    force_as_of: bool = Field(
+        False, description="Score at --as-of even when it is far from the end of the data."
+    )
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),
         RiskTier(name="medium", min_probability=0.2),

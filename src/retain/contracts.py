@@ -11,6 +11,8 @@ an empty string means "labelled, no theme", a missing value means "not labelled"
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,6 +26,16 @@ SENTIMENTS = ("negative", "neutral", "positive")
 EVENT_TYPES = ("login", "usage", "purchase")
 CHANNELS = ("phone", "email", "chat", "social")
 FEEDBACK_SOURCES = ("review", "survey", "ticket_comment")
+
+#: Cell values that mean "no value" in some exporter or other; never accepted as an identifier.
+NULL_LIKE_IDS = frozenset({"nan", "null", "none", "na", "n/a", "<na>", "nat", "nil", "-", "?"})
+#: Every number beyond this magnitude is out of range (beyond it a float no longer holds integers
+#: exactly; no count or amount of retain's tables comes near it).
+MAX_MAGNITUDE = 1e15
+#: An id cell that is an integer written as a float ("1001.0", from a float column) reads as "1001".
+_FLOAT_INTEGER_ID = re.compile(r"^([+-]?\d+)\.0*$")
+#: A date written day and month first in either order: 04/03/2021, 13.03.21, 3-4-2021.
+_SLASHED_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})\b"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class TableContract:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     description: str = ""
+    #: (earlier, later) timestamp columns: a row whose ``later`` comes before its ``earlier`` is
+    #: rejected (a ticket resolved before it was opened would give a negative duration).
+    order: tuple[tuple[str, str], ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -64,6 +79,7 @@ CUSTOMERS = TableContract(
     name="customers",
     key=("customer_id",),
     description="One row per customer.",
+    order=(("signup_at", "churned_at"),),
     columns=(
         Column("customer_id", "id", description="Unique customer identifier."),
         Column("signup_at", "timestamp", description="When the customer signed up."),
@@ -100,6 +116,7 @@ TICKETS = TableContract(
     name="tickets",
     key=("ticket_id",),
     description="Support history: one row per ticket.",
+    order=(("opened_at", "first_response_at"), ("opened_at", "resolved_at")),
     columns=(
         Column("ticket_id", "id"),
         Column("customer_id", "id"),
@@ -107,7 +124,10 @@ TICKETS = TableContract(
         Column("first_response_at", "timestamp", nullable=True, description="Missing if never answered."),
         Column("resolved_at", "timestamp", nullable=True, description="Missing while unresolved."),
         Column("channel", "category", allowed=CHANNELS),
-        Column("reopened_count", "int", required=False, min_value=0),
+        Column(
+            "reopened_count", "int", required=False, min_value=0, max_value=1000,
+            description="How often the ticket was reopened.",
+        ),
         Column(
             "csat", "float", required=False, nullable=True, min_value=1, max_value=5,
             description="Satisfaction survey 1-5, returned when the ticket is resolved.",
@@ -256,6 +276,7 @@ def validate_table(
     *,
     ranges: dict[str, tuple[float, float]] | None = None,
     date_format: str | None = None,
+    export_time: pd.Timestamp | None = None,
 ) -> Validated:
     """Coerce ``raw`` to ``contract`` and split usable rows from rejected ones.
 
@@ -270,7 +291,11 @@ def validate_table(
     ranges:
         Per column, a (min, max) that replaces the contract's (e.g. a 1-10 rating scale).
     date_format:
-        strftime format of the timestamp columns; default: inferred per value (ISO 8601 first).
+        strftime format of the timestamp columns; default: inferred, the same for every value of
+        a column (dates written day and month first read in the order the column itself shows).
+    export_time:
+        When the data was exported (naive UTC): a row with a timestamp after it is rejected.
+        ``None``: no such check.
 
     Returns
     -------
@@ -280,17 +305,24 @@ def validate_table(
         ``reason`` column naming the column and the problem. An optional, nullable field out
         of its range is set missing and the row kept; ``amended`` records it.
 
+    Numbers must be finite and within the column's range (at most ``MAX_MAGNITUDE`` in size),
+    checked before any cast; identifiers are strings, an integer written as a float (``1001.0``)
+    reads as ``1001`` and a null-like cell (``NaN``, ``null``, ``None``...) is rejected.
+
     Raises
     ------
     ContractError
-        If a required column is missing: nothing in the table could be used.
+        If a required column is missing (nothing in the table could be used), or the dates of a
+        column are written in an order that cannot be told (``04/03/2021``) or in both orders.
     """
     missing = [c.name for c in contract.columns if c.required and c.name not in raw.columns]
     if missing:
+        hints = near_misses(missing, [str(c) for c in raw.columns if c not in contract.column_names])
+        hint = "".join(f" Column {theirs!r} looks like {ours!r}." for theirs, ours in hints.items())
         raise ContractError(
             f"{source}: table '{contract.name}' is missing required column(s) "
             f"{', '.join(repr(m) for m in missing)} ({len(raw)} rows not read). "
-            f"Found columns: {', '.join(map(str, raw.columns))}. "
+            f"Found columns: {', '.join(map(str, raw.columns))}.{hint} "
             "Map your own names onto these in the config's data.columns section."
         )
     raw = raw.reset_index(drop=True)
@@ -318,9 +350,24 @@ def validate_table(
             # missing are left out of the features, not used as data).
             typed[col.name] = _default_column(col, len(raw))
             continue
+        if col.kind == "timestamp":
+            problem = ambiguous_dates(raw[col.name]) if date_format is None else None
+            if problem:
+                raise ContractError(
+                    f"{source}: column '{col.name}' {problem} ({len(raw)} rows not read); set "
+                    f"data.read.{contract.name}.date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'"
+                )
         values, bad_type = _coerce(raw[col.name], col, date_format)
         typed[col.name] = values
         present = raw[col.name].notna() & (raw[col.name].astype("string").str.strip() != "")
+        if col.kind == "id":
+            null_like = present & is_null_like_id(raw[col.name])
+            reject(null_like, f"column '{col.name}': a null-like value is not an id")
+            typed.loc[null_like, col.name] = None
+        if col.kind in ("float", "int"):
+            infinite = values.notna() & ~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
+            out_of_range(col, infinite, f"column '{col.name}': not a finite number")
+            values = values.where(~infinite)
         reject(bad_type & present, f"column '{col.name}': not a valid {col.kind}")
         if not col.nullable:
             reject(values.isna(), f"column '{col.name}': missing value")
@@ -328,10 +375,21 @@ def validate_table(
             outside = values.notna() & ~values.isin(col.allowed)
             reject(outside, f"column '{col.name}': not one of {', '.join(col.allowed)}")
         low, high = ranges.get(col.name, (col.min_value, col.max_value))
+        if col.kind in ("float", "int"):
+            low = -MAX_MAGNITUDE if low is None else low
+            high = MAX_MAGNITUDE if high is None else high
         if low is not None:
             out_of_range(col, values.notna() & (values < low), f"column '{col.name}': below {low:g}")
         if high is not None:
             out_of_range(col, values.notna() & (values > high), f"column '{col.name}': above {high:g}")
+        if col.kind == "timestamp" and export_time is not None:
+            later = values.notna() & (values > export_time)
+            reject(later, f"column '{col.name}': after the export time {export_time:%Y-%m-%d %H:%M:%S}")
+
+    for earlier, later in contract.order:
+        if earlier in raw.columns and later in raw.columns:
+            before = typed[later].notna() & typed[earlier].notna() & (typed[later] < typed[earlier])
+            reject(before, f"column '{later}': before {earlier}")
 
     if contract.key:
         # Among the rows usable so far: a row rejected for another reason does not claim its key.
@@ -382,24 +440,14 @@ def _coerce(
 ) -> tuple[pd.Series, pd.Series]:
     """Return the typed column and a mask of values that failed to convert."""
     if col.kind == "timestamp":
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            typed = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-            typed = values
-        else:
-            typed = pd.to_datetime(
-                values.astype("string") if date_format else values,
-                errors="coerce",
-                utc=True,
-                format=date_format or "mixed",
-            ).dt.tz_localize(None)
-        typed = typed.astype("datetime64[ns]")
+        typed = parse_timestamps(values, date_format)
         return typed, typed.isna()
     if col.kind in ("float", "int"):
         typed = pd.to_numeric(values, errors="coerce").astype("float64")
         bad = typed.isna()
         if col.kind == "int":
-            bad = bad | (typed.notna() & (typed != np.round(typed)))
+            finite = np.isfinite(typed.to_numpy(dtype="float64", na_value=np.nan))
+            bad = bad | (typed.notna() & finite & (typed != np.round(typed)))
         return typed, bad
     if col.kind == "bool":
         if values.dtype == bool:
@@ -408,12 +456,94 @@ def _coerce(
         typed = text.isin(_BOOL_TRUE)
         bad = ~(text.isin(_BOOL_TRUE) | text.isin(_BOOL_FALSE)) & text.notna()
         return typed.astype(bool), bad
-    # id, category, text: strings; missing stays missing
+    if col.kind == "id":
+        return normalise_ids(values), pd.Series(False, index=values.index)
+    # category, text: strings; missing stays missing
     typed = values.astype("string").str.strip() if col.kind != "text" else values.astype("string")
     typed = typed.astype(object).where(typed.notna(), None)
     if col.kind != "text":
         typed = typed.where(typed != "", None)
     return pd.Series(typed, index=values.index, dtype=object), pd.Series(False, index=values.index)
+
+
+def normalise_ids(values: pd.Series) -> pd.Series:
+    """Identifiers as stripped strings, the same whatever the file's column type.
+
+    An integer written as a float reads as the integer (``1001.0`` from a float column, or from a
+    CSV a float column was written to, is ``"1001"``), so ids match across tables whatever type
+    each file gave them. Empty cells are missing (``None``).
+    """
+    text = values.astype("string").str.strip()
+    text = text.str.replace(_FLOAT_INTEGER_ID, lambda m: m.group(1), regex=True)
+    text = text.where(text != "")
+    return pd.Series(text.astype(object).where(text.notna(), None), index=values.index, dtype=object)
+
+
+def is_null_like_id(values: pd.Series) -> pd.Series:
+    """Cells that spell "no value" (``NaN``, ``null``, ``None``, ``N/A``...)."""
+    return values.astype("string").str.strip().str.lower().isin(NULL_LIKE_IDS).fillna(False).astype(bool)
+
+
+def ambiguous_dates(values: pd.Series) -> str | None:
+    """Why the dates of a text column cannot be read one way, or None when they can.
+
+    Dates written with the day and month first (``04/03/2021``) are read in the order the column
+    itself shows: day first if some first number is above 12, month first if some second one
+    is. A column where neither is ever above 12 cannot be told; one where both are mixes orders.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype) or isinstance(values.dtype, pd.DatetimeTZDtype):
+        return None
+    parts = values.astype("string").str.extract(_SLASHED_DATE)
+    parts = parts.dropna()
+    if parts.empty:
+        return None
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    day_first, month_first = (first > 12), (second > 12)
+    if day_first.any() and month_first.any():
+        a = values[day_first[day_first].index[0]]
+        b = values[month_first[month_first].index[0]]
+        return f"mixes day-first dates ({a!r}) and month-first dates ({b!r})"
+    if not day_first.any() and not month_first.any():
+        example = values[parts.index[0]]
+        return f"has dates like {example!r} that read as either day or month first"
+    return None
+
+
+def parse_timestamps(values: pd.Series, date_format: str | None = None) -> pd.Series:
+    """Text or datetimes as naive UTC ``datetime64[ns]``; what does not parse is ``NaT``.
+
+    With ``date_format`` every value is read with it. Without, the format is inferred; dates
+    written day and month first are read day first when the column shows it (see
+    :func:`ambiguous_dates`, which callers check first), so no two rows read differently.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.astype("datetime64[ns]")
+    day_first = False
+    if date_format is None:
+        parts = values.astype("string").str.extract(_SLASHED_DATE).dropna()
+        day_first = bool(len(parts)) and bool((parts[0].astype(int) > 12).any())
+    typed = pd.to_datetime(
+        values.astype("string") if date_format else values,
+        errors="coerce",
+        utc=True,
+        format=date_format or "mixed",
+        dayfirst=day_first,
+    ).dt.tz_localize(None)
+    # A year like 1001 or -1 parses but does not fit nanoseconds: not a usable timestamp.
+    outside = typed.notna() & ((typed < pd.Timestamp.min) | (typed > pd.Timestamp.max))
+    return typed.where(~outside).astype("datetime64[ns]")
+
+
+def near_misses(wanted: list[str], found: list[str], cutoff: float = 0.75) -> dict[str, str]:
+    """Found column names that look like a wanted one (``cast`` for ``csat``): found -> wanted."""
+    out: dict[str, str] = {}
+    for name in found:
+        close = difflib.get_close_matches(name.strip().lower(), wanted, n=1, cutoff=cutoff)
+        if close:
+            out[name] = close[0]
+    return out
 
 
 def contracts_markdown() -> str:
@@ -431,6 +561,28 @@ def contracts_markdown() -> str:
         "with a `reason` column, and counted in the log. In a CSV file an empty cell is missing;",
         "as CSV cannot write `''` apart from missing, an empty `themes` cell on a row with a",
         "`sentiment` label reads as `''` (no theme) when the file's `themes` column holds any label.",
+        "",
+        "Rules every table follows (a row that breaks one is quarantined with the reason):",
+        "",
+        "- **Time.** No timestamp may lie after the export time (`data.export_time`, default the",
+        "  time of the run). Events, tickets and feedback may not be dated before their",
+        "  customer's signup day; a ticket may not be answered or resolved before it was opened,",
+        "  nor a customer churn before signing up. Dates written day and month first",
+        "  (`04/03/2021`) are read in the order the column shows (day first if some first number",
+        "  is above 12, month first if some second one is); a column that never shows it, or",
+        "  shows both, is an error until `data.read.<table>.date_format` is set.",
+        "- **Numbers** must be finite and within the column's range (and at most 1e15 in size),",
+        "  checked before any cast; an optional number that breaks this is set missing and the",
+        "  row kept (`field set missing` in the quarantine file).",
+        "- **Identifiers** are strings: `1001.0` (an integer from a float column) reads as",
+        "  `1001`; a null-like id (`NaN`, `null`, `None`, `N/A`, `-`...) is rejected.",
+        "- **Nothing silently unused.** A column that is not in the contract but looks like an",
+        "  optional column the file lacks (`cast` for `csat`) is an error naming both (map it in",
+        "  `data.columns`, or list it in `data.extra_columns`). A header-only file is a warning",
+        "  the run summary repeats (`data.warnings_fatal: true` makes every data warning an",
+        "  error). When more than `data.max_quarantine_share` (default 5%) of a table's rows is",
+        "  quarantined, the run stops with exit code 3, naming the main reasons with counts and",
+        "  example rows.",
         "",
     ]
     for contract in CONTRACTS.values():

@@ -28,6 +28,7 @@ import pandas as pd
 from retain.config import DataConfig, ReadOptions, TextDataConfig
 from retain.contracts import (
     CONTRACTS,
+    MAX_MAGNITUDE,
     SENTIMENTS,
     THEME_SEPARATOR,
     TIME_COLUMNS,
@@ -35,6 +36,11 @@ from retain.contracts import (
     TableContract,
     Validated,
     World,
+    ambiguous_dates,
+    is_null_like_id,
+    near_misses,
+    normalise_ids,
+    parse_timestamps,
     validate_table,
 )
 
@@ -53,6 +59,9 @@ class LoadedWorld:
     world: World
     reports: dict[str, Validated]
     notes: tuple[str, ...] = ()
+    #: What a person should know before trusting the run: rows quarantined or amended, empty
+    #: tables. The run summary repeats them; ``data.warnings_fatal`` makes them errors.
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_rejected(self) -> int:
@@ -63,7 +72,8 @@ class LoadedWorld:
         return list(self.world.tables())
 
     def summary(self) -> str:
-        return "\n".join([*(r.summary() for r in self.reports.values()), *self.notes])
+        lines = [*(r.summary() for r in self.reports.values()), *self.notes]
+        return "\n".join(lines + [w for w in self.warnings if w not in lines])
 
 
 def table_path(config: DataConfig, table: str, required: bool = True) -> Path | None:
@@ -133,8 +143,26 @@ def read_frame(path: Path, options: ReadOptions | None = None) -> pd.DataFrame:
     raise ContractError(f"{path}: unsupported file type '{path.suffix}' (use .csv, .txt or .parquet)")
 
 
-def load_table(config: DataConfig, contract: TableContract, path: Path | None = None) -> Validated:
-    """Read one table, map its columns onto the contract and validate it."""
+def export_time(config: DataConfig) -> pd.Timestamp:
+    """``data.export_time`` as naive UTC, or now: no row may be dated after it."""
+    if config.export_time is None:
+        return pd.Timestamp.now(tz="UTC").tz_localize(None)
+    stamp = pd.Timestamp(config.export_time)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def load_table(
+    config: DataConfig,
+    contract: TableContract,
+    path: Path | None = None,
+    exported: pd.Timestamp | None = None,
+) -> Validated:
+    """Read one table, map its columns onto the contract and validate it.
+
+    ``exported``: rows dated after it are rejected (default :func:`export_time` of the config).
+    A column that is not the contract's but looks like an optional column the file lacks (``cast``
+    for ``csat``) is an error, unless ``data.extra_columns`` lists it.
+    """
     path = path or table_path(config, contract.name)
     assert path is not None
     options = config.read.get(contract.name)  # type: ignore[call-overload]
@@ -167,6 +195,7 @@ def load_table(config: DataConfig, contract: TableContract, path: Path | None = 
         raw[column] = value
     if contract.name == "feedback" and path.suffix != ".parquet":
         raw = _csv_labelled_without_theme(raw)
+    _refuse_near_misses(raw, contract, path, config.extra_columns.get(contract.name, ()))  # type: ignore[call-overload]
     if contract.name == "customers":
         extra = [c for c in raw.columns if c not in contract.column_names]
         raw = infer_types(raw, extra)
@@ -174,11 +203,34 @@ def load_table(config: DataConfig, contract: TableContract, path: Path | None = 
     report = validate_table(
         raw, contract, source=str(path), ranges=ranges,
         date_format=options.date_format if options else None,
+        export_time=exported if exported is not None else export_time(config),
     )
     if contract.name == "feedback":
         low, high = config.rating_scale
         report.valid["rating"] = (report.valid["rating"] - low) / (high - low)
     return report
+
+
+def _refuse_near_misses(
+    raw: pd.DataFrame, contract: TableContract, path: Path, allowed: Sequence[str]
+) -> None:
+    """A column that looks like an optional contract column the file lacks is an error.
+
+    Left alone, ``cast`` (for ``csat``) would be an unused extra column and the satisfaction
+    scores silently missing.
+    """
+    lacking = [c.name for c in contract.columns if not c.required and c.name not in raw.columns]
+    extra = [str(c) for c in raw.columns if c not in contract.column_names and c not in allowed]
+    found = near_misses(lacking, extra)
+    if found:
+        theirs, ours = next(iter(found.items()))
+        listed = ", ".join(f"{t!r} looks like {o!r}" for t, o in found.items())
+        raise ContractError(
+            f"{path}: column(s) not in the contract of table '{contract.name}' look like optional "
+            f"contract column(s) the file lacks: {listed}. Rename the column, map it "
+            f"(data.columns.{contract.name}.{ours}: {theirs}), or list it in "
+            f"data.extra_columns.{contract.name} to keep it out of the contract"
+        )
 
 
 def _csv_labelled_without_theme(raw: pd.DataFrame) -> pd.DataFrame:
@@ -213,22 +265,33 @@ def load_world(
     ``data.customers_from_events``, customers are derived from the events (one per id, signed
     up at their first event). With ``until``, rows dated after it are not read at all (as if the
     data ended then); the notes count them.
+
+    Rows dated after the export time (``data.export_time``, default now), and rows of events,
+    tickets and feedback dated before their customer's signup day, are rejected too.
+
+    Raises
+    ------
+    ContractError
+        When a table cannot be used at all; when more than ``data.max_quarantine_share`` of a
+        table's rows are rejected (after the quarantine files are written, so they can be
+        read); with ``data.warnings_fatal``, when there is any warning.
     """
     if config.layout != "tables":
         raise ContractError(f"data.layout is {config.layout!r}: use load_flat for a flat table")
     reports: dict[str, Validated] = {}
     notes: list[str] = []
+    exported = export_time(config)
     for name in OPTIONAL_TABLES:
         path = table_path(config, name, required=False)
         if path is None:
             notes.append(f"no {name} table in {config.path}: its features are left out")
             continue
-        reports[name] = load_table(config, CONTRACTS[name], path)
+        reports[name] = load_table(config, CONTRACTS[name], path, exported)
     if until is not None:
         notes += _drop_after(reports, until)
     customers_path = table_path(config, "customers", required=not config.customers_from_events)
     if customers_path is not None:
-        reports = {"customers": load_table(config, CONTRACTS["customers"], customers_path), **reports}
+        reports = {"customers": load_table(config, CONTRACTS["customers"], customers_path, exported), **reports}
         if until is not None:
             customers = {"customers": reports["customers"]}
             notes += _drop_after(customers, until)
@@ -243,23 +306,71 @@ def load_world(
             f"customers derived from {reports['events'].source}: "
             f"{len(reports['customers'].valid)} customers, signed up at their first event"
         )
-    known = set(reports["customers"].valid["customer_id"])
+    customers = reports["customers"].valid
+    signups = pd.Series(customers["signup_at"].to_numpy(), index=customers["customer_id"].to_numpy())
     for name in OPTIONAL_TABLES:
         if name in reports:
-            reports[name] = _reject_unknown_customers(reports[name], known)
+            reports[name] = _reject_by_customer(reports[name], signups)
+    warnings = []
     for report in reports.values():
         log = logger.warning if len(report.rejected) or len(report.amended) else logger.info
         log("%s", report.summary())
+        if len(report.rejected) or len(report.amended):
+            warnings.append(report.summary())
+        elif report.n_input == 0:
+            warnings.append(
+                f"{report.source}: the file has no rows (a header only): no {report.table} is "
+                "known for any customer"
+            )
+            logger.warning("%s", warnings[-1])
     for note in notes:
         logger.info("%s", note)
     loaded = LoadedWorld(
         world=World(**{name: report.valid for name, report in reports.items()}),
         reports=reports,
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )
+    qdir = config.quarantine_dir or config.path / "quarantine"
     if write_quarantine:
-        write_quarantine_files(reports, config.quarantine_dir or config.path / "quarantine")
+        write_quarantine_files(reports, qdir)
+    check_quarantine_share(reports, config.max_quarantine_share, qdir if write_quarantine else None)
+    if config.warnings_fatal and warnings:
+        raise ContractError(
+            "data warnings (data.warnings_fatal is set):\n  " + "\n  ".join(warnings)
+        )
     return loaded
+
+
+def check_quarantine_share(
+    reports: Mapping[str, Validated], max_share: float, qdir: Path | None = None
+) -> None:
+    """Stop when more than ``max_share`` of a table's rows were rejected.
+
+    Raises
+    ------
+    ContractError
+        Naming each such table, its main reasons with counts and example rows, and the
+        quarantine file to read.
+    """
+    problems = []
+    for name, report in reports.items():
+        n, bad = report.n_input, len(report.rejected)
+        if n == 0 or bad / n <= max_share:
+            continue
+        counts = report.rejected["reason"].value_counts()
+        reasons = "; ".join(
+            f"{count} rows {reason} (e.g. {_rows(report.rejected.loc[report.rejected['reason'] == reason, 'source_row'].to_numpy(), 3)})"
+            for reason, count in counts.head(3).items()
+        )
+        more = f"; {len(counts) - 3} more reasons" if len(counts) > 3 else ""
+        where = f"; every row and its reason: {qdir / f'{name}.csv'}" if qdir is not None else ""
+        problems.append(
+            f"{report.source}: {bad} of {n} rows ({bad / n:.1%}) quarantined, more than "
+            f"data.max_quarantine_share ({max_share:.0%}): {reasons}{more}{where}"
+        )
+    if problems:
+        raise ContractError("\n".join(problems))
 
 
 def write_quarantine_files(reports: Mapping[str, Validated], qdir: Path) -> None:
@@ -312,12 +423,23 @@ def _customers_from_events(events: Validated) -> Validated:
     return Validated(table="customers", source=f"{events.source} (derived)", valid=customers)
 
 
-def _reject_unknown_customers(report: Validated, known: set[str]) -> Validated:
-    unknown = ~report.valid["customer_id"].isin(known)
-    if not unknown.any():
+def _reject_by_customer(report: Validated, signups: pd.Series) -> Validated:
+    """Reject rows of customers not in the customers table, or dated before their signup day."""
+    customer = report.valid["customer_id"]
+    unknown = ~customer.isin(signups.index)
+    stamp_column = TIME_COLUMNS[report.table]
+    signup = pd.Series(
+        signups.reindex(customer.to_numpy()).to_numpy(), index=report.valid.index
+    ).astype("datetime64[ns]")
+    # Signups are often a date alone: a row on the signup day itself is fine.
+    early = ~unknown & signup.notna() & (report.valid[stamp_column] < signup.dt.normalize())
+    if not (unknown.any() or early.any()):
         return report
+    reason = pd.Series("column 'customer_id': unknown customer", index=report.valid.index)
+    reason[early] = f"column '{stamp_column}': before the customer's signup_at"
+    unknown = unknown | early
     bad = report.valid.loc[unknown].copy()
-    bad.insert(0, "reason", "column 'customer_id': unknown customer")
+    bad.insert(0, "reason", reason[unknown])
     rows = report.valid_rows
     bad.insert(0, "source_row", rows[unknown.to_numpy()] if rows is not None else pd.NA)
     rejected = pd.concat([report.rejected, bad], ignore_index=True) if len(report.rejected) else bad
@@ -357,8 +479,27 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def write_json(payload: dict[str, Any], path: Path) -> Path:
-    atomic_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, default=str) + "\n"))
+    """Write ``payload`` as JSON, atomically; a non-finite number is written as ``null``.
+
+    JSON has no NaN or Infinity (Python's ``json`` would write them, and other readers then
+    refuse the file), so they are replaced explicitly and ``allow_nan=False`` catches any left.
+    """
+    text = json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False)
+    atomic_write(path, lambda p: p.write_text(text + "\n"))
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf, also numpy's) replaced by ``None``."""
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def write_text_file(text: str, path: Path) -> Path:
@@ -439,9 +580,9 @@ def infer_types(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             out[column] = numbers.astype("float64")
             continue
         if text[present].str.match(_DATE_LIKE).all():
-            stamps = pd.to_datetime(text, errors="coerce", format="mixed")
+            stamps = parse_timestamps(text)
             if stamps[present].notna().all():
-                out[column] = stamps.astype("datetime64[ns]")
+                out[column] = stamps
                 continue
         out[column] = text.astype(object).where(present, None)
     return out
@@ -543,13 +684,16 @@ def load_flat(
     if test is not None:
         test = _dates_as_ages(test, features, reference=frame)
     frame = _dates_as_ages(frame, features)
+    qdir = config.quarantine_dir or config.path / "quarantine"
     if write_quarantine:
-        qdir = config.quarantine_dir or config.path / "quarantine"
         reports = {"customers": report}
         write_quarantine_files(reports, qdir)
         if test_report is not None and len(test_report.quarantine()):
             rows = test_report.quarantine()
             atomic_write(qdir / "test.csv", lambda p: rows.to_csv(p, index=False))
+    check_quarantine_share({"customers": report}, config.max_quarantine_share, qdir if write_quarantine else None)
+    if test_report is not None:
+        check_quarantine_share({"test": test_report}, config.max_quarantine_share, qdir if write_quarantine else None)
     return FlatTable(frame=frame, feature_columns=features, report=report, test=test, test_report=test_report)
 
 
@@ -576,22 +720,35 @@ def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Valida
     raw = raw.reset_index(drop=True)
     out = pd.DataFrame(index=raw.index)
     if flat.id_column is not None:
-        out["customer_id"] = raw[flat.id_column].astype("string").str.strip().astype(object)
+        out["customer_id"] = normalise_ids(raw[flat.id_column])
     else:
         out["customer_id"] = [str(i + 1) for i in range(len(raw))]
     label = raw[flat.label_column].astype("string").str.strip().str.lower()
     churned_values = {v.lower() for v in flat.churned_values}
     out["churned"] = np.where(label.isna() | (label == ""), np.nan, label.isin(churned_values).astype(float))
+    amended = pd.DataFrame()
     if flat.value_column is not None:
-        out["monthly_value"] = pd.to_numeric(raw[flat.value_column].astype("string").str.strip(), errors="coerce").astype("float64")
+        value = pd.to_numeric(raw[flat.value_column].astype("string").str.strip(), errors="coerce").astype("float64")
+        # An infinite or negative value would put its customer at the top of every list.
+        wrong = value.notna() & ~(np.isfinite(value) & (value >= 0) & (value <= MAX_MAGNITUDE))
+        out["monthly_value"] = value.where(~wrong)
+        if wrong.any():
+            amended = raw.loc[wrong].assign(
+                reason=f"column '{flat.value_column}': not a finite number from 0 to {MAX_MAGNITUDE:g} (set missing)"
+            )
+            amended.insert(0, "source_row", amended.index + 1)
     else:
         out["monthly_value"] = np.nan
     if flat.snapshot_column is not None:
         options = config.read.get("customers")
-        out["as_of"] = pd.to_datetime(
-            raw[flat.snapshot_column], errors="coerce",
-            format=(options.date_format if options and options.date_format else "mixed"),
-        )
+        date_format = options.date_format if options else None
+        problem = ambiguous_dates(raw[flat.snapshot_column]) if date_format is None else None
+        if problem:
+            raise ContractError(
+                f"{path}: column {flat.snapshot_column!r} (data.flat.snapshot_column) {problem}; "
+                "set data.read.customers.date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'"
+            )
+        out["as_of"] = parse_timestamps(raw[flat.snapshot_column], date_format)
     else:
         out["as_of"] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
     used = {flat.label_column, flat.id_column, flat.snapshot_column, *flat.drop} - {None}
@@ -602,6 +759,9 @@ def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Valida
     reasons = pd.Series(pd.NA, index=raw.index, dtype=object)
     missing_id = out["customer_id"].isna() | (out["customer_id"] == "")
     reasons[missing_id] = f"column '{flat.id_column}': missing id"
+    if flat.id_column is not None:
+        null_like = is_null_like_id(raw[flat.id_column]) & reasons.isna()
+        reasons[null_like] = f"column '{flat.id_column}': a null-like value is not an id"
     duplicated = out["customer_id"].duplicated(keep="first") & reasons.isna()
     reasons[duplicated] = f"column '{flat.id_column}': duplicate id"
     n_labelled = int(out["churned"].notna().sum())
@@ -612,9 +772,11 @@ def _read_flat(config: DataConfig, file_name: str) -> tuple[pd.DataFrame, Valida
     rejected.insert(0, "reason", reasons[~ok].astype(str))
     rejected.insert(0, "source_row", rejected.index + 1)
     valid = out.loc[ok].reset_index(drop=True)
+    if len(amended):
+        amended = amended.loc[amended.index.isin(raw.index[ok])].reset_index(drop=True)
     report = Validated(
         table="customers", source=str(path), valid=valid, rejected=rejected.reset_index(drop=True),
-        valid_rows=np.flatnonzero(ok) + 1,
+        valid_rows=np.flatnonzero(ok) + 1, amended=amended,
     )
     log = logger.warning if len(rejected) else logger.info
     log("%s (%d labelled, churn rate %.3f)", report.summary(), n_labelled, float(valid["churned"].mean()))
@@ -706,11 +868,11 @@ def load_text_table(
     rows = np.arange(1, len(raw) + 1)
     out = pd.DataFrame(index=raw.index)
     if config.columns.id is not None:
-        ids = _strings(raw[config.columns.id])
-        missing = ids.isna()
+        ids = normalise_ids(raw[config.columns.id])
+        missing = ids.isna() | is_null_like_id(raw[config.columns.id])
         if missing.any():
             raise ContractError(
-                f"{path}: column {config.columns.id!r} (data.columns.id) is empty on "
+                f"{path}: column {config.columns.id!r} (data.columns.id) is empty or null-like on "
                 f"{int(missing.sum())} rows ({_rows(rows[missing.to_numpy()])}); "
                 "every text needs an id"
             )
@@ -732,9 +894,13 @@ def load_text_table(
     )
     if config.columns.created_at is not None and config.columns.created_at in raw.columns:
         stamps = raw[config.columns.created_at]
-        out["created_at"] = pd.to_datetime(
-            stamps, errors="coerce", utc=True, format=config.read.date_format or "mixed",
-        ).dt.tz_localize(None).astype("datetime64[ns]")
+        problem = ambiguous_dates(stamps) if config.read.date_format is None else None
+        if problem:
+            raise ContractError(
+                f"{path}: column {config.columns.created_at!r} (data.columns.created_at) "
+                f"{problem}; set data.read.date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'"
+            )
+        out["created_at"] = parse_timestamps(stamps, config.read.date_format)
         # A date that does not parse would silently drop out of `train_until`, letting churn
         # features use a text model that saw later texts: refuse it, like an empty date.
         bad = out["created_at"].isna().to_numpy()

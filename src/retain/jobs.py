@@ -31,7 +31,14 @@ from retain.config import (
     load_config,
 )
 from retain.contracts import THEME_SEPARATOR
-from retain.scoring import ScoringModels, score_flat, score_world, summarise, write_scores
+from retain.scoring import (
+    ScoringError,
+    ScoringModels,
+    score_flat,
+    score_world,
+    summarise,
+    write_scores,
+)
 from retain.text.training import TextTrainResult, train_text_models
 from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
 
@@ -59,6 +66,7 @@ class TrainOutcome:
     rows_used: dict[str, int]
     tracking_uri: str
     seconds: float
+    data_warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -108,6 +116,7 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         result = train_flat(flat, config.churn)
         summary, rows_used = flat.summary(), {"customers": len(flat.frame)}
+        warnings = _flat_warnings(flat)
     else:
         loaded = data.load_world(config.data, until=stop)
         theme_ids = _theme_ids(config)
@@ -120,6 +129,7 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         )
         summary = loaded.summary()
         rows_used = {name: len(frame) for name, frame in loaded.world.tables().items()}
+        warnings = loaded.warnings
     logger.info("%s", result.churn.audit.summary())
     report_paths = write_training_report(result, config.reports_dir)
     registrations = register_training(result, config)
@@ -131,7 +141,13 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         rows_used=rows_used,
         tracking_uri=config.tracking.tracking_uri,
         seconds=time.perf_counter() - started,
+        data_warnings=tuple(warnings),
     )
+
+
+def _flat_warnings(flat: data.FlatTable) -> tuple[str, ...]:
+    reports = [flat.report, *([flat.test_report] if flat.test_report is not None else [])]
+    return tuple(r.summary() for r in reports if len(r.rejected) or len(r.amended))
 
 
 def registered_text_models(track: TrackingConfig) -> TextModels | None:
@@ -400,8 +416,52 @@ def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:
     return world_end.normalize() + pd.Timedelta(days=1)
 
 
-def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str | None = None) -> ScoreOutcome:
-    """Score with the champion models (or a given churn version) and write the ranked list atomically."""
+def score_date(
+    as_of: date | None, data_end: pd.Timestamp, config: ScoreConfig, force: bool = False
+) -> tuple[pd.Timestamp, str]:
+    """The scoring date and how it was chosen.
+
+    Default: the day after the data that passed the contract ends. A date given more than
+    ``scoring.max_as_of_gap_days`` from that is refused unless forced (``force`` or
+    ``scoring.force_as_of``): stale data would make everyone look silent, a date long past
+    would rank the customers of then.
+
+    Raises
+    ------
+    ScoringError
+        When the date is too far from the end of the data and not forced.
+    """
+    default = default_score_date(data_end)
+    if as_of is None:
+        return default, f"default: the day after the data ends ({data_end:%Y-%m-%d %H:%M:%S})"
+    when = pd.Timestamp(as_of)
+    days = abs(when - default) / pd.Timedelta(days=1)
+    where = (
+        f"{days:.0f} days {'after' if when > default else 'before'} the default scoring date "
+        f"{default.date()} (the day after the data ends, {data_end:%Y-%m-%d %H:%M:%S})"
+    )
+    limit = config.scoring.max_as_of_gap_days
+    if days <= limit:
+        return when, "--as-of"
+    if force or config.scoring.force_as_of:
+        return when, f"--as-of, forced: {where}"
+    raise ScoringError(
+        f"--as-of {when.date()} is {where}, more than scoring.max_as_of_gap_days ({limit}); check "
+        "that the data is current (or that the date is meant), then pass --force-as-of to score anyway"
+    )
+
+
+def run_score(
+    config: ScoreConfig,
+    as_of: date | None = None,
+    churn_version: str | None = None,
+    force_as_of: bool = False,
+) -> ScoreOutcome:
+    """Score with the champion models (or a given churn version) and write the ranked list atomically.
+
+    The scoring date is ``as_of`` or the day after the data ends (see :func:`score_date`); the
+    summary records it, how it was chosen and the data's warnings.
+    """
     started = time.perf_counter()
     models, theme_ids = load_scoring_models(config.tracking, churn_version)
     playbook = load_config(config.scoring.playbook, Playbook)
@@ -413,15 +473,22 @@ def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str
             value_column=config.data.flat.value_column if config.data.flat else None,
         )
         rejected = {"customers": len(flat.report.rejected)}
+        how = "--as-of" if as_of is not None else "each row's snapshot date"
+        warnings = _flat_warnings(flat)
     else:
         loaded = data.load_world(config.data)
-        when = pd.Timestamp(as_of) if as_of is not None else default_score_date(observed_until(loaded.world))
+        data_end = observed_until(loaded.world)
+        when, how = score_date(as_of, data_end, config, force_as_of)
+        logger.info("scoring as of %s (%s)", when.date(), how)
         ranked = score_world(
             loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label
         )
         rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
+        warnings = loaded.warnings
     summary = summarise(ranked, models.versions)
+    summary["as_of_chosen"] = how
     summary["rejected_input_rows"] = rejected
+    summary["data_warnings"] = list(warnings)
     paths = write_scores(ranked, config.scoring.output_dir, summary)
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
 
@@ -487,6 +554,7 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
     lines = [
         (f"Data: {result.layout} layout; churn definition: {result.definition}; "
         f"feature families: {', '.join(result.families)}."),
+        *(f"Data warning: {w}" for w in outcome.data_warnings),
         f"Leakage audit: {', '.join(churn.audit.excluded_columns) or 'nothing'} excluded"
         + (f" ({len(churn.audit.warnings)} note(s) in the report)" if churn.audit.warnings else "") + ".",
         f"Churn model evaluated by {result.evaluation}",
@@ -545,6 +613,8 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
     lines = [
         f"Scored {summary['customers_scored']} customers as of {summary['as_of']} ({tiers})"
         + (f"; value at risk {summary['value_at_risk_total']:,.0f} a month." if has_value else "."),
+        f"Scoring date {summary['as_of']}: {summary.get('as_of_chosen', '--as-of')}.",
+        *(f"Data warning: {w}" for w in summary.get("data_warnings", ())),
         f"Top {min(top, len(ranked))} by value at risk:"
         if has_value
         else f"Top {min(top, len(ranked))} by churn probability (the data has no monthly value):",

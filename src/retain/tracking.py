@@ -310,8 +310,13 @@ class TrackedRun:
         return path
 
     def log_dict(self, payload: Mapping[str, Any], name: str) -> None:
-        """Save a JSON-able mapping as an artifact ``name`` (e.g. ``audit.json``)."""
-        _client(self.tracking).log_dict(self.run_id, dict(payload), name)
+        """Save a JSON-able mapping as an artifact ``name`` (e.g. ``audit.json``).
+
+        Non-finite numbers are written as ``null``: JSON has no NaN or Infinity.
+        """
+        from retain.data import json_safe
+
+        _client(self.tracking).log_dict(self.run_id, json_safe(dict(payload)), name)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (values are converted to strings)."""
