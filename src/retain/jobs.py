@@ -99,6 +99,9 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
     so every label window closes by then: that is how a held-out period is simulated.
     """
     started = time.perf_counter()
+    # Before any training: a store that cannot be used fails now, not after minutes of work,
+    # and a new store is created and migrated once under a lock (concurrent trainings).
+    tracking.open_store(config.tracking, create=True)
     stop = pd.Timestamp(until) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if until else None
     if config.data.layout == "flat":
         if until is not None:
@@ -403,6 +406,7 @@ def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:
 def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str | None = None) -> ScoreOutcome:
     """Score with the champion models (or a given churn version) and write the ranked list atomically."""
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=False)
     models, theme_ids = load_scoring_models(config.tracking, churn_version)
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
@@ -422,7 +426,7 @@ def run_score(config: ScoreConfig, as_of: date | None = None, churn_version: str
         rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
     summary = summarise(ranked, models.versions)
     summary["rejected_input_rows"] = rejected
-    paths = write_scores(ranked, config.scoring.output_dir, summary)
+    paths = write_scores(ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs)
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
 
 
@@ -615,6 +619,7 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     beats its majority baseline and the comparable champion.
     """
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=True)
     taxonomy = _taxonomy(config)
     table = data.load_text_table(config.data, taxonomy.ids)
     result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
@@ -846,6 +851,7 @@ def run_text_score(
     from retain.text.scoring import theme_sentiment_counts
 
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=False)
     loaded = tracking.load_text_model(config.tracking, model_uri)
     bundle = loaded.model
     table = data.load_text_table(config.data, path=input_path, labels=False)
