@@ -579,6 +579,9 @@ def publish_run(
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise OutputError(f"{output_dir}: the outputs cannot be written: {exc.strerror or exc}") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         _prune_runs(runs, keep=max(keep_runs, 1), current=run_id)
     latest = output_dir / LATEST
     return PublishedRun(run_dir=run_dir, latest=latest, files={name: latest / name for name in writers})

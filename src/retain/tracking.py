@@ -1047,8 +1047,10 @@ def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
     from retain.data import exclusive_lock, private_file_mode
 
     with exclusive_lock(database.with_name(database.name + ".lock")):
-        if not database.exists():
+        new = not database.exists()
+        if new:
             os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private_file_mode()))
+            (database.parent / "mlartifacts").mkdir(mode=0o700, exist_ok=True)
             logger.info("created MLflow store %s", database)
         if database.stat().st_size and not _looks_like_sqlite(database):
             raise StoreError(
@@ -1056,9 +1058,6 @@ def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
                 "backup, or point tracking.tracking_uri at another store"
             )
         _initialise(tracking)
-        artifacts = database.parent / "mlartifacts"
-        if not artifacts.exists():
-            artifacts.mkdir(mode=0o700)
     _OPENED.add(uri)
 
 
