@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +21,6 @@ from retain.cli import EXIT_CONFIG, EXIT_NO_MODEL, EXIT_OUTPUT, EXIT_STORE, app
 from retain.config import ReadOptions, TrackingConfig
 from retain.contracts import ContractError
 from retain.scoring import write_scores
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _dead_pid() -> int:
@@ -128,6 +125,23 @@ def test_atomic_write_removes_a_dead_writers_empty_tmp_file(tmp_path: Path) -> N
     stale.touch()
     data.write_frame(pd.DataFrame({"a": [1]}), tmp_path / "customers.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]
+
+
+def test_named_units_in_one_directory_are_published_independently(tmp_path: Path) -> None:
+    """`retain text score` publishes each output file and its summary as its own unit."""
+
+    def text(value: str) -> dict[str, object]:
+        return {"scores.csv": lambda p: p.write_text(value), "scores_summary.json": lambda p: p.write_text(value)}
+
+    data.publish_run(tmp_path, text("a1"), unit="scores")
+    data.publish_run(tmp_path, {"other.csv": lambda p: p.write_text("b1")}, unit="other")
+    data.publish_run(tmp_path, text("a2"), unit="scores")
+    assert (tmp_path / "scores.csv").read_text() == (tmp_path / "scores_summary.json").read_text() == "a2"
+    assert (tmp_path / "other.csv").read_text() == "b1"
+    run = data.latest_run(tmp_path, "scores")
+    assert run is not None and run.parent.name == "scores.runs"
+    assert (run / "scores.csv").read_text() == "a2"
+    assert os.readlink(tmp_path / "scores.latest").startswith("scores.runs/")
 
 
 # --- file modes -------------------------------------------------------------------------------
@@ -252,41 +266,3 @@ def test_a_latin1_file_names_the_line_and_the_encoding_setting(tmp_path: Path) -
         data.read_frame(path)
     assert "data.read.<table>.encoding" in str(caught.value)
     assert data.read_frame(path, ReadOptions(encoding="latin-1"))["plan"].tolist() == ["basic", "café"]
-
-
-# --- concurrency ------------------------------------------------------------------------------
-
-_OPEN_AT = """
-import sys, time
-from retain.config import TrackingConfig
-from retain.tracking import open_store, tracked_run
-start = float(sys.argv[2])
-while time.time() < start:
-    time.sleep(0.001)
-track = TrackingConfig(tracking_uri=sys.argv[1])
-open_store(track)
-with tracked_run(track, "concurrent") as run:
-    run.log_metrics({"x": 1.0})
-print("ok")
-"""
-
-
-def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path: Path) -> None:
-    """Issue 7: two runs at once on a new store crashed with `duplicate column name: step`.
-
-    Without the lock both processes migrate the new database and one fails (alembic errors).
-    """
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    start = str(time.time() + 6)  # both interpreters have imported MLflow by then
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _OPEN_AT, uri, start],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        for _ in range(2)
-    ]
-    results = [child.communicate(timeout=300) for child in children]
-    for child, (out, err) in zip(children, results):
-        assert child.returncode == 0, err[-2000:]
-        assert out.strip() == "ok"

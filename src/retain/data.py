@@ -530,6 +530,7 @@ def publish_run(
     output_dir: Path,
     writers: Mapping[str, Callable[[Path], None]],
     keep_runs: int = 5,
+    unit: str = "",
 ) -> PublishedRun:
     """Write files into a new run directory, then switch ``output_dir/latest`` to it at once.
 
@@ -548,15 +549,19 @@ def publish_run(
         File name -> a function writing that file at the path it is given.
     keep_runs
         How many published runs to keep (the one ``latest`` points at is always kept).
+    unit
+        A name for outputs that share a directory with others (``retain text score`` writing
+        ``scores.csv``): its runs go to ``<unit>.runs/`` and the pointer is ``<unit>.latest``.
 
     Raises
     ------
     OutputError
         The directory cannot be created or written (a file in the way, permissions, disk full).
     """
+    runs_name, latest_name = _unit_names(unit)
     make_output_dir(output_dir)
-    runs = make_output_dir(output_dir / RUNS)
-    with exclusive_lock(output_dir / ".publish.lock"):
+    runs = make_output_dir(output_dir / runs_name)
+    with exclusive_lock(output_dir / f".{unit + '.' if unit else ''}publish.lock"):
         sweep_temporaries(runs)
         sweep_temporaries(output_dir)
         run_id = _new_run_id(runs)
@@ -570,11 +575,11 @@ def publish_run(
             run_dir = runs / run_id
             os.rename(staging, run_dir)
             _fsync_dir(runs)
-            _point(output_dir / LATEST, Path(RUNS) / run_id)
+            _point(output_dir / latest_name, Path(runs_name) / run_id)
             for name in writers:
                 link = output_dir / name
-                if not (link.is_symlink() and os.readlink(link) == str(Path(LATEST) / name)):
-                    _point(link, Path(LATEST) / name)
+                if not (link.is_symlink() and os.readlink(link) == str(Path(latest_name) / name)):
+                    _point(link, Path(latest_name) / name)
             _fsync_dir(output_dir)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -583,14 +588,18 @@ def publish_run(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _prune_runs(runs, keep=max(keep_runs, 1), current=run_id)
-    latest = output_dir / LATEST
+    latest = output_dir / latest_name
     return PublishedRun(run_dir=run_dir, latest=latest, files={name: latest / name for name in writers})
 
 
-def latest_run(output_dir: Path) -> Path | None:
+def latest_run(output_dir: Path, unit: str = "") -> Path | None:
     """The run directory ``output_dir/latest`` points at (resolved once), or None before any run."""
-    link = output_dir / LATEST
+    link = output_dir / _unit_names(unit)[1]
     return Path(os.path.realpath(link)) if link.is_symlink() else None
+
+
+def _unit_names(unit: str) -> tuple[str, str]:
+    return (f"{unit}.{RUNS}", f"{unit}.{LATEST}") if unit else (RUNS, LATEST)
 
 
 def _new_run_id(runs: Path) -> str:

@@ -844,8 +844,9 @@ def run_text_score(
     """Score a file of texts with the champion text model (or ``model_uri``), using the cache.
 
     Writes one row per text (id, sentiment probabilities and label, theme probabilities and
-    labels, sentiment per theme) to ``output`` (default ``config.output``), a summary JSON beside
-    it, and the updated inference cache.
+    labels, sentiment per theme) to ``output`` (default ``config.output``) and a summary JSON
+    beside it, published together as one run (``<stem>.runs/<id>/``, pointed at by
+    ``<stem>.latest``; ``output`` links into it), and the updated inference cache.
     """
     from retain.text.cache import score_with_cache
     from retain.text.scoring import theme_sentiment_counts
@@ -864,7 +865,7 @@ def run_text_score(
     scores = pd.concat([frame[["id", "text"]].reset_index(drop=True), scored.scores], axis=1)
     counts = theme_sentiment_counts(scores)
     output = output or config.output
-    paths = {"scores": data.write_frame(scores, output)}
+    paths: dict[str, Path] = {}
     if config.cache is not None:
         paths["cache"] = data.write_frame(scored.cache, config.cache)
     summary = {
@@ -880,7 +881,18 @@ def run_text_score(
         "theme_sentiment_method": bundle.theme_sentiment_method,
         "counts": counts.reset_index().to_dict(orient="records"),
     }
-    paths["summary"] = data.write_json(summary, output.with_name(f"{output.stem}_summary.json"))
+    # Scores and summary are published together (<stem>.runs/<id>/, then <stem>.latest switched);
+    # `output` and the summary's usual path link into <stem>.latest.
+    summary_name = f"{output.stem}_summary.json"
+    published = data.publish_run(
+        output.parent,
+        {
+            output.name: data.frame_writer(scores, output.suffix.lstrip(".")),
+            summary_name: lambda p: data.dump_json(summary, p),
+        },
+        unit=output.stem,
+    )
+    paths = {"scores": output, "summary": output.with_name(summary_name), **paths, "run": published.run_dir}
     return TextScoreOutcome(
         scores=scores, counts=counts, paths=paths, summary=summary,
         seconds=time.perf_counter() - started,
