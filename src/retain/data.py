@@ -7,7 +7,9 @@ rows; rejected rows are written to a quarantine directory with the reason for ea
 count is logged, so that each input row is either used or reported.
 
 Outputs are written atomically: to a temporary file in the target directory, then renamed over
-the target, so a crash leaves the previous output intact.
+the target, so a crash leaves the previous output intact; outputs made of several files are
+published as one run (:func:`publish_run`: a run directory, then one symlink switched). Every file
+is created private (0600, 0640 with ``$RETAIN_GROUP_READABLE=1``): it may hold customer data.
 """
 
 from __future__ import annotations

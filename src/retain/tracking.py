@@ -12,6 +12,11 @@ for a SQLite store its artifacts are put in ``mlartifacts/<experiment>`` next to
 file (not in the working directory), so a store in a temporary directory keeps everything there.
 Other stores (a tracking server, PostgreSQL) keep their own artifact root.
 
+Every job opens the store first (:func:`open_store`): the URI's scheme and, for SQLite, its
+directory are checked (a typo does not start a new empty store); a new SQLite file is created
+0600 and migrated while ``<database>.lock`` is held, so concurrent first runs do not race; a
+damaged store or missing model files raise :class:`StoreError` naming what to restore.
+
 Public API
 ----------
 Runs::
