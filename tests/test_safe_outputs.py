@@ -173,7 +173,8 @@ def test_files_holding_customer_data_are_private(
     ]
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
-    assert stat.S_IMODE((store.parent / "mlartifacts").stat().st_mode) == 0o700
+    artifacts = 0o750 if group else 0o700
+    assert stat.S_IMODE((store.parent / "mlartifacts").stat().st_mode) == artifacts
 
 
 # --- clear errors -----------------------------------------------------------------------------

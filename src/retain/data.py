@@ -434,6 +434,11 @@ def private_file_mode() -> int:
     return 0o640 if group else 0o600
 
 
+def private_dir_mode() -> int:
+    """The mode of a directory retain creates to hold private files: 0700, or 0750 for the group."""
+    return 0o750 if private_file_mode() & 0o040 else 0o700
+
+
 def make_output_dir(directory: Path) -> Path:
     """Create ``directory`` (and parents) for outputs, or raise :class:`OutputError` saying why not."""
     try:

@@ -1049,13 +1049,13 @@ def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
             f"no MLflow store at {database} (tracking.tracking_uri {uri!r}): run `retain train` "
             "with this tracking URI first, or fix the URI"
         )
-    from retain.data import exclusive_lock, private_file_mode
+    from retain.data import exclusive_lock, private_dir_mode, private_file_mode
 
     with exclusive_lock(database.with_name(database.name + ".lock")):
         new = not database.exists()
         if new:
             os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private_file_mode()))
-            (database.parent / "mlartifacts").mkdir(mode=0o700, exist_ok=True)
+            (database.parent / "mlartifacts").mkdir(mode=private_dir_mode(), exist_ok=True)
             logger.info("created MLflow store %s", database)
         if database.stat().st_size and not _looks_like_sqlite(database):
             raise StoreError(
