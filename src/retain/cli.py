@@ -163,8 +163,8 @@ def score(
 
     Writes ranked_customers.parquet, ranked_customers.csv and score_summary.json into a new
     run directory <scoring.output_dir>/runs/<id>/, then switches <scoring.output_dir>/latest to
-    it in one step: a reader sees the previous list or the new one, never a mix, and a crash
-    leaves the previous list in place.
+    it atomically (one rename): a reader sees the previous list or the new one, never a mix, and
+    a crash leaves the previous list in place.
     """
     _configure_logging(verbose, quiet)
     from retain import jobs

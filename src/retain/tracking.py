@@ -1047,7 +1047,7 @@ def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
     if not create and not database.exists():
         raise NoChampionError(
             f"no MLflow store at {database} (tracking.tracking_uri {uri!r}): run `retain train` "
-            "with this tracking URI first, or fix the URI"
+            "first, with this tracking URI, or fix the URI"
         )
     from retain.data import exclusive_lock, private_dir_mode, private_file_mode
 
