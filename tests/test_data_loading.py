@@ -255,16 +255,20 @@ def test_data_contracts_doc_is_current() -> None:
     assert set(CONTRACTS) == {"customers", "events", "tickets", "feedback"}
 
 
-def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("group", "mode"), [("", 0o600), ("1", 0o640)])
+def test_outputs_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str, mode: int
+) -> None:
     import os
     import stat
 
-    umask = os.umask(0o022)
+    monkeypatch.setenv("RETAIN_GROUP_READABLE", group)
+    umask = os.umask(0o000)
     try:
         path = write_frame(pd.DataFrame({"a": [1]}), tmp_path / "out.csv")
     finally:
         os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_a_usable_row_is_not_rejected_as_a_duplicate_of_an_unusable_one() -> None:

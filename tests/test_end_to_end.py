@@ -65,7 +65,7 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert "sentiment  accuracy" in out and "themes     micro-F1" in out
     assert "Top 10 by value at risk" in out
     assert "  1. C" in out and " 10. C" in out
-    assert str(workspace["root"] / "outputs" / "ranked_customers.parquet") in out
+    assert str(workspace["root"] / "outputs" / "latest" / "ranked_customers.parquet") in out
 
 
 def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:

@@ -1,7 +1,8 @@
 """The ``retain`` command: argument parsing, logging and exit codes. The work is in ``retain.jobs``.
 
 Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champion model yet;
-1 anything unexpected.
+5 the tracking store or a model's artifacts unusable; 6 an output cannot be written; 1 anything
+unexpected. README "When things go wrong" lists the messages and what to do.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ app = typer.Typer(
 EXIT_CONFIG = 2
 EXIT_DATA = 3
 EXIT_NO_MODEL = 4
+EXIT_STORE = 5
+EXIT_OUTPUT = 6
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
 WarningsFatal = Annotated[
@@ -72,9 +75,10 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Run a job, turning known failures into a clear message and an exit code."""
     from retain.config import ConfigError
     from retain.contracts import ContractError
+    from retain.data import OutputError
     from retain.scoring import ScoringError
     from retain.text.training import TextTrainingError
-    from retain.tracking import NoChampionError
+    from retain.tracking import NoChampionError, StoreError
     from retain.training import TrainingError
 
     try:
@@ -85,6 +89,10 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise _fail(str(exc), EXIT_DATA) from None
     except NoChampionError as exc:
         raise _fail(str(exc), EXIT_NO_MODEL) from None
+    except StoreError as exc:
+        raise _fail(str(exc), EXIT_STORE) from None
+    except OutputError as exc:
+        raise _fail(str(exc), EXIT_OUTPUT) from None
 
 
 @app.command()
@@ -171,11 +179,12 @@ def score(
 ) -> None:
     """Score customers with the champion models and write the ranked at-risk list.
 
-    Writes ranked_customers.parquet, ranked_customers.csv and score_summary.json to the
-    config's scoring.output_dir, each atomically: a crash leaves the previous list intact.
-    Prints the scoring date used (default: the day after the data ends); an --as-of more than
-    scoring.max_as_of_gap_days from the end of the data is refused (exit 3) unless
-    --force-as-of is given.
+    Writes ranked_customers.parquet, ranked_customers.csv and score_summary.json into a new
+    run directory <scoring.output_dir>/runs/<id>/, then switches <scoring.output_dir>/latest to
+    it atomically (one rename): a reader sees the previous list or the new one, never a mix, and
+    a crash leaves the previous list in place. Prints the scoring date used (default: the day
+    after the data ends); an --as-of more than scoring.max_as_of_gap_days from the end of the
+    data is refused (exit 3) unless --force-as-of is given.
     """
     _configure_logging(verbose, quiet)
     from retain import jobs

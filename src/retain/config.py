@@ -302,7 +302,12 @@ class RiskTier(Strict):
 class ScoringConfig(Strict):
     """Scoring: where the ranked list goes, tiers, reasons and the playbook."""
 
-    output_dir: Path = Path("outputs")
+    output_dir: Path = Field(
+        Path("outputs"),
+        description="Each run is written to <output_dir>/runs/<id>/; <output_dir>/latest points "
+        "at the last complete one.",
+    )
+    keep_runs: int = Field(5, ge=1, description="How many published runs to keep in <output_dir>/runs.")
     playbook: Path = Path("configs/playbook.yaml")
     top_reasons: int = Field(3, ge=1)
     max_as_of_gap_days: int = Field(

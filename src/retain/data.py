@@ -7,7 +7,9 @@ rows; rejected rows are written to a quarantine directory with the reason for ea
 count is logged, so that each input row is either used or reported.
 
 Outputs are written atomically: to a temporary file in the target directory, then renamed over
-the target, so a crash leaves the previous output intact.
+the target, so a crash leaves the previous output intact; outputs made of several files are
+published as one run (:func:`publish_run`: a run directory, then one symlink switched). Every file
+is created private (0600, 0640 with ``$RETAIN_GROUP_READABLE=1``): it may hold customer data.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +139,28 @@ def read_frame(path: Path, options: ReadOptions | None = None) -> pd.DataFrame:
             frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
             return frame
     except UnicodeDecodeError as exc:
+        line, offset, sample = _first_undecodable_line(path, options.encoding)
         raise ContractError(
-            f"{path}: not readable as {options.encoding} (byte {exc.start}); "
-            "set data.read.<table>.encoding, e.g. latin-1"
+            f"{path}: line {line} (byte {offset} of the file) is not {options.encoding} text: "
+            f"{sample!r}; set the file's encoding in the config (data.read.<table>.encoding, or "
+            "data.read.encoding for `retain text`), e.g. latin-1 or cp1252"
         ) from exc
     except (OSError, ValueError) as exc:
         raise ContractError(f"{path}: cannot be read: {exc}") from exc
     raise ContractError(f"{path}: unsupported file type '{path.suffix}' (use .csv, .txt or .parquet)")
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, int, bytes]:
+    """The 1-based line (header included), file offset and bytes of the first undecodable line."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                return number, offset + exc.start, raw.rstrip(b"\r\n")[:80]
+            offset += len(raw)
+    return 0, offset, b""
 
 
 def export_time(config: DataConfig) -> pd.Timestamp:
@@ -467,26 +487,32 @@ def write_world(world: World, directory: Path, file_format: str = "parquet") -> 
     paths = {}
     for name, frame in world.tables().items():
         path = directory / f"{name}.{file_format}"
-        atomic_write(path, _frame_writer(frame, file_format))
+        atomic_write(path, frame_writer(frame, file_format))
         paths[name] = path
     return paths
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame as Parquet or CSV (by suffix), atomically."""
-    atomic_write(path, _frame_writer(frame, path.suffix.lstrip(".")))
+    atomic_write(path, frame_writer(frame, path.suffix.lstrip(".")))
     return path
 
 
 def write_json(payload: dict[str, Any], path: Path) -> Path:
-    """Write ``payload`` as JSON, atomically; a non-finite number is written as ``null``.
+    """Write ``payload`` as JSON atomically (see :func:`dump_json`)."""
+    atomic_write(path, lambda p: dump_json(payload, p))
+    return path
+
+
+def dump_json(payload: dict[str, Any], path: Path) -> None:
+    """Write ``payload`` as indented JSON (dates and paths as text) to ``path``.
 
     JSON has no NaN or Infinity (Python's ``json`` would write them, and other readers then
-    refuse the file), so they are replaced explicitly and ``allow_nan=False`` catches any left.
+    refuse the file), so a non-finite number is written as ``null`` and ``allow_nan=False``
+    catches any left.
     """
     text = json.dumps(json_safe(payload), indent=2, default=str, allow_nan=False)
-    atomic_write(path, lambda p: p.write_text(text + "\n"))
-    return path
+    path.write_text(text + "\n")
 
 
 def json_safe(value: Any) -> Any:
@@ -508,7 +534,8 @@ def write_text_file(text: str, path: Path) -> Path:
     return path
 
 
-def _frame_writer(frame: pd.DataFrame, file_format: str) -> Callable[[Path], None]:
+def frame_writer(frame: pd.DataFrame, file_format: str) -> Callable[[Path], None]:
+    """A function writing ``frame`` as ``parquet`` or ``csv`` to the path it is given."""
     if file_format == "parquet":
         return lambda p: frame.to_parquet(p, index=False)
     if file_format == "csv":
@@ -517,32 +544,257 @@ def _frame_writer(frame: pd.DataFrame, file_format: str) -> Callable[[Path], Non
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The file is created private (:func:`private_file_mode`). Temporary files left beside
+    ``path`` by a process that died (killed between writing and renaming) are removed first.
+    """
+    directory = make_output_dir(path.parent)
+    sweep_temporaries(directory, prefix=f".{path.name}.")
     with _temporary_sibling(path) as tmp:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        _seal(tmp)
         os.replace(tmp, path)
 
 
-def _umask() -> int:
-    # mkstemp creates files readable by the owner only; outputs should get the usual permissions.
-    current = os.umask(0)
-    os.umask(current)
-    return current
+class OutputError(OSError):
+    """An output cannot be written where the config says; the message names the path and the fix."""
+
+
+#: Set to 1 to create output files group-readable (0640) instead of owner-only (0600).
+GROUP_READABLE_ENV = "RETAIN_GROUP_READABLE"
+
+
+def private_file_mode() -> int:
+    """The mode of every file retain writes: 0600, or 0640 with ``$RETAIN_GROUP_READABLE=1``.
+
+    Outputs, quarantine files (raw feedback text), caches and reports hold customer data, so they
+    are not readable by other users whatever the umask.
+    """
+    group = os.environ.get(GROUP_READABLE_ENV, "").strip().lower() in ("1", "true", "yes")
+    return 0o640 if group else 0o600
+
+
+def private_dir_mode() -> int:
+    """The mode of a directory retain creates to hold private files: 0700, or 0750 for the group."""
+    return 0o750 if private_file_mode() & 0o040 else 0o700
+
+
+def make_output_dir(directory: Path) -> Path:
+    """Create ``directory`` (and parents) for outputs, or raise :class:`OutputError` saying why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{directory}: cannot create the output directory, a file has that name") from None
+    except NotADirectoryError:
+        blocker = next((p for p in directory.parents if p.exists() and not p.is_dir()), directory)
+        raise OutputError(
+            f"{directory}: cannot create the output directory, {blocker} is a file; "
+            "choose another path in the config"
+        ) from None
+    except OSError as exc:
+        raise OutputError(f"{directory}: cannot create the output directory: {exc.strerror or exc}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(f"{directory}: the output directory is not writable by this user")
+    return directory
+
+
+def _seal(path: Path) -> None:
+    """Private mode, contents on disk: a file is complete before anything points at it."""
+    os.chmod(path, private_file_mode())
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
 
 
 @contextmanager
 def _temporary_sibling(path: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The pid in the name lets a later run tell a dead writer's leftovers from a live one's.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_WRITER_PID = re.compile(r"\.pid(\d+)\.")
+
+
+def sweep_temporaries(directory: Path, prefix: str = ".") -> list[Path]:
+    """Remove ``<prefix>*.pid<pid>.*.tmp`` files and directories in ``directory`` whose writer died.
+
+    A temporary whose process is still running (another retain writing the same output) is left.
+    """
+    removed = []
+    for candidate in directory.glob(f"{prefix}*.tmp"):
+        pid = _writer_pid(candidate.name)
+        if pid is None or _alive(pid):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    if removed:
+        logger.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), directory)
+    return removed
+
+
+def _writer_pid(name: str) -> int | None:
+    found = _WRITER_PID.search(name)
+    return int(found.group(1)) if found else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs published as one unit: a run directory, then one pointer switched atomically
+
+LATEST = "latest"
+RUNS = "runs"
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """Where a published run's files are: its own directory and the stable ``latest`` paths."""
+
+    run_dir: Path
+    latest: Path
+    files: dict[str, Path]
+
+
+def publish_run(
+    output_dir: Path,
+    writers: Mapping[str, Callable[[Path], None]],
+    keep_runs: int = 5,
+    unit: str = "",
+) -> PublishedRun:
+    """Write files into a new run directory, then switch ``output_dir/latest`` to it at once.
+
+    A reader of ``output_dir/latest/<file>`` sees the previous run or this one, never a mix: the
+    files are written and flushed in ``runs/.<id>.pid<pid>.tmp/``, the directory is renamed to
+    ``runs/<id>/``, and only then the ``latest`` symlink is replaced (``os.replace``). A reader who
+    needs several files of one run resolves ``latest`` once (``os.path.realpath``) and reads them
+    from there. ``output_dir/<file>`` links to ``latest/<file>`` for readers of the old layout.
+    Leftovers of a killed run are removed at the next start; the newest ``keep_runs`` runs stay.
+
+    Parameters
+    ----------
+    output_dir
+        The configured output directory.
+    writers
+        File name -> a function writing that file at the path it is given.
+    keep_runs
+        How many published runs to keep (the one ``latest`` points at is always kept).
+    unit
+        A name for outputs that share a directory with others (``retain text score`` writing
+        ``scores.csv``): its runs go to ``<unit>.runs/`` and the pointer is ``<unit>.latest``.
+
+    Raises
+    ------
+    OutputError
+        The directory cannot be created or written (a file in the way, permissions, disk full).
+    """
+    runs_name, latest_name = _unit_names(unit)
+    make_output_dir(output_dir)
+    runs = make_output_dir(output_dir / runs_name)
+    with exclusive_lock(output_dir / f".{unit + '.' if unit else ''}publish.lock"):
+        sweep_temporaries(runs)
+        sweep_temporaries(output_dir)
+        run_id = _new_run_id(runs)
+        staging = runs / f".{run_id}.pid{os.getpid()}.tmp"
+        try:
+            staging.mkdir()
+            for name, write in writers.items():
+                write(staging / name)
+                _seal(staging / name)
+            _fsync_dir(staging)
+            run_dir = runs / run_id
+            os.rename(staging, run_dir)
+            _fsync_dir(runs)
+            _point(output_dir / latest_name, Path(runs_name) / run_id)
+            for name in writers:
+                link = output_dir / name
+                if not (link.is_symlink() and os.readlink(link) == str(Path(latest_name) / name)):
+                    _point(link, Path(latest_name) / name)
+            _fsync_dir(output_dir)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise OutputError(f"{output_dir}: the outputs cannot be written: {exc.strerror or exc}") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _prune_runs(runs, keep=max(keep_runs, 1), current=run_id)
+    latest = output_dir / latest_name
+    return PublishedRun(run_dir=run_dir, latest=latest, files={name: latest / name for name in writers})
+
+
+def latest_run(output_dir: Path, unit: str = "") -> Path | None:
+    """The run directory ``output_dir/latest`` points at (resolved once), or None before any run."""
+    link = output_dir / _unit_names(unit)[1]
+    return Path(os.path.realpath(link)) if link.is_symlink() else None
+
+
+def _unit_names(unit: str) -> tuple[str, str]:
+    return (f"{unit}.{RUNS}", f"{unit}.{LATEST}") if unit else (RUNS, LATEST)
+
+
+def _new_run_id(runs: Path) -> str:
+    from datetime import datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    run_id, n = stamp, 1
+    while (runs / run_id).exists():
+        n += 1
+        run_id = f"{stamp}-{n}"
+    return run_id
+
+
+def _point(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target``, replacing whatever is there in one rename."""
+    tmp = link.parent / f".{link.name}.pid{os.getpid()}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune_runs(runs: Path, keep: int, current: str) -> None:
+    published = sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in published[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created private) while the block runs."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, private_file_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def write_figures(figures: Mapping[str, Any], directory: Path) -> dict[str, Path]:

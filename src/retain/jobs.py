@@ -107,6 +107,9 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
     so every label window closes by then: that is how a held-out period is simulated.
     """
     started = time.perf_counter()
+    # Before any training: a store that cannot be used fails now, not after minutes of work,
+    # and a new store is created and migrated once under a lock (concurrent trainings).
+    tracking.open_store(config.tracking, create=True)
     stop = pd.Timestamp(until) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if until else None
     if config.data.layout == "flat":
         if until is not None:
@@ -463,6 +466,7 @@ def run_score(
     summary records it, how it was chosen and the data's warnings.
     """
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=False)
     models, theme_ids = load_scoring_models(config.tracking, churn_version)
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
@@ -489,7 +493,7 @@ def run_score(
     summary["as_of_chosen"] = how
     summary["rejected_input_rows"] = rejected
     summary["data_warnings"] = list(warnings)
-    paths = write_scores(ranked, config.scoring.output_dir, summary)
+    paths = write_scores(ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs)
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
 
 
@@ -685,6 +689,7 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     beats its majority baseline and the comparable champion.
     """
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=True)
     taxonomy = _taxonomy(config)
     table = data.load_text_table(config.data, taxonomy.ids)
     result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
@@ -931,13 +936,15 @@ def run_text_score(
     """Score a file of texts with the champion text model (or ``model_uri``), using the cache.
 
     Writes one row per text (id, sentiment probabilities and label, theme probabilities and
-    labels, sentiment per theme) to ``output`` (default ``config.output``), a summary JSON beside
-    it, and the updated inference cache.
+    labels, sentiment per theme) to ``output`` (default ``config.output``) and a summary JSON
+    beside it, published together as one run (``<stem>.runs/<id>/``, pointed at by
+    ``<stem>.latest``; ``output`` links into it), and the updated inference cache.
     """
     from retain.text.cache import score_with_cache
     from retain.text.scoring import theme_sentiment_counts
 
     started = time.perf_counter()
+    tracking.open_store(config.tracking, create=False)
     loaded = tracking.load_text_model(config.tracking, model_uri)
     bundle = loaded.model
     table = data.load_text_table(config.data, path=input_path, labels=False)
@@ -950,7 +957,7 @@ def run_text_score(
     scores = pd.concat([frame[["id", "text"]].reset_index(drop=True), scored.scores], axis=1)
     counts = theme_sentiment_counts(scores)
     output = output or config.output
-    paths = {"scores": data.write_frame(scores, output)}
+    paths: dict[str, Path] = {}
     if config.cache is not None:
         paths["cache"] = data.write_frame(scored.cache, config.cache)
     summary = {
@@ -966,7 +973,18 @@ def run_text_score(
         "theme_sentiment_method": bundle.theme_sentiment_method,
         "counts": counts.reset_index().to_dict(orient="records"),
     }
-    paths["summary"] = data.write_json(summary, output.with_name(f"{output.stem}_summary.json"))
+    # Scores and summary are published together (<stem>.runs/<id>/, then <stem>.latest switched);
+    # `output` and the summary's usual path link into <stem>.latest.
+    summary_name = f"{output.stem}_summary.json"
+    published = data.publish_run(
+        output.parent,
+        {
+            output.name: data.frame_writer(scores, output.suffix.lstrip(".")),
+            summary_name: lambda p: data.dump_json(summary, p),
+        },
+        unit=output.stem,
+    )
+    paths = {"scores": output, "summary": output.with_name(summary_name), **paths, "run": published.run_dir}
     return TextScoreOutcome(
         scores=scores, counts=counts, paths=paths, summary=summary,
         seconds=time.perf_counter() - started,

@@ -1,7 +1,8 @@
 """The scoring job: champion models applied to the data as of a date, into a ranked list.
 
 ``score_world`` is pure (a world and fitted models in, the ranked list out); ``write_scores``
-writes it atomically: Parquet and CSV beside a small JSON summary. Running it twice on the same
+publishes it as one run: Parquet and CSV beside a small JSON summary, in a run directory that
+``<output_dir>/latest`` points at. Running it twice on the same
 data and models gives the same files.
 """
 
@@ -29,6 +30,7 @@ from retain.text.scoring import score_feedback
 logger = logging.getLogger(__name__)
 
 RANKED_LIST = "ranked_customers"
+SUMMARY = "score_summary.json"
 
 
 class ScoringError(ValueError):
@@ -202,16 +204,30 @@ def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp)
 
 
 def write_scores(
-    ranked: pd.DataFrame, output_dir: Path, summary: dict[str, Any]
+    ranked: pd.DataFrame, output_dir: Path, summary: dict[str, Any], keep_runs: int = 5
 ) -> dict[str, Path]:
-    """Write the ranked list (Parquet, CSV) and its summary (JSON), each atomically."""
-    paths = {
-        "parquet": data.write_frame(ranked, output_dir / f"{RANKED_LIST}.parquet"),
-        "csv": data.write_frame(ranked, output_dir / f"{RANKED_LIST}.csv"),
-    }
-    paths["summary"] = data.write_json(
-        {**summary, "outputs": {k: str(v) for k, v in paths.items()}}, output_dir / "score_summary.json"
+    """Publish the ranked list (Parquet, CSV) and its summary (JSON) as one run.
+
+    The three files go into a new ``output_dir/runs/<id>/`` and ``output_dir/latest`` is then
+    switched to it in one rename (:func:`retain.data.publish_run`), so a reader sees the previous
+    list or this one, never a mix. Returns the stable paths under ``latest`` and ``run``, the
+    run directory.
+    """
+    names = {"parquet": f"{RANKED_LIST}.parquet", "csv": f"{RANKED_LIST}.csv", "summary": SUMMARY}
+    # Stable paths only: the files of two runs on the same data and models stay byte-identical.
+    listed = {kind: str(output_dir / data.LATEST / name) for kind, name in names.items() if kind != "summary"}
+    payload = {**summary, "outputs": listed}
+    published = data.publish_run(
+        output_dir,
+        {
+            names["parquet"]: data.frame_writer(ranked, "parquet"),
+            names["csv"]: data.frame_writer(ranked, "csv"),
+            names["summary"]: lambda p: data.dump_json(payload, p),
+        },
+        keep_runs=keep_runs,
     )
+    paths = {kind: published.files[name] for kind, name in names.items()}
+    paths["run"] = published.run_dir
     return paths
 
 

@@ -12,6 +12,11 @@ for a SQLite store its artifacts are put in ``mlartifacts/<experiment>`` next to
 file (not in the working directory), so a store in a temporary directory keeps everything there.
 Other stores (a tracking server, PostgreSQL) keep their own artifact root.
 
+Every job opens the store first (:func:`open_store`): the URI's scheme and, for SQLite, its
+directory are checked (a typo does not start a new empty store); a new SQLite file is created
+0600 and migrated while ``<database>.lock`` is held, so concurrent first runs do not race; a
+damaged store or missing model files raise :class:`StoreError` naming what to restore.
+
 Public API
 ----------
 Runs::
@@ -60,6 +65,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -83,6 +89,7 @@ __all__ = [
     "LoadedTextModel",
     "NoChampionError",
     "PromotionDecision",
+    "StoreError",
     "TrackedRun",
     "champion_version",
     "crown_without_evidence",
@@ -93,6 +100,7 @@ __all__ = [
     "log_model",
     "log_text_model",
     "model_version_tags",
+    "open_store",
     "pinned_requirements",
     "promote_if_better",
     "register_model",
@@ -709,7 +717,11 @@ def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any
     import mlflow.sklearn
 
     _use_store(tracking)
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    uri = f"models:/{name}/{version}"
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except (OSError, _mlflow_error()) as exc:
+        raise _artifacts_missing(f"model {name} version {version}", uri, exc) from exc
 
 
 def model_version_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
@@ -925,8 +937,11 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
         description = f"{tracking.text_model} version {version} ({tracking.champion_alias})"
     else:
         description = model_uri
-    with _quiet_artifact_copies():
-        loaded = mlflow.pyfunc.load_model(model_uri)
+    try:
+        with _quiet_artifact_copies():
+            loaded = mlflow.pyfunc.load_model(model_uri)
+    except (OSError, _mlflow_error()) as exc:
+        raise _artifacts_missing(f"text model {description}", model_uri, exc) from exc
     bundle = loaded.unwrap_python_model().bundle
     model_version = loaded.metadata.model_uuid or model_uri
     logger.info("loaded text model %s (model %s)", description, model_version)
@@ -981,18 +996,142 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# --- the store: checked, created private and migrated once, under a lock ----------------------
+
+#: URI schemes MLflow can use as a tracking store with a model registry.
+STORE_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+_OPENED: set[str] = set()
+
+
+class StoreError(RuntimeError):
+    """The tracking store or a model's artifacts cannot be used; the message says what to fix."""
+
+
+def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
+    """Check the tracking store and prepare it once per process, before any work depends on it.
+
+    The URI's scheme must be one MLflow stores models in. A SQLite store's directory must exist
+    (a typo in it would otherwise start a new, empty store); without ``create`` the database must
+    exist too. A new SQLite database is created readable by its owner only (0600, 0640 with
+    ``$RETAIN_GROUP_READABLE``), with its artifact folder, and its tables are created while a lock
+    file beside it (``<database>.lock``) is held, so two jobs starting on a new store do not both
+    migrate it.
+
+    Raises
+    ------
+    ConfigError
+        The URI's scheme is not a store's, or the SQLite file's directory does not exist.
+    NoChampionError
+        ``create`` is False and there is no SQLite database at the URI (nothing trained there).
+    StoreError
+        The store exists but cannot be opened (not a database, a damaged or newer schema,
+        a server that does not answer).
+    """
+    from retain.config import ConfigError
+
+    uri = tracking.tracking_uri
+    if uri in _OPENED:
+        return
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if "://" in uri or uri.startswith("sqlite:") else ""
+    if scheme and scheme not in STORE_SCHEMES:
+        raise ConfigError(
+            f"tracking.tracking_uri {uri!r}: {scheme!r} is not a tracking store scheme "
+            f"(use one of {', '.join(STORE_SCHEMES)}, e.g. sqlite:///mlflow.db or http://host:5000)"
+        )
+    database = _sqlite_path(uri)
+    if database is None:
+        _initialise(tracking)
+        _OPENED.add(uri)
+        return
+    if not database.parent.is_dir():
+        raise ConfigError(
+            f"tracking.tracking_uri {uri!r}: the directory {database.parent} does not exist; "
+            "create it, or fix the URI (a new store is created only in an existing directory)"
+        )
+    if not create and not database.exists():
+        raise NoChampionError(
+            f"no MLflow store at {database} (tracking.tracking_uri {uri!r}): run `retain train` "
+            "first, with this tracking URI, or fix the URI"
+        )
+    from retain.data import exclusive_lock, private_dir_mode, private_file_mode
+
+    with exclusive_lock(database.with_name(database.name + ".lock")):
+        new = not database.exists()
+        if new:
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private_file_mode()))
+            (database.parent / "mlartifacts").mkdir(mode=private_dir_mode(), exist_ok=True)
+            logger.info("created MLflow store %s", database)
+        if database.stat().st_size and not _looks_like_sqlite(database):
+            raise StoreError(
+                f"{database}: not an SQLite database (damaged or overwritten); restore it from a "
+                "backup, or point tracking.tracking_uri at another store"
+            )
+        _initialise(tracking)
+    _OPENED.add(uri)
+
+
+def _initialise(tracking: TrackingConfig) -> None:
+    """Open the tracking and registry stores (creating or migrating their tables)."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=tracking.tracking_uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    except Exception as exc:  # any failure here means the store is unusable
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(
+            f"the MLflow store {tracking.tracking_uri!r} cannot be opened: {first}. Check that it "
+            "is reachable and not damaged (restore it from a backup), or point "
+            "tracking.tracking_uri at another store"
+        ) from exc
+
+
+def _mlflow_error() -> type[Exception]:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"
+
+
+def _artifacts_missing(what: str, uri: str, exc: Exception) -> StoreError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(
+        f"{what}: its files cannot be read from the store ({uri}: {first}); restore the "
+        "artifact folder (mlartifacts/ beside the SQLite file) from a backup, or retrain"
+    )
+
+
 # --- internals --------------------------------------------------------------------------------
 
 
 def _use_store(tracking: TrackingConfig) -> None:
     import mlflow
 
+    open_store(tracking)
     mlflow.set_tracking_uri(tracking.tracking_uri)
 
 
 def _client(tracking: TrackingConfig) -> MlflowClient:
     from mlflow import MlflowClient
 
+    open_store(tracking)
     return MlflowClient(tracking_uri=tracking.tracking_uri)
 
 
