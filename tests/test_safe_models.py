@@ -118,10 +118,9 @@ def test_an_untampered_model_loads_from_its_checked_copy(tmp_path: Path) -> None
 
 def test_a_swapped_text_model_pickle_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
     """The text pyfunc holds two pickles (the wrapper and the bundle); either one is checked."""
+    from retain.config import TextModelConfig
     from retain.text.bundle import TextModelBundle
     from retain.text.tfidf import make_sentiment_model
-
-    from retain.config import TextModelConfig
 
     texts = ["great service", "awful support", "really great", "awful, awful app"] * 3
     labels = ["positive", "negative", "positive", "negative"] * 3
