@@ -8,7 +8,7 @@ from retain.config import TextModelConfig
 from retain.text.tfidf import make_sentiment_model
 from retain.training import TextModels, _pretrained_scores
 
-CONFIG = TextModelConfig(min_df=1, max_features=500)
+CONFIG = TextModelConfig(min_df=2, max_features=500)
 
 
 def _feedback() -> pd.DataFrame:

@@ -11,13 +11,17 @@ import os
 import pickle
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 from retain import tracking
 from retain.cli import EXIT_TAMPERED, app
-from retain.config import TrackingConfig
+from retain.config import TextModelConfig, TrackingConfig
+from retain.text.pii import customer_vocabulary, scrub_pii
 
 
 class _RunsACommand:
@@ -118,7 +122,6 @@ def test_an_untampered_model_loads_from_its_checked_copy(tmp_path: Path) -> None
 
 def test_a_swapped_text_model_pickle_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
     """The text pyfunc holds two pickles (the wrapper and the bundle); either one is checked."""
-    from retain.config import TextModelConfig
     from retain.text.bundle import TextModelBundle
     from retain.text.tfidf import make_sentiment_model
 
@@ -143,3 +146,134 @@ def test_a_swapped_text_model_pickle_is_refused_before_it_is_unpickled(tmp_path:
     assert not marker.exists()
     with pytest.raises(tracking.ModelIntegrityError, match="name a registered version"):
         tracking.load_text_model(track, f"runs:/{run.run_id}/text")
+
+
+# --- no personal data in text vocabularies --------------------------------------------------------
+
+NAME = "Xavierine Quobbleton"
+EMAIL = "xavierine.q@mailbox-example.org"
+PHONES = ("+44 7700 900461", "(555) 010-4477")
+ACCOUNT = "88231977"
+PLANTED = (NAME, *NAME.split(), EMAIL, "mailbox", *PHONES, "7700", "900461", "4477", ACCOUNT)
+
+MOODS = {
+    "negative": ["awful, I hate this", "terrible and slow", "bad, the worst service"],
+    "neutral": ["it is fine", "ok, nothing special", "average, fine I guess"],
+    "positive": ["great, I love it", "excellent and kind", "very good, thanks"],
+}
+TOPICS = {
+    "billing": "charged twice on my bill, need a refund",
+    "support": "the agent never answered my call",
+    "app": "the app crashed after the update",
+}
+
+
+def _feedback_with_pii(n_customers: int = 24) -> pd.DataFrame:
+    """Labelled feedback in which one customer signs every message with a name, e-mail and phone
+    number, and a few others give a phone number or an account number."""
+    rows = []
+    moods, topics = list(MOODS), list(TOPICS)
+    for customer in range(n_customers):
+        for k in range(4):
+            mood, topic = moods[(customer + k) % 3], topics[(customer * 2 + k) % 3]
+            text = f"{MOODS[mood][k % 3]}, {TOPICS[topic]}"
+            if customer == 0:  # signs every message: the name is in 4 texts of one customer
+                text += f". {NAME}, {EMAIL}, {PHONES[0]}"
+            elif customer % 5 == 0:
+                text += f". call me on {PHONES[k % 2]} about account {ACCOUNT}, or mail {EMAIL}"
+            rows.append(
+                {
+                    "feedback_id": f"F{len(rows):04d}",
+                    "customer_id": f"C{customer:03d}",
+                    "created_at": pd.Timestamp("2025-01-01") + pd.Timedelta(days=len(rows)),
+                    "text": text,
+                    "sentiment": mood,
+                    "themes": topic,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _assert_no_planted_pii(vocabulary: set[str], pickled: bytes) -> None:
+    lowered = pickled.lower()
+    for planted in PLANTED:
+        assert not any(planted.lower() in term for term in vocabulary), planted
+        assert planted.lower().encode() not in lowered, planted
+
+
+def _vocabulary(pipeline: Pipeline) -> set[str]:
+    return {term for _, vectorizer in pipeline.named_steps["features"].transformer_list for term in vectorizer.vocabulary_}
+
+
+def test_scrub_replaces_contact_details_and_long_numbers_only() -> None:
+    (scrubbed,) = scrub_pii(
+        [f"mail {EMAIL} or https://x.example/p?id=3 call {PHONES[1]} re order {ACCOUNT} on 2025-01-15, 2 days, £45, 1234"]
+    )
+    assert scrubbed.split() == [
+        "mail", "__email__", "or", "__url__", "call", "__phone__", "re", "order", "__number__", "on", "2025-01-15,",
+        "2", "days,", "£45,", "1234",
+    ]
+
+
+def test_customer_vocabulary_keeps_terms_of_enough_customers() -> None:
+    texts = ["refund please", "refund now", "refund Quobbleton", "Quobbleton again"]
+    analyzer = str.split
+    assert customer_vocabulary(texts, ["a", "b", "c", "c"], analyzer, 3) == ["refund"]
+    assert customer_vocabulary(texts, ["a", "b", "c", "d"], analyzer, 2) == ["Quobbleton", "refund"]
+
+
+def test_min_df_below_2_is_refused() -> None:
+    with pytest.raises(ValueError, match="min_df"):
+        TextModelConfig(min_df=1)
+
+
+def test_churn_text_models_store_no_planted_pii(tmp_path: Path) -> None:
+    """Issue 7: the vocabularies in the text model artifacts held names, e-mails and phones."""
+    from retain.training import train_text_models
+
+    feedback = _feedback_with_pii()
+    models = train_text_models(feedback, list(TOPICS), TextModelConfig(), min_rows=20)
+    assert models is not None and models.sentiment is not None and models.themes is not None
+    assert models.metrics["sentiment_accuracy"] > 0.8  # the planted details cost nothing
+
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "text-models") as run:
+        run.log_model(models.sentiment, "sentiment")
+        run.log_model(models.themes, "themes")
+    for model in (models.sentiment, models.themes):
+        vocabulary = _vocabulary(model)
+        assert {"refund", "agent", "__email__", "__phone__"} <= vocabulary
+        _assert_no_planted_pii(vocabulary, b"")
+    for pickled in (tmp_path / "mlartifacts").rglob("model.pkl"):
+        _assert_no_planted_pii(set(), pickled.read_bytes())
+
+
+def test_text_job_model_stores_no_planted_pii(tmp_path: Path) -> None:
+    """`retain text train` (TF-IDF): no planted detail in the vocabulary or the pickled bytes."""
+    feedback = _feedback_with_pii()
+    feedback.loc[1:, "text"] = feedback.loc[1:, "text"].str.replace(NAME, "")  # the name written once
+    data = tmp_path / "feedback.csv"
+    feedback[["feedback_id", "text", "sentiment"]].to_csv(data, index=False)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = tmp_path / "text.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"path": str(data), "columns": {"id": "feedback_id", "text": "text", "sentiment": "sentiment"}},
+                "model": {"kind": "tfidf", "unlabelled": "skip"},
+                "validation": {"bootstrap": 100},
+                "tracking": {"tracking_uri": store, "experiment": "pii", "text_model": "pii-text"},
+                "output": str(tmp_path / "out" / "scores.csv"),
+                "cache": str(tmp_path / "out" / "cache.parquet"),
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["text", "train", "-c", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+
+    track = TrackingConfig(tracking_uri=store, experiment="pii", text_model="pii-text")
+    bundle = tracking.load_text_model(track).model
+    vocabulary = _vocabulary(bundle.sentiment)
+    assert {"refund", "__email__", "__phone__", "__number__"} <= vocabulary
+    (pickled,) = (tmp_path / "mlartifacts").rglob("text_model.pkl")
+    _assert_no_planted_pii(vocabulary, pickled.read_bytes())

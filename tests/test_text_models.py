@@ -21,7 +21,7 @@ from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 # "pricing" never occurs in the corpus: the theme model must cope with a theme without examples.
 THEME_IDS = ["billing", "slow_support", "product_bugs", "usability", "pricing"]
-CONFIG = TextModelConfig(min_df=1, max_features=5000)
+CONFIG = TextModelConfig(min_df=2, max_features=5000)
 
 PROBLEMS = {
     "billing": [

@@ -1265,6 +1265,8 @@ def _verified_copy(tracking: TrackingConfig, uri: str, what: str) -> Iterator[Pa
     expected = _recorded_hashes(tracking, uri, what)
     with _downloaded(uri, what) as local:
         found = artifact_hashes(local)
+        if not found:  # the whole folder is gone: a store to restore, not a changed file
+            raise _artifacts_missing(what, uri, FileNotFoundError("no file found"))
         problems = []
         for file in sorted(expected.keys() | found.keys()):
             if file not in found:
