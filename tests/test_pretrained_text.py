@@ -24,7 +24,7 @@ def _feedback() -> pd.DataFrame:
 
 def test_registered_text_models_give_no_scores_before_their_training_data_ends() -> None:
     sentiment = make_sentiment_model(CONFIG).fit(
-        ["awful", "terrible", "great", "lovely"], ["negative", "negative", "positive", "positive"]
+        ["awful", "awful, terrible", "great", "great, lovely"], ["negative", "negative", "positive", "positive"]
     )
     models = TextModels(
         sentiment=sentiment, themes=None, theme_ids=[], metrics={}, baseline_metrics={},

@@ -299,7 +299,7 @@ def test_out_of_fold_scores_with_a_single_sentiment_class(train: pd.DataFrame) -
 
 
 def test_one_theme_taxonomy() -> None:
-    texts = ["charged twice again", "love the product", "wrong invoice amount", "great support"]
+    texts = ["charged twice again", "love the product", "charged twice, wrong invoice", "love the support"]
     model = make_theme_model(CONFIG).fit(texts, np.array([[1], [0], [1], [0]]))
     feedback = pd.DataFrame({"feedback_id": ["a", "b"], "text": ["charged twice", "love it"]})
     sentiment = FixedModel(["negative", "neutral", "positive"], [0.5, 0.3, 0.2])
