@@ -277,3 +277,37 @@ def test_text_job_model_stores_no_planted_pii(tmp_path: Path) -> None:
     assert {"refund", "__email__", "__phone__", "__number__"} <= vocabulary
     (pickled,) = (tmp_path / "mlartifacts").rglob("text_model.pkl")
     _assert_no_planted_pii(vocabulary, pickled.read_bytes())
+
+
+# --- transformer weights as safetensors --------------------------------------------------------
+
+
+def test_encoder_weights_are_pickled_as_safetensors_and_old_pickles_still_load(tiny_bert: Path) -> None:
+    import io
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from retain.text.transformer import EncoderNetwork
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_pretrained(tiny_bert)
+    head = torch.nn.Linear(encoder.config.hidden_size, 3)
+    network = EncoderNetwork(AutoTokenizer.from_pretrained(tiny_bert), encoder, head)
+
+    state = network.__getstate__()
+    assert "weights" not in state  # no torch.save pickle of the weights
+    header_length = int.from_bytes(state["weights_safetensors"][:8], "little")
+    header = json.loads(state["weights_safetensors"][8 : 8 + header_length])
+    assert "encoder.embeddings.word_embeddings.weight" in header and "head.weight" in header
+
+    buffer = io.BytesIO()
+    torch.save({"encoder": encoder.state_dict(), "head": head.state_dict()}, buffer)
+    old_state = {k: v for k, v in state.items() if k != "weights_safetensors"} | {"weights": buffer.getvalue()}
+    old = EncoderNetwork.__new__(EncoderNetwork)
+    old.__setstate__(old_state)
+
+    for restored in (pickle.loads(pickle.dumps(network)), old):
+        for name, tensor in encoder.state_dict().items():
+            assert torch.equal(restored.encoder.state_dict()[name], tensor), name
+        assert torch.equal(restored.head.weight, head.weight) and torch.equal(restored.head.bias, head.bias)
