@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 from typer.testing import CliRunner
 
 from retain import tracking
@@ -38,8 +39,14 @@ def _store(tmp_path: Path) -> TrackingConfig:
     return TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
+def _shifted(X: object) -> object:
+    return X
+
+
 def _register_churn_champion(track: TrackingConfig) -> str:
-    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    # A function of its own, like retain's churn model (LightGBM, its own estimators), keeps the
+    # model out of skops: it is cloudpickled into model.pkl.
+    model = make_pipeline(FunctionTransformer(_shifted), LogisticRegression()).fit([[0.0], [1.0]], [0, 1])
     with tracking.tracked_run(track, "churn") as run:
         uri = run.log_model(model, "churn")
     version = tracking.register_model(track, uri, track.churn_model)
@@ -311,3 +318,42 @@ def test_encoder_weights_are_pickled_as_safetensors_and_old_pickles_still_load(t
         for name, tensor in encoder.state_dict().items():
             assert torch.equal(restored.encoder.state_dict()[name], tensor), name
         assert torch.equal(restored.head.weight, head.weight) and torch.equal(restored.head.bias, head.bias)
+
+
+# --- scikit-learn pipelines in skops, with retain's own list of trusted types ------------------
+
+
+def test_tfidf_pipelines_are_stored_with_skops_and_load_without_pickle(tmp_path: Path) -> None:
+    import numpy as np
+    import skops.io
+
+    from retain.text.tfidf import make_theme_model
+
+    texts = ["charged twice, refund", "the app crashed", "refund my bill", "app error again"] * 3
+    model = make_theme_model(TextModelConfig()).fit(texts, np.array([[1, 0], [0, 1], [1, 0], [0, 1]] * 3))
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "themes") as run:
+        uri = run.log_model(model, "themes")
+    version = tracking.register_model(track, uri, "themes")
+
+    assert not list((tmp_path / "mlartifacts").rglob("model.pkl"))
+    (stored,) = (tmp_path / "mlartifacts").rglob("model.skops")
+    assert set(skops.io.get_untrusted_types(file=stored)) <= set(tracking.SKOPS_TRUSTED_TYPES)
+    loaded = tracking.load_version(track, "themes", version)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_a_skops_file_with_a_type_outside_the_trusted_list_is_refused(tmp_path: Path) -> None:
+    """Even with matching hashes (say, a store whose tags were rewritten too), skops refuses."""
+    import skops.io
+
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "themes") as run:
+        uri = run.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), "plain")
+    version = tracking.register_model(track, uri, "plain")
+    (stored,) = (tmp_path / "mlartifacts").rglob("model.skops")
+    skops.io.dump(make_pipeline(FunctionTransformer(_shifted), LogisticRegression()), stored)
+    hashes = tracking.artifact_hashes(stored.parent)
+    tracking._client(track).set_model_version_tag("plain", version, tracking.ARTIFACT_HASHES_TAG, json.dumps(hashes))
+    with pytest.raises(tracking.ModelIntegrityError, match="holds types retain does not trust"):
+        tracking.load_version(track, "plain", version)

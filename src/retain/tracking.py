@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTIFACT_HASHES_TAG",
     "BASE_REQUIREMENTS",
+    "SKOPS_TRUSTED_TYPES",
     "LoadedTextModel",
     "ModelIntegrityError",
     "NoChampionError",
@@ -414,7 +415,12 @@ def log_model(
     extra_requirements: Sequence[str] = (),
     pip_requirements: Sequence[str] | None = None,
 ) -> str:
-    """Log a fitted sklearn-contract model with the sklearn flavour (cloudpickle format).
+    """Log a fitted sklearn-contract model with the sklearn flavour (skops, else cloudpickle).
+
+    A model skops can store using only the types skops trusts and :data:`SKOPS_TRUSTED_TYPES`
+    (the TF-IDF text Pipelines) is saved in the skops format, which loads without running code
+    from the file; any other (the churn model: LightGBM and retain's own estimators) is
+    cloudpickled. Either way the hashes of its files are recorded (see :func:`load_version`).
 
     Parameters
     ----------
@@ -454,11 +460,17 @@ def log_model(
         else pinned_requirements(*BASE_REQUIREMENTS, *extra_requirements)
     )
     signature = _infer_signature(model, input_example, name) if input_example is not None else None
+    in_skops = _fits_skops(model)
+    if in_skops:
+        requirements = [*requirements, *pinned_requirements("skops")]
     with _drop_log_records("mlflow.sklearn", _CLOUDPICKLE_WARNING):
         info = mlflow.sklearn.log_model(
             model,
             name=name,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+            if in_skops
+            else mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES) if in_skops else None,
             pip_requirements=requirements,
             # False, not None: None would make MLflow try to infer one again.
             signature=signature if signature is not None else False,
@@ -726,7 +738,9 @@ def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any
     """Load one version of a registered model as its native sklearn object.
 
     The model's files are copied from the store and checked against the sha256 recorded at
-    registration before anything is unpickled.
+    registration before anything is unpickled. A skops file is loaded trusting only the types
+    skops trusts by default (scikit-learn's, NumPy's, SciPy's) and :data:`SKOPS_TRUSTED_TYPES`,
+    not the list stored with the model.
 
     Raises
     ------
@@ -736,14 +750,19 @@ def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any
         The model's files cannot be read from the store.
     """
     import mlflow.sklearn
+    from mlflow.models import Model
 
     _use_store(tracking)
     uri = f"models:/{name}/{version}"
-    with _verified_copy(tracking, uri, f"model {name} version {version}") as local:
+    what = f"model {name} version {version}"
+    with _verified_copy(tracking, uri, what) as local:
         try:
+            flavor = Model.load(str(local / "MLmodel")).flavors.get("sklearn", {})
+            if flavor.get("serialization_format") == mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
+                return _load_skops(local / flavor["pickled_model"], what)
             return mlflow.sklearn.load_model(str(local))
         except (OSError, _mlflow_error()) as exc:
-            raise _artifacts_missing(f"model {name} version {version}", uri, exc) from exc
+            raise _artifacts_missing(what, uri, exc) from exc
 
 
 def model_version_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
@@ -1286,6 +1305,40 @@ def _verified_copy(tracking: TrackingConfig, uri: str, what: str) -> Iterator[Pa
             )
         yield local
 
+
+
+# --- skops: scikit-learn models stored without pickle, with an explicit list of trusted types ---
+
+#: Types retain trusts when loading a skops file, beyond those skops trusts by default
+#: (scikit-learn's estimators, NumPy and SciPy types): retain's own functions in its Pipelines.
+SKOPS_TRUSTED_TYPES: tuple[str, ...] = ("retain.text.inputs.as_texts", "retain.text.pii.scrub_pii")
+
+
+def _fits_skops(model: Any) -> bool:
+    """Whether skops stores ``model`` with no type beyond the trusted ones (and is installed)."""
+    try:
+        import skops.io
+    except ImportError:
+        return False
+    try:
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    except Exception as exc:  # noqa: BLE001 - skops cannot store some objects (Cython, LightGBM)
+        logger.debug("%s is cloudpickled: skops cannot store it (%s)", type(model).__name__, exc)
+        return False
+    return set(untrusted) <= set(SKOPS_TRUSTED_TYPES)
+
+
+def _load_skops(path: Path, what: str) -> Any:
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise ModelIntegrityError(
+            f"{what}: {path.name} holds types retain does not trust ({exc}); it was not loaded: "
+            f"{_RESTORE}"
+        ) from exc
 
 
 # --- internals --------------------------------------------------------------------------------
