@@ -51,9 +51,11 @@ data cannot be compared and does not block; the decision's reason says so. The m
 evaluation id and the decision (``promotion.promoted``, ``promotion.reason``) are stored as tags
 on the model version, so later decisions and people can see why.
 
-Models are logged with the sklearn flavour in the ``cloudpickle`` format (custom estimators load
-back without a skops trust list) and with an explicit ``pip_requirements`` list (MLflow's own
-inference of the requirements takes seconds per model). Unpickling runs code from the artifact,
+Models are logged with the sklearn flavour and an explicit ``pip_requirements`` list (MLflow's
+own inference of the requirements takes seconds per model): in the ``skops`` format when skops
+can hold the model with the types it trusts plus :data:`SKOPS_TRUSTED_TYPES` (the TF-IDF text
+Pipelines), in the ``cloudpickle`` format otherwise (the churn model: LightGBM and retain's own
+estimators; the text pyfunc is cloudpickled too). Unpickling runs code from the artifact,
 so the sha256 of every file of a model is recorded when it is logged (a tag on the logged model,
 copied to each registered version, :data:`ARTIFACT_HASHES_TAG`) and every load copies the files
 out of the store, checks them and only then unpickles that copy: a changed, added or missing
