@@ -35,7 +35,7 @@ from retain.text.multitask import MultiTaskTextClassifier
 from retain.text.tfidf import make_sentiment_model, make_theme_model
 from retain.text.transformer import BlendedTextClassifier, TransformerTextClassifier
 
-TEXT_CONFIG = TextModelConfig(min_df=1, max_features=2000)
+TEXT_CONFIG = TextModelConfig(min_df=2, max_features=2000)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -8,7 +8,7 @@ from retain.config import TextModelConfig
 from retain.text.tfidf import make_sentiment_model
 from retain.training import TextModels, _pretrained_scores
 
-CONFIG = TextModelConfig(min_df=1, max_features=500)
+CONFIG = TextModelConfig(min_df=2, max_features=500)
 
 
 def _feedback() -> pd.DataFrame:
@@ -24,7 +24,7 @@ def _feedback() -> pd.DataFrame:
 
 def test_registered_text_models_give_no_scores_before_their_training_data_ends() -> None:
     sentiment = make_sentiment_model(CONFIG).fit(
-        ["awful", "terrible", "great", "lovely"], ["negative", "negative", "positive", "positive"]
+        ["awful", "awful, terrible", "great", "great, lovely"], ["negative", "negative", "positive", "positive"]
     )
     models = TextModels(
         sentiment=sentiment, themes=None, theme_ids=[], metrics={}, baseline_metrics={},

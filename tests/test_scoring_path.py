@@ -61,7 +61,7 @@ def _with_boundary_customers(world: World) -> tuple[World, str]:
 
 
 def _scoring_models(world: World) -> ScoringModels:
-    text_config = TextModelConfig(char_ngrams=False, min_df=1, max_features=2000)
+    text_config = TextModelConfig(char_ngrams=False, min_df=2, max_features=2000)
     labelled = world.feedback.loc[world.feedback["created_at"] < AS_OF]
     texts = labelled["text"].tolist()
     sentiment = make_sentiment_model(text_config).fit(texts, labelled["sentiment"])

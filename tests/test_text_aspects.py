@@ -272,7 +272,7 @@ def test_aspect_sentiment_works_with_fitted_tfidf_models() -> None:
     sentiments = ["negative", "negative", "negative", "positive", "positive", "positive",
                   "negative", "positive"] * 3
     Y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 1], [1, 0]] * 3)
-    config = TextModelConfig(char_ngrams=False, min_df=1)
+    config = TextModelConfig(char_ngrams=False, min_df=2)
     sentiment = make_sentiment_model(config).fit(texts, np.array(sentiments))
     themes = make_theme_model(config).fit(texts, Y)
     out = aspect_sentiment(
@@ -346,7 +346,7 @@ def test_a_tfidf_model_over_joined_pairs_learns_polarity_per_theme() -> None:
     polarities = [{"food": "positive", "service": "negative"},
                   {"food": "negative", "service": "positive"}] * 6
     pairs, labels = theme_pairs(texts, polarities)
-    config = TextModelConfig(char_ngrams=False, min_df=1, ngram_max=3)
+    config = TextModelConfig(char_ngrams=False, min_df=2, ngram_max=3)
     model = make_sentiment_model(config).fit(joined_pairs(pairs), labels)
     test_pairs, test_labels = theme_pairs(texts[:2], polarities[:2])
     assert list(model.predict(joined_pairs(test_pairs))) == list(test_labels)
@@ -357,7 +357,7 @@ def test_pair_model_reads_polarity_per_theme_where_a_text_model_cannot() -> None
     polarities = [{"food": "positive", "service": "negative"},
                   {"food": "negative", "service": "positive"}] * 6
     pairs, labels = theme_pairs(texts, polarities)
-    config = TextModelConfig(char_ngrams=False, min_df=1)
+    config = TextModelConfig(char_ngrams=False, min_df=2)
     model = make_pair_model(config).fit(pairs[["text", "theme"]], labels)
     assert list(model.predict(pairs[["text", "theme"]])) == list(labels)
     # an (n, 2) array works as well as the DataFrame

@@ -114,7 +114,7 @@ def write_config(
     config = {
         "data": section,
         "taxonomy": str(taxonomy),
-        "model": {"kind": "tfidf", "unlabelled": "skip", "tfidf": {"min_df": 1}, **(model or {})},
+        "model": {"kind": "tfidf", "unlabelled": "skip", "tfidf": {"min_df": 2}, **(model or {})},
         "validation": {"bootstrap": 200},
         "tracking": {"tracking_uri": store, "experiment": "text-job", "text_model": model_name},
         "output": str(folder / "out" / "scores.csv"),
@@ -557,7 +557,7 @@ def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_ki
     from retain.text import models
 
     def stand_in(task: str, choice: Any, taxonomy: Any, single_label: bool = False) -> Any:
-        well_tuned = TextModelChoice(tfidf={"min_df": 1, "C": 10.0})
+        well_tuned = TextModelChoice(tfidf={"min_df": 2, "C": 10.0})
         return models.tfidf_model(task, well_tuned, taxonomy)
 
     monkeypatch.setitem(models.FACTORIES, "transformer", stand_in)
@@ -568,7 +568,7 @@ def test_auto_uses_a_candidate_that_beats_tfidf_and_tags_the_version_with_its_ki
         taxonomy_file,
         "text-auto-win",
         themes=False,
-        model={"kind": "auto", "tfidf": {"min_df": 1, "C": 0.0001}},
+        model={"kind": "auto", "tfidf": {"min_df": 2, "C": 0.0001}},
     )
     result = retain("text", "train", "-c", str(config), "--quiet")
     assert result.exit_code == 0, result.output

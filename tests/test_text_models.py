@@ -21,7 +21,7 @@ from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 # "pricing" never occurs in the corpus: the theme model must cope with a theme without examples.
 THEME_IDS = ["billing", "slow_support", "product_bugs", "usability", "pricing"]
-CONFIG = TextModelConfig(min_df=1, max_features=5000)
+CONFIG = TextModelConfig(min_df=2, max_features=5000)
 
 PROBLEMS = {
     "billing": [
@@ -299,7 +299,7 @@ def test_out_of_fold_scores_with_a_single_sentiment_class(train: pd.DataFrame) -
 
 
 def test_one_theme_taxonomy() -> None:
-    texts = ["charged twice again", "love the product", "wrong invoice amount", "great support"]
+    texts = ["charged twice again", "love the product", "charged twice, wrong invoice", "love the support"]
     model = make_theme_model(CONFIG).fit(texts, np.array([[1], [0], [1], [0]]))
     feedback = pd.DataFrame({"feedback_id": ["a", "b"], "text": ["charged twice", "love it"]})
     sentiment = FixedModel(["negative", "neutral", "positive"], [0.5, 0.3, 0.2])

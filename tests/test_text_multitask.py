@@ -335,7 +335,7 @@ class Recorder(ClassifierMixin, BaseEstimator):
 
 def prefit_blend(view: SharedEncoderTask, make: Any, **params: Any) -> BlendedTextClassifier:
     return BlendedTextClassifier(
-        [("transformer", view), ("tfidf", make(TextModelConfig(min_df=1)))],
+        [("transformer", view), ("tfidf", make(TextModelConfig(min_df=2)))],
         prefit=("transformer",),
         **params,
     )
@@ -417,7 +417,7 @@ def test_auto_keeping_the_transformer_for_one_task_reads_the_shared_model(
         model={
             "kind": "auto",
             "encoder": str(tiny_bert),
-            "tfidf": {"min_df": 1},
+            "tfidf": {"min_df": 2},
             "transformer": {"params": {"epochs": 1, "batch_size": 16}},
         },
         validation={"bootstrap": 100},

@@ -25,7 +25,7 @@ from retain.text.scoring import (
 from retain.text.tfidf import make_sentiment_model, make_theme_model
 
 THEME_IDS = ["billing", "slow_support", "product_bugs"]
-CONFIG = TextModelConfig(min_df=1, max_features=2000, char_ngrams=False)
+CONFIG = TextModelConfig(min_df=2, max_features=2000, char_ngrams=False)
 START = pd.Timestamp("2024-01-01")
 AS_OF = pd.Timestamp("2024-05-01")
 LATER_AS_OF = pd.Timestamp("2024-08-01")

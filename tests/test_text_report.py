@@ -174,7 +174,7 @@ class FixedThemes:
 def test_evaluate_text_models_scores_fitted_models() -> None:
     texts = ["good staff", "bad bill", "good service", "bad charge"] * 4
     labels = np.array(["positive", "negative", "positive", "negative"] * 4)
-    config = TextModelConfig(char_ngrams=False, min_df=1)
+    config = TextModelConfig(char_ngrams=False, min_df=2)
     sentiment = make_sentiment_model(config).fit(texts, labels)
     report = evaluate_text_models(
         sentiment_model=sentiment,

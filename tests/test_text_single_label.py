@@ -54,7 +54,7 @@ def text_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def job_config(**settings: Any) -> TextJobConfig:
-    model = {"kind": "tfidf", "unlabelled": "skip", "tfidf": {"min_df": 1}}
+    model = {"kind": "tfidf", "unlabelled": "skip", "tfidf": {"min_df": 2}}
     model.update(settings.pop("model", {}))
     return TextJobConfig.model_validate(
         {

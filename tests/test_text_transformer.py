@@ -434,7 +434,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
 def test_blend_chooses_weights_on_rows_its_members_never_saw() -> None:
     texts, labels, _ = corpus(90)
     texts = [f"{t} {i}" for i, t in enumerate(texts)]  # unique texts, so memorising works
-    tfidf = make_sentiment_model(TextModelConfig(min_df=1))
+    tfidf = make_sentiment_model(TextModelConfig(min_df=2))
     blend = BlendedTextClassifier([("memorizer", Memorizer()), ("tfidf", tfidf)]).fit(texts, labels)
     # Chosen on rows the members were fitted on, the memoriser (perfect there) would win;
     # on held-out rows it knows nothing and the TF-IDF model takes the weight.
@@ -457,7 +457,7 @@ def test_blend_of_transformer_and_tfidf_themes_tunes_thresholds_and_pickles(
     texts, _, themes = corpus()
     blend = BlendedTextClassifier(
         [
-            ("tfidf", make_theme_model(TextModelConfig(min_df=1))),
+            ("tfidf", make_theme_model(TextModelConfig(min_df=2))),
             ("bert", fine_tuned(tiny_bert, epochs=3, validation_fraction=0)),
         ],
         validation_fraction=0.3,

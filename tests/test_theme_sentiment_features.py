@@ -197,14 +197,14 @@ def test_point_in_time_scores_carry_sentiment_per_theme_from_the_cuts_models() -
         "mixed", _day(1), "great support thanks but billing charged me twice", None, None
     ]
     scores = point_in_time_feedback_scores(
-        feedback, [AS_OF], THEMES, TextModelConfig(min_df=1), min_labelled=10, aspects=True
+        feedback, [AS_OF], THEMES, TextModelConfig(min_df=2), min_labelled=10, aspects=True
     ).scores_for(AS_OF)
     assert scores is not None
     assert {"aspect_billing_negative", "aspect_slow_support_negative"} <= set(scores.columns)
     mixed = scores.set_index("feedback_id").loc["mixed"]
     assert mixed["aspect_billing_negative"] > 0.5 > mixed["aspect_slow_support_negative"]
     plain = point_in_time_feedback_scores(
-        feedback, [AS_OF], THEMES, TextModelConfig(min_df=1), min_labelled=10
+        feedback, [AS_OF], THEMES, TextModelConfig(min_df=2), min_labelled=10
     ).scores_for(AS_OF)
     assert plain is not None and "aspect_billing_negative" not in plain.columns
 
@@ -217,7 +217,7 @@ def test_training_table_gets_the_features_from_point_in_time_models_when_switche
 
     world = generate_world(150, seed=2, start="2024-01-01", end="2025-03-31")
     churn = ChurnModelConfig(train_every_days=60, train_periods=3, backtest_dates=1)
-    text = TextModelConfig(char_ngrams=False, min_df=1, max_features=2000)
+    text = TextModelConfig(char_ngrams=False, min_df=2, max_features=2000)
     on = FeatureConfig(horizon_days=60, theme_sentiment_comments=3)
     plan = plan_evaluation(world, on, churn)
     table = build_training_table(

@@ -366,7 +366,7 @@ def test_one_class_in_the_labels_is_a_training_error() -> None:
 
 # --- train, end to end on a small synthetic world ----------------------------------------------
 
-SMALL_TEXT = TextModelConfig(char_ngrams=False, min_df=1, max_features=2000)
+SMALL_TEXT = TextModelConfig(char_ngrams=False, min_df=2, max_features=2000)
 SMALL_CHURN = ChurnModelConfig(
     search_budget_s=0, n_estimators=20, min_child_samples=5, n_jobs=1,
     train_periods=3, train_every_days=30, backtest_dates=2, cv_folds=3,

@@ -1,8 +1,8 @@
 """The ``retain`` command: argument parsing, logging and exit codes. The work is in ``retain.jobs``.
 
 Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champion model yet;
-5 the tracking store or a model's artifacts unusable; 6 an output cannot be written; 1 anything
-unexpected. README "When things go wrong" lists the messages and what to do.
+5 the tracking store or a model's artifacts unusable; 6 an output cannot be written; 7 a model's
+files differ from the sha256 recorded when it was logged (not loaded); 1 anything unexpected. README "When things go wrong" lists the messages and what to do.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ EXIT_DATA = 3
 EXIT_NO_MODEL = 4
 EXIT_STORE = 5
 EXIT_OUTPUT = 6
+EXIT_TAMPERED = 7
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
 WarningsFatal = Annotated[
@@ -78,7 +79,7 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
     from retain.data import OutputError
     from retain.scoring import ScoringError
     from retain.text.training import TextTrainingError
-    from retain.tracking import NoChampionError, StoreError
+    from retain.tracking import ModelIntegrityError, NoChampionError, StoreError
     from retain.training import TrainingError
 
     try:
@@ -89,6 +90,8 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise _fail(str(exc), EXIT_DATA) from None
     except NoChampionError as exc:
         raise _fail(str(exc), EXIT_NO_MODEL) from None
+    except ModelIntegrityError as exc:  # before StoreError, its base class
+        raise _fail(str(exc), EXIT_TAMPERED) from None
     except StoreError as exc:
         raise _fail(str(exc), EXIT_STORE) from None
     except OutputError as exc:

@@ -217,7 +217,16 @@ class TextModelConfig(Strict):
     taxonomy: Path = Path("configs/themes.yaml")
     max_features: int = 50_000
     ngram_max: int = Field(2, ge=1, le=3)
-    min_df: int = 2
+    min_df: int = Field(
+        2, ge=2,
+        description="A term enters a text model's vocabulary only when at least this many texts use "
+        "it (never fewer than 2, so a name or number written once is not stored in the model).",
+    )
+    min_customers: int = Field(
+        3, ge=1,
+        description="The churn job's text models keep a term only when texts of at least this many "
+        "distinct customers use it, so a customer's own name does not enter the model.",
+    )
     C: float = Field(4.0, gt=0)
     char_ngrams: bool = Field(
         False,
@@ -431,7 +440,11 @@ class TfidfSettings(Strict):
 
     max_features: int = Field(50_000, ge=1)
     ngram_max: int = Field(2, ge=1, le=3)
-    min_df: int = Field(2, ge=1)
+    min_df: int = Field(
+        2, ge=2,
+        description="Least number of texts using a term for it to enter the vocabulary (at least 2, "
+        "so a name or number written once is not stored in the model).",
+    )
     C: float = Field(4.0, gt=0)
     char_ngrams: bool = Field(False, description="Add character n-grams (about 8x slower).")
 

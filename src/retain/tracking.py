@@ -51,16 +51,23 @@ data cannot be compared and does not block; the decision's reason says so. The m
 evaluation id and the decision (``promotion.promoted``, ``promotion.reason``) are stored as tags
 on the model version, so later decisions and people can see why.
 
-Models are logged with the sklearn flavour in the ``cloudpickle`` format (custom estimators load
-back without a skops trust list; loading runs code from the artifact, so only point retain at
-stores you trust) and with an explicit ``pip_requirements`` list (MLflow's own inference of the
-requirements takes seconds per model).
+Models are logged with the sklearn flavour and an explicit ``pip_requirements`` list (MLflow's
+own inference of the requirements takes seconds per model): in the ``skops`` format when skops
+can hold the model with the types it trusts plus :data:`SKOPS_TRUSTED_TYPES` (the TF-IDF text
+Pipelines), in the ``cloudpickle`` format otherwise (the churn model: LightGBM and retain's own
+estimators; the text pyfunc is cloudpickled too). Unpickling runs code from the artifact,
+so the sha256 of every file of a model is recorded when it is logged (a tag on the logged model,
+copied to each registered version, :data:`ARTIFACT_HASHES_TAG`) and every load copies the files
+out of the store, checks them and only then unpickles that copy: a changed, added or missing
+file, or a model without recorded hashes, raises :class:`ModelIntegrityError` and nothing of it
+runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -85,12 +92,16 @@ if TYPE_CHECKING:
     from retain.config import TrackingConfig
 
 __all__ = [
+    "ARTIFACT_HASHES_TAG",
     "BASE_REQUIREMENTS",
+    "SKOPS_TRUSTED_TYPES",
     "LoadedTextModel",
+    "ModelIntegrityError",
     "NoChampionError",
     "PromotionDecision",
     "StoreError",
     "TrackedRun",
+    "artifact_hashes",
     "champion_version",
     "crown_without_evidence",
     "evaluation_predictions",
@@ -406,7 +417,12 @@ def log_model(
     extra_requirements: Sequence[str] = (),
     pip_requirements: Sequence[str] | None = None,
 ) -> str:
-    """Log a fitted sklearn-contract model with the sklearn flavour (cloudpickle format).
+    """Log a fitted sklearn-contract model with the sklearn flavour (skops, else cloudpickle).
+
+    A model skops can store using only the types skops trusts and :data:`SKOPS_TRUSTED_TYPES`
+    (the TF-IDF text Pipelines) is saved in the skops format, which loads without running code
+    from the file; any other (the churn model: LightGBM and retain's own estimators) is
+    cloudpickled. Either way the hashes of its files are recorded (see :func:`load_version`).
 
     Parameters
     ----------
@@ -446,15 +462,22 @@ def log_model(
         else pinned_requirements(*BASE_REQUIREMENTS, *extra_requirements)
     )
     signature = _infer_signature(model, input_example, name) if input_example is not None else None
+    in_skops = _fits_skops(model)
+    if in_skops:
+        requirements = [*requirements, *pinned_requirements("skops")]
     with _drop_log_records("mlflow.sklearn", _CLOUDPICKLE_WARNING):
         info = mlflow.sklearn.log_model(
             model,
             name=name,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+            if in_skops
+            else mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES) if in_skops else None,
             pip_requirements=requirements,
             # False, not None: None would make MLflow try to infer one again.
             signature=signature if signature is not None else False,
         )
+    _record_hashes(run.tracking, info.model_id)
     logger.info("logged model %r as %s", name, info.model_uri)
     return info.model_uri
 
@@ -476,7 +499,8 @@ def register_model(
     name
         Registered model name, e.g. ``tracking.churn_model``; created if missing.
     tags
-        Optional model-version tags.
+        Optional model-version tags. The sha256 of every file of the model, recorded when it
+        was logged, is added as :data:`ARTIFACT_HASHES_TAG`; loading checks the files against it.
 
     Returns
     -------
@@ -486,14 +510,14 @@ def register_model(
     import mlflow
 
     _use_store(tracking)
+    version_tags = {mlflow_name(k): str(v) for k, v in (tags or {}).items()}
+    version_tags[ARTIFACT_HASHES_TAG] = _hashes_at_logging(tracking, model_uri)
     # mlflow.register_model prints two status lines straight to stderr; keep them for DEBUG.
     # Errors are raised as exceptions and MLflow's own warnings go through logging, so neither
     # is hidden.
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
-        version = mlflow.register_model(
-            model_uri, name, tags={mlflow_name(k): str(v) for k, v in (tags or {}).items()}
-        )
+        version = mlflow.register_model(model_uri, name, tags=version_tags)
     if captured.getvalue().strip():
         logger.debug("mlflow: %s", captured.getvalue().strip())
     logger.info("registered %s as %s version %s", model_uri, name, version.version)
@@ -713,15 +737,34 @@ def load_champion(tracking: TrackingConfig, name: str) -> tuple[Any, str]:
 
 
 def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any:
-    """Load one version of a registered model as its native sklearn object."""
+    """Load one version of a registered model as its native sklearn object.
+
+    The model's files are copied from the store and checked against the sha256 recorded at
+    registration before anything is unpickled. A skops file is loaded trusting only the types
+    skops trusts by default (scikit-learn's, NumPy's, SciPy's) and :data:`SKOPS_TRUSTED_TYPES`,
+    not the list stored with the model.
+
+    Raises
+    ------
+    ModelIntegrityError
+        A file was changed, added or removed since registration, or no hashes were recorded.
+    StoreError
+        The model's files cannot be read from the store.
+    """
     import mlflow.sklearn
+    from mlflow.models import Model
 
     _use_store(tracking)
     uri = f"models:/{name}/{version}"
-    try:
-        return mlflow.sklearn.load_model(uri)
-    except (OSError, _mlflow_error()) as exc:
-        raise _artifacts_missing(f"model {name} version {version}", uri, exc) from exc
+    what = f"model {name} version {version}"
+    with _verified_copy(tracking, uri, what) as local:
+        try:
+            flavor = Model.load(str(local / "MLmodel")).flavors.get("sklearn", {})
+            if flavor.get("serialization_format") == mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
+                return _load_skops(local / flavor["pickled_model"], what)
+            return mlflow.sklearn.load_model(str(local))
+        except (OSError, _mlflow_error()) as exc:
+            raise _artifacts_missing(what, uri, exc) from exc
 
 
 def model_version_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:
@@ -905,6 +948,7 @@ def log_text_model(
                 signature=signature,
                 input_example=example,
             )
+    _record_hashes(run.tracking, info.model_id)
     logger.info("logged text model %r as %s", name, info.model_uri)
     return info.model_uri
 
@@ -917,10 +961,19 @@ def text_model_uri(tracking: TrackingConfig) -> str:
 def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> LoadedTextModel:
     """Load the champion text model (or ``model_uri``) through MLflow's pyfunc loader.
 
+    ``model_uri`` is a registered version (``models:/<name>/<version>`` or ``@<alias>``) or a
+    logged model (``models:/m-<id>``): the model's files are copied from the store and checked
+    against the sha256 recorded when it was logged before anything is unpickled.
+
     Raises
     ------
     NoChampionError
         When no ``model_uri`` is given and the text model has no champion yet.
+    ModelIntegrityError
+        A file was changed, added or removed since logging, or no hashes are recorded for the
+        URI (e.g. a ``runs:/`` URI).
+    StoreError
+        The model's files cannot be read from the store.
     """
     import mlflow.pyfunc
 
@@ -937,11 +990,11 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
         description = f"{tracking.text_model} version {version} ({tracking.champion_alias})"
     else:
         description = model_uri
-    try:
-        with _quiet_artifact_copies():
-            loaded = mlflow.pyfunc.load_model(model_uri)
-    except (OSError, _mlflow_error()) as exc:
-        raise _artifacts_missing(f"text model {description}", model_uri, exc) from exc
+    with _verified_copy(tracking, model_uri, f"text model {description}") as local:
+        try:
+            loaded = mlflow.pyfunc.load_model(str(local))
+        except (OSError, _mlflow_error()) as exc:
+            raise _artifacts_missing(f"text model {description}", model_uri, exc) from exc
     bundle = loaded.unwrap_python_model().bundle
     model_version = loaded.metadata.model_uuid or model_uri
     logger.info("loaded text model %s (model %s)", description, model_version)
@@ -1116,6 +1169,178 @@ def _artifacts_missing(what: str, uri: str, exc: Exception) -> StoreError:
         f"{what}: its files cannot be read from the store ({uri}: {first}); restore the "
         "artifact folder (mlartifacts/ beside the SQLite file) from a backup, or retrain"
     )
+
+
+# --- model files: hashed when logged, checked before anything is unpickled ---------------------
+
+#: Tag holding the sha256 of every file of a model as JSON (``{"model.pkl": "<hex>", ...}``), set
+#: on the logged model when it is logged and copied to every registered version of it.
+ARTIFACT_HASHES_TAG = "retain.artifact_sha256"
+#: Written by MLflow into a downloaded copy of a registered model; not one of its artifacts.
+_ADDED_BY_DOWNLOAD = frozenset({"registered_model_meta"})
+_LOGGED_MODEL_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)/?$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))/?$")
+_RESTORE = (
+    "restore mlartifacts/ (beside the SQLite file) from a backup or retrain, and find out who "
+    "changed the store"
+)
+
+
+class ModelIntegrityError(StoreError):
+    """A model's files differ from the sha256 recorded when it was logged; it is not loaded."""
+
+
+def artifact_hashes(directory: Path) -> dict[str, str]:
+    """The sha256 of every file under ``directory``, keyed by its ``/``-separated relative path.
+
+    Parameters
+    ----------
+    directory
+        A local copy of a model's artifacts.
+
+    Returns
+    -------
+    dict
+        Relative path to hex digest, in path order; MLflow's ``registered_model_meta`` (written
+        into every downloaded copy of a registered model) is left out.
+    """
+    hashes: dict[str, str] = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        if relative in _ADDED_BY_DOWNLOAD:
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        hashes[relative] = digest.hexdigest()
+    return hashes
+
+
+def _record_hashes(tracking: TrackingConfig, model_id: str) -> str:
+    """Hash the files of a just-logged model as the store holds them; tag the logged model."""
+    with _downloaded(f"models:/{model_id}", f"logged model {model_id}") as local:
+        manifest = json.dumps(artifact_hashes(local), sort_keys=True)
+    _client(tracking).set_logged_model_tags(model_id, {ARTIFACT_HASHES_TAG: manifest})
+    return manifest
+
+
+def _hashes_at_logging(tracking: TrackingConfig, model_uri: str) -> str:
+    """The hashes recorded when ``model_uri`` was logged; computed now if it has none."""
+    match = _LOGGED_MODEL_URI.match(model_uri)
+    if match is None:
+        with _downloaded(model_uri, model_uri) as local:
+            return json.dumps(artifact_hashes(local), sort_keys=True)
+    recorded = _client(tracking).get_logged_model(match["model_id"]).tags.get(ARTIFACT_HASHES_TAG)
+    return recorded if recorded is not None else _record_hashes(tracking, match["model_id"])
+
+
+def _recorded_hashes(tracking: TrackingConfig, uri: str, what: str) -> dict[str, str]:
+    """The hashes recorded for a registered version or a logged model named by ``uri``."""
+    client = _client(tracking)
+    logged, registered = _LOGGED_MODEL_URI.match(uri), _VERSION_URI.match(uri)
+    try:
+        if logged is not None:
+            recorded = client.get_logged_model(logged["model_id"]).tags.get(ARTIFACT_HASHES_TAG)
+        elif registered is not None:
+            name, version = registered["name"], registered["version"]
+            if version is None:
+                version = client.get_model_version_by_alias(name, registered["alias"]).version
+            recorded = client.get_model_version(name, str(version)).tags.get(ARTIFACT_HASHES_TAG)
+        else:
+            raise ModelIntegrityError(
+                f"{what}: retain loads only models whose files' sha256 it recorded; name a "
+                "registered version (models:/<name>/<version>) or a logged model (models:/m-<id>)"
+            )
+    except _mlflow_error() as exc:
+        raise _artifacts_missing(what, uri, exc) from exc
+    if recorded is None:
+        raise ModelIntegrityError(
+            f"{what}: no sha256 of its files was recorded when it was logged (logged by an older "
+            "retain or another tool), so it is not loaded: retrain it with this version of retain"
+        )
+    return dict(json.loads(recorded))
+
+
+@contextlib.contextmanager
+def _downloaded(uri: str, what: str) -> Iterator[Path]:
+    """A private temporary copy of a model's files."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="retain-model-") as tmp:
+        try:
+            with _quiet_artifact_copies():
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        except (OSError, _mlflow_error()) as exc:
+            raise _artifacts_missing(what, uri, exc) from exc
+        yield Path(local)
+
+
+@contextlib.contextmanager
+def _verified_copy(tracking: TrackingConfig, uri: str, what: str) -> Iterator[Path]:
+    """A copy of a model's files that matches the recorded hashes: load from it, nothing else.
+
+    The copy is checked before anything in it is unpickled, and the model is loaded from that
+    same copy, so a file swapped in the store after the check is not the one loaded.
+    """
+    expected = _recorded_hashes(tracking, uri, what)
+    with _downloaded(uri, what) as local:
+        found = artifact_hashes(local)
+        if not found:  # the whole folder is gone: a store to restore, not a changed file
+            raise _artifacts_missing(what, uri, FileNotFoundError("no file found"))
+        problems = []
+        for file in sorted(expected.keys() | found.keys()):
+            if file not in found:
+                problems.append(f"{file} is missing")
+            elif file not in expected:
+                problems.append(f"{file} was added")
+            elif found[file] != expected[file]:
+                problems.append(
+                    f"{file} was changed (sha256 {found[file][:12]}..., recorded "
+                    f"{expected[file][:12]}...)"
+                )
+        if problems:
+            raise ModelIntegrityError(
+                f"{what}: its files differ from those recorded when it was logged: "
+                f"{'; '.join(problems)}. It was not loaded (a changed model file can run code "
+                f"when loaded); {_RESTORE}"
+            )
+        yield local
+
+
+
+# --- skops: scikit-learn models stored without pickle, with an explicit list of trusted types ---
+
+#: Types retain trusts when loading a skops file, beyond those skops trusts by default
+#: (scikit-learn's estimators, NumPy and SciPy types): retain's own functions in its Pipelines.
+SKOPS_TRUSTED_TYPES: tuple[str, ...] = ("retain.text.inputs.as_texts", "retain.text.pii.scrub_pii")
+
+
+def _fits_skops(model: Any) -> bool:
+    """Whether skops stores ``model`` with no type beyond the trusted ones (and is installed)."""
+    try:
+        import skops.io
+    except ImportError:
+        return False
+    try:
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    except Exception as exc:  # noqa: BLE001 - skops cannot store some objects (Cython, LightGBM)
+        logger.debug("%s is cloudpickled: skops cannot store it (%s)", type(model).__name__, exc)
+        return False
+    return set(untrusted) <= set(SKOPS_TRUSTED_TYPES)
+
+
+def _load_skops(path: Path, what: str) -> Any:
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise ModelIntegrityError(
+            f"{what}: {path.name} holds types retain does not trust ({exc}); it was not loaded: "
+            f"{_RESTORE}"
+        ) from exc
 
 
 # --- internals --------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from retain.text.aspects import add_aspect_scores
 from retain.text.inputs import theme_indicators
 from retain.text.point_in_time import point_in_time_feedback_scores
 from retain.text.scoring import score_feedback
-from retain.text.tfidf import make_sentiment_model, make_theme_model
+from retain.text.tfidf import limit_to_customer_vocabulary, make_sentiment_model, make_theme_model
 
 logger = logging.getLogger(__name__)
 
@@ -279,14 +279,14 @@ def train_text_models(
     until = []
     if use_sentiment:
         fit, test = _time_split(with_sentiment, config.test_fraction)
-        model = make_sentiment_model(config).fit(_texts(fit), fit["sentiment"].astype(str).to_numpy())
+        model = _fit_text_model(make_sentiment_model, config, fit, fit["sentiment"].astype(str).to_numpy())
         predicted = model.predict(_texts(test))
         metrics.update(_prefixed("sentiment_", evaluation.sentiment_metrics(test["sentiment"], predicted)))
         majority = np.full(len(test), fit["sentiment"].mode().iloc[0], dtype=object)
         baseline.update(_prefixed("sentiment_", evaluation.sentiment_metrics(test["sentiment"], majority)))
         figures.update(evaluation.text_figures(test["sentiment"].to_numpy(), predicted, None, None, theme_ids))
-        sentiment_model = make_sentiment_model(config).fit(
-            _texts(with_sentiment), with_sentiment["sentiment"].astype(str).to_numpy()
+        sentiment_model = _fit_text_model(
+            make_sentiment_model, config, with_sentiment, with_sentiment["sentiment"].astype(str).to_numpy()
         )
         n_train, n_test = len(fit), len(test)
         ids += test["feedback_id"].astype(str).tolist()
@@ -295,14 +295,14 @@ def train_text_models(
         fit, test = _time_split(with_themes, config.test_fraction)
         Y_fit = theme_indicators(fit["themes"], theme_ids)
         Y_test = theme_indicators(test["themes"], theme_ids)
-        model = make_theme_model(config).fit(_texts(fit), Y_fit)
+        model = _fit_text_model(make_theme_model, config, fit, Y_fit)
         Y_pred = (np.asarray(model.predict_proba(_texts(test))) >= config.theme_threshold).astype(int)
         metrics.update(_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_pred, theme_ids)))
         Y_majority = np.tile((Y_fit.mean(axis=0) > 0.5).astype(int), (len(test), 1))
         baseline.update(_prefixed("themes_", evaluation.theme_metrics(Y_test, Y_majority, theme_ids)))
         figures.update(evaluation.text_figures(None, None, Y_test, Y_pred, theme_ids))
-        themes_model = make_theme_model(config).fit(
-            _texts(with_themes), theme_indicators(with_themes["themes"], theme_ids)
+        themes_model = _fit_text_model(
+            make_theme_model, config, with_themes, theme_indicators(with_themes["themes"], theme_ids)
         )
         n_train, n_test = max(n_train, len(fit)), max(n_test, len(test))
         ids += test["feedback_id"].astype(str).tolist()
@@ -751,6 +751,17 @@ def _fingerprint(ids: np.ndarray) -> str:
 
 def _texts(rows: pd.DataFrame) -> list[str]:
     return rows["text"].fillna("").astype(str).tolist()
+
+
+def _fit_text_model(make: Callable[[TextModelConfig], Any], config: TextModelConfig, rows: pd.DataFrame, target: Any) -> Any:
+    """A text model fitted on ``rows`` whose vocabulary holds only terms of several customers.
+
+    These models are registered and their vocabularies pickled with them: a term must be used by
+    ``config.min_customers`` distinct customers, so no customer's name or detail is stored.
+    """
+    texts = _texts(rows)
+    model = limit_to_customer_vocabulary(make(config), texts, rows["customer_id"].astype(str), config.min_customers)
+    return model.fit(texts, target)
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,34 +80,52 @@ class LoadedEncoder:
         return int(self.model.config.hidden_size)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pickled as the tokenizer, the model's config and its weights (CPU tensors as bytes),
-        # so a fitted model that holds its encoder unpickles with no folder and no network.
-        import io
-
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, buffer)
+        # Pickled as the tokenizer, the model's config and its weights (safetensors bytes), so a
+        # fitted model that holds its encoder unpickles with no folder and no network.
         return {
             "name": self.name,
             "tokenizer": self.tokenizer,
             "config": self.model.config,
-            "weights": buffer.getvalue(),
+            "weights_safetensors": weights_to_bytes(self.model.state_dict()),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import io
-
-        import torch
         from transformers import AutoModel
 
         model = AutoModel.from_config(state["config"])
-        weights = torch.load(io.BytesIO(state["weights"]), map_location="cpu", weights_only=True)
-        model.load_state_dict(weights)
+        model.load_state_dict(weights_from_state(state))
         model.eval()
         object.__setattr__(self, "name", state["name"])
         object.__setattr__(self, "tokenizer", state["tokenizer"])
         object.__setattr__(self, "model", model)
+
+
+def weights_to_bytes(tensors: Mapping[str, Any]) -> bytes:
+    """Tensors (a ``state_dict``) as safetensors bytes: CPU, contiguous, not sharing memory.
+
+    safetensors stores raw tensors and a JSON header; reading it back runs no code, unlike a
+    pickle (``torch.save``).
+    """
+    from safetensors.torch import save
+
+    return save({name: tensor.detach().cpu().contiguous().clone() for name, tensor in tensors.items()})
+
+
+def weights_from_state(state: Mapping[str, Any], key: str = "weights") -> dict[str, Any]:
+    """The tensors pickled by ``__getstate__``: safetensors bytes, or ``torch.save`` bytes.
+
+    Models pickled before the weights were stored as safetensors hold ``torch.save`` bytes under
+    ``key``; they are read with ``torch.load(weights_only=True)``, which loads tensors only.
+    """
+    if f"{key}_safetensors" in state:
+        from safetensors.torch import load
+
+        return load(state[f"{key}_safetensors"])
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(state[key]), map_location="cpu", weights_only=True)
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,6 +10,12 @@ Both models are plain scikit-learn Pipelines (TF-IDF features, then logistic reg
   :func:`retain.text.inputs.theme_indicators`);
 - the single-label theme model (one theme per text) is fitted on ``(texts, theme_ids)``; its
   ``classes_`` are the theme ids seen in training, sorted.
+
+Every Pipeline scrubs e-mail addresses, URLs, phone numbers and long digit runs from the texts
+before vectorising (:func:`retain.text.pii.scrub_pii`), and a term enters the vocabulary only
+when at least ``min_df`` (2 or more) texts use it; :func:`limit_to_customer_vocabulary` further
+limits it to terms used by several customers. So the pickled vocabulary holds no contact details
+and no word only one text or one customer wrote.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from retain.config import TextModelConfig
 from retain.text.inputs import as_texts
+from retain.text.pii import customer_vocabulary, scrub_pii
 
 # Character n-grams within word boundaries catch misspellings, elongations ("sooo"), hashtags
 # and word stems that word n-grams miss. Measured with the default settings: on the airline
@@ -136,11 +143,58 @@ def _balanced_regression(config: TextModelConfig) -> LogisticRegression:
 
 
 def _pipeline(config: TextModelConfig, classifier: Any) -> Pipeline:
-    """Texts (missing ones as empty strings), TF-IDF features, then ``classifier``."""
+    """Texts (missing ones as empty strings), scrubbed, TF-IDF features, then ``classifier``."""
     return Pipeline(
         [
             ("text", FunctionTransformer(as_texts)),
+            ("scrub", FunctionTransformer(scrub_pii)),
             ("features", _text_features(config)),
             ("classifier", classifier),
         ]
     )
+
+
+def limit_to_customer_vocabulary(
+    model: Pipeline, texts: Any, customer_ids: Any, min_customers: int
+) -> Pipeline:
+    """``model`` with each TF-IDF vocabulary limited to terms of ``min_customers`` customers.
+
+    Parameters
+    ----------
+    model
+        An unfitted Pipeline of this module; it is not modified.
+    texts
+        The texts it will be fitted on.
+    customer_ids
+        The customer who wrote each text, aligned with ``texts``.
+    min_customers
+        Least number of distinct customers whose texts use a term (see
+        :func:`retain.text.pii.customer_vocabulary`); the vectorizers' ``max_features`` still
+        applies.
+
+    Returns
+    -------
+    Pipeline
+        A clone whose vectorizers have a fixed ``vocabulary``; fit it on the same texts.
+
+    Raises
+    ------
+    ValueError
+        When no term is used by ``min_customers`` customers (too few customers to learn from).
+    """
+    from sklearn.base import clone
+
+    limited = clone(model)
+    prepared = scrub_pii(as_texts(texts))
+    ids = list(customer_ids)
+    for name, vectorizer in limited.named_steps["features"].transformer_list:
+        vocabulary = customer_vocabulary(
+            prepared, ids, vectorizer.build_analyzer(), min_customers, vectorizer.max_features
+        )
+        if not vocabulary:
+            raise ValueError(
+                f"no {name} term is used in the texts of {min_customers} or more customers "
+                f"({len(set(ids))} customers wrote the {len(prepared)} texts)"
+            )
+        vectorizer.set_params(vocabulary=vocabulary)
+    return limited

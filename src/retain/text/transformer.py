@@ -19,7 +19,6 @@ torch and transformers are imported inside functions only.
 from __future__ import annotations
 
 import copy
-import io
 import itertools
 import logging
 import math
@@ -37,7 +36,14 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from retain.config import TextModelConfig
-from retain.text.encoder import DEFAULT_ENCODER, length_sorted_batches, mean_pool, resolve_encoder
+from retain.text.encoder import (
+    DEFAULT_ENCODER,
+    length_sorted_batches,
+    mean_pool,
+    resolve_encoder,
+    weights_from_state,
+    weights_to_bytes,
+)
 from retain.text.inputs import as_texts
 
 logger = logging.getLogger(__name__)
@@ -236,31 +242,27 @@ class EncoderNetwork:
         self._quantized: Any | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save(
-            {
-                "encoder": {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()},
-                "head": None
-                if self.head is None
-                else {k: v.detach().cpu() for k, v in self.head.state_dict().items()},
-            },
-            buffer,
-        )
+        tensors = {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
+        if self.head is not None:
+            tensors.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
         head_shape = None if self.head is None else (self.head.in_features, self.head.out_features)
         return {
             "tokenizer": self.tokenizer,
             "config": self.encoder.config,
             "head_shape": head_shape,
-            "weights": buffer.getvalue(),
+            "weights_safetensors": weights_to_bytes(tensors),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import torch
         from transformers import AutoModel
 
-        weights = torch.load(io.BytesIO(state["weights"]), map_location="cpu", weights_only=True)
+        weights = weights_from_state(state)
+        if "weights_safetensors" in state:  # flat "encoder.*" / "head.*" names
+            weights = {
+                part: {k.removeprefix(f"{part}."): v for k, v in weights.items() if k.startswith(f"{part}.")}
+                for part in ("encoder", "head")
+            }
         encoder = AutoModel.from_config(state["config"])
         encoder.load_state_dict(weights["encoder"])
         encoder.eval()

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from retain.text.encoder import DEFAULT_ENCODER, embed, load_encoder
 from retain.text.inputs import as_texts
+from retain.text.pii import scrub_pii
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +294,7 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
     def _features(self, vectors: np.ndarray, texts: list[str]) -> Any:
         if self.tfidf_ is None:
             return vectors
-        return sp.hstack([sp.csr_matrix(vectors), self.tfidf_.transform(texts)], format="csr")
+        return sp.hstack([sp.csr_matrix(vectors), self.tfidf_.transform(scrub_pii(texts))], format="csr")
 
     def _train_classifier(
         self, texts: list[str], vectors: np.ndarray, labels: np.ndarray
@@ -302,9 +304,7 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         train_vectors = np.vstack([vectors[keep], self.prototype_vectors_])
         train_labels = np.r_[labels[keep], self.prototype_class_]
         if self.tfidf:
-            self.tfidf_ = TfidfVectorizer(
-                sublinear_tf=True, strip_accents="unicode", ngram_range=(1, 2), dtype=np.float32
-            ).fit([*texts, *self.prototype_texts_])
+            self.tfidf_ = _private_tfidf(scrub_pii(texts), self.prototype_texts_)
         classifier = LogisticRegression(
             C=self.C, max_iter=_MAX_ITER, random_state=self.random_state
         )
@@ -650,3 +650,20 @@ class ZeroLabelSentimentClassifier(_PrototypeSelfTrainer):
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label of each text."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _private_tfidf(texts: list[str], prototype_texts: list[str]) -> TfidfVectorizer:
+    """TF-IDF fitted on scrubbed texts, with the terms of 2 or more texts and of the prototypes.
+
+    The prototypes' words come from the configuration, not from customers, so they are kept even
+    when one prototype alone uses them; a customer's term needs two texts, so a name written once
+    is not pickled with the model.
+    """
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True, strip_accents="unicode", ngram_range=(1, 2), dtype=np.float32
+    )
+    analyzer = vectorizer.build_analyzer()
+    in_texts = Counter(term for text in texts for term in set(analyzer(text)))
+    vocabulary = {term for term, count in in_texts.items() if count >= 2}
+    vocabulary.update(term for text in prototype_texts for term in analyzer(text))
+    return vectorizer.set_params(vocabulary=sorted(vocabulary)).fit([*texts, *prototype_texts])
