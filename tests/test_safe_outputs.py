@@ -291,3 +291,14 @@ def test_a_latin1_file_names_the_line_and_the_encoding_setting(tmp_path: Path) -
         data.read_frame(path)
     assert "data.read.<table>.encoding" in str(caught.value)
     assert data.read_frame(path, ReadOptions(encoding="latin-1"))["plan"].tolist() == ["basic", "café"]
+
+
+def test_help_gives_a_scheduler_the_exit_codes_and_the_new_flags() -> None:
+    """Issue 7 asks for documented exit codes: `retain --help` is where a scheduler's author looks."""
+    top = " ".join(_invoke("--help").output.split())
+    for code, meaning in ((2, "config"), (3, "input data"), (4, "no champion"), (5, "store"), (6, "output"), (7, "sha256")):
+        assert f"{code} " in top and meaning in top, (code, top)
+    assert "When things go wrong" in top
+    for command, flags in (("train", ["--warnings-fatal"]), ("score", ["--warnings-fatal", "--force-as-of"])):
+        text = _invoke(command, "--help").output
+        assert all(flag in text for flag in flags), (command, text)
