@@ -241,6 +241,7 @@ def test_a_header_only_table_is_reported_in_the_run_summary(
     loaded = _load(spoiled)
     assert any(f"{table}.csv: the file has no rows" in w for w in loaded.warnings)
     assert f"{table}.csv: the file has no rows" in loaded.summary()
+    assert f"nothing of table '{table}' is known for any customer" in loaded.summary()
     with pytest.raises(ContractError, match="warnings_fatal"):
         _load(spoiled, warnings_fatal=True)
 

@@ -240,6 +240,30 @@ def test_a_corrupted_store_is_an_error_line(tmp_path: Path) -> None:
     assert "not an SQLite database (damaged or overwritten); restore it from a backup" in result.output
 
 
+def test_a_store_damaged_past_its_header_is_an_error_line(tmp_path: Path) -> None:
+    """Issue 7 (found again on int2): pages overwritten inside a store with an intact header
+    passed the header check and ended in a traceback (`database disk image is malformed`) at
+    the first query that read them."""
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    track = TrackingConfig(tracking_uri=f"sqlite:///{database}")
+    tracking.open_store(track)
+    with sqlite3.connect(database) as connection:  # pages MLflow's own opening check never reads
+        connection.execute("CREATE TABLE filler (x TEXT)")
+        connection.executemany("INSERT INTO filler VALUES (?)", [("x" * 200,)] * 2000)
+    connection.close()
+    size = database.stat().st_size
+    with open(database, "r+b") as handle:
+        handle.seek(size - 100_000)
+        handle.write(b"\x00" * 50_000)
+    tracking._OPENED.discard(track.tracking_uri)
+    result = _invoke("score", "-c", str(_score_config(tmp_path, track.tracking_uri)), "-q")
+    assert result.exit_code == EXIT_STORE, result.output
+    assert f"error: {database}: damaged" in result.output
+    assert "restore it from a backup" in result.output
+
+
 def test_a_removed_artifact_folder_is_an_error_line(tmp_path: Path) -> None:
     """Issue 7: a removed artifact folder ended in a traceback."""
     import shutil
@@ -267,3 +291,14 @@ def test_a_latin1_file_names_the_line_and_the_encoding_setting(tmp_path: Path) -
         data.read_frame(path)
     assert "data.read.<table>.encoding" in str(caught.value)
     assert data.read_frame(path, ReadOptions(encoding="latin-1"))["plan"].tolist() == ["basic", "café"]
+
+
+def test_help_gives_a_scheduler_the_exit_codes_and_the_new_flags() -> None:
+    """Issue 7 asks for documented exit codes: `retain --help` is where a scheduler's author looks."""
+    top = " ".join(_invoke("--help").output.split())
+    for code, meaning in ((2, "config"), (3, "input data"), (4, "no champion"), (5, "store"), (6, "output"), (7, "sha256")):
+        assert f"{code} " in top and meaning in top, (code, top)
+    assert "When things go wrong" in top
+    for command, flags in (("train", ["--warnings-fatal"]), ("score", ["--warnings-fatal", "--force-as-of"])):
+        text = _invoke(command, "--help").output
+        assert all(flag in text for flag in flags), (command, text)

@@ -22,7 +22,12 @@ app = typer.Typer(
         "Turn what customers say and do into action: classify feedback into themes and "
         "sentiment, predict churn from behaviour and support history, and rank at-risk "
         "customers with reasons and a recommended action.\n\n"
-        "Start with `retain demo`: it builds a synthetic world, trains, registers and scores."
+        "Start with `retain demo`: it builds a synthetic world, trains, registers and scores.\n\n"
+        "Exit codes: 0 done; 2 a config file or option is wrong; 3 the input data cannot be used; "
+        "4 no champion model yet (train first); 5 the tracking store or a model's files are "
+        "damaged or unreachable; 6 an output cannot be written; 7 a model's files differ from the "
+        "sha256 recorded when it was logged (not loaded); 130 interrupted; 1 a bug. Each failure "
+        "prints one `error:` line; README 'When things go wrong' says what to do."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -339,8 +339,8 @@ def load_world(
             warnings.append(report.summary())
         elif report.n_input == 0:
             warnings.append(
-                f"{report.source}: the file has no rows (a header only): no {report.table} is "
-                "known for any customer"
+                f"{report.source}: the file has no rows (a header only): nothing of table "
+                f"'{report.table}' is known for any customer"
             )
             logger.warning("%s", warnings[-1])
     for note in notes:

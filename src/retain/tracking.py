@@ -1120,6 +1120,13 @@ def open_store(tracking: TrackingConfig, *, create: bool = True) -> None:
                 f"{database}: not an SQLite database (damaged or overwritten); restore it from a "
                 "backup, or point tracking.tracking_uri at another store"
             )
+        if not new and (damage := _sqlite_damage(database)):
+            # An intact header says nothing of the pages behind it: without this, a damaged page
+            # ends in a traceback at whichever query first reads it, possibly mid-job.
+            raise StoreError(
+                f"{database}: damaged ({damage}); restore it from a backup, or point "
+                "tracking.tracking_uri at another store"
+            )
         _initialise(tracking)
     _OPENED.add(uri)
 
@@ -1161,6 +1168,23 @@ def _sqlite_path(uri: str) -> Path | None:
 def _looks_like_sqlite(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+def _sqlite_damage(path: Path) -> str | None:
+    """What SQLite's own structural check finds wrong with the database, or None when nothing."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        connection.close()
+    # One line for the `error:` line: SQLite's report spans lines under a "*** in database ***" head.
+    lines = "\n".join(str(row[0]) for row in rows if row[0] != "ok").splitlines()
+    problems = [line.strip() for line in lines if line.strip() and not line.startswith("***")]
+    return "; ".join(problems) or None
 
 
 def _artifacts_missing(what: str, uri: str, exc: Exception) -> StoreError:
