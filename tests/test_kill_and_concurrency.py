@@ -50,7 +50,7 @@ from retain import jobs
 from retain.config import ScoreConfig, load_config
 
 config = load_config(Path(sys.argv[1]), ScoreConfig)
-jobs.run_score(config, date.fromisoformat(sys.argv[2]), churn_version="1")
+jobs.run_score(config, date.fromisoformat(sys.argv[2]), churn_version="1", force_as_of=True)
 print("done", flush=True)
 """
 
