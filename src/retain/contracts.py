@@ -474,9 +474,13 @@ def normalise_ids(values: pd.Series) -> pd.Series:
     each file gave them. Empty cells are missing (``None``).
     """
     text = values.astype("string").str.strip()
-    text = text.str.replace(_FLOAT_INTEGER_ID, lambda m: m.group(1), regex=True)
-    text = text.where(text != "")
-    return pd.Series(text.astype(object).where(text.notna(), None), index=values.index, dtype=object)
+    return stripped_strings(text.str.replace(_FLOAT_INTEGER_ID, lambda m: m.group(1), regex=True))
+
+
+def stripped_strings(values: pd.Series) -> pd.Series:
+    """Stripped strings, object dtype; empty cells missing (``None``); numbers become their text."""
+    text = values.astype("string").str.strip()
+    return text.where(text != "").astype(object).where(text.notna() & (text != ""), None)
 
 
 def is_null_like_id(values: pd.Series) -> pd.Series:

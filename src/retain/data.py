@@ -46,6 +46,7 @@ from retain.contracts import (
     near_misses,
     normalise_ids,
     parse_timestamps,
+    stripped_strings,
     validate_table,
 )
 
@@ -1183,12 +1184,6 @@ def load_text_table(
     return table
 
 
-def _strings(values: pd.Series) -> pd.Series:
-    """Stripped strings; empty cells missing (numbers from Parquet become their text)."""
-    text = values.astype("string").str.strip()
-    return text.where(text != "").astype(object).where(text.notna() & (text != ""), None)
-
-
 def _rows(rows: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(int(r)) for r in rows[:limit])
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
@@ -1198,7 +1193,7 @@ def _rows(rows: np.ndarray, limit: int = 5) -> str:
 def _sentiment_labels(
     values: pd.Series, config: TextDataConfig, path: Path, rows: np.ndarray
 ) -> pd.Series:
-    raw = _strings(values)
+    raw = stripped_strings(values)
     mapping = config.sentiment_values
     if mapping:
         known = raw.isin(list(mapping)) | raw.isna()
@@ -1227,7 +1222,7 @@ def _theme_labels(
     rows: np.ndarray,
     theme_ids: Sequence[str] | None,
 ) -> pd.Series:
-    raw = _strings(values)
+    raw = stripped_strings(values)
     mapping = config.theme_values
     out: list[str | None] = []
     unknown: dict[str, list[int]] = {}
