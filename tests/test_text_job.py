@@ -867,3 +867,20 @@ def test_a_file_with_no_text_is_refused_and_blank_texts_are_left_out(
     blank.to_csv(empty, index=False)
     result = retain("text", "train", "-c", str(config), "--quiet")
     assert result.exit_code == 3 and "all 60 texts are empty or blank" in result.output
+
+
+def test_a_relative_taxonomy_not_found_says_where_it_was_read_from_and_creates_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Config paths are read from the current directory; a run started elsewhere says so."""
+    store_file = tmp_path / "store" / "mlflow.db"
+    store_file.parent.mkdir()
+    config = write_config(
+        tmp_path, f"sqlite:///{store_file}", Path("configs/themes.yaml"), "text-relative"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = retain("text", "train", "-c", str(config), "--quiet")
+    assert result.exit_code != 0
+    assert "configs/themes.yaml" in result.output
+    assert f"read from the current directory, {tmp_path}" in result.output
+    assert not store_file.exists()

@@ -561,6 +561,17 @@ class ConfigError(ValueError):
     """A config file is missing, unreadable or invalid; the message names the file and the key."""
 
 
+def relative_path_hint(path: Path) -> str:
+    """For a relative path that was not found: where it was looked for.
+
+    Paths in configs (``data.path``, ``text.taxonomy``, ``scoring.playbook`` ...) are read from
+    the current directory, as the shell would read them; the example configs expect the repo root.
+    """
+    if path.is_absolute():
+        return ""
+    return f" (relative paths are read from the current directory, {Path.cwd()}; run from the repo root or give an absolute path)"
+
+
 def load_config(path: str | Path, model: type[ModelT]) -> ModelT:
     """Load and validate a YAML config file into ``model``.
 
@@ -573,7 +584,7 @@ def load_config(path: str | Path, model: type[ModelT]) -> ModelT:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}{relative_path_hint(path)}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retain.config import DataConfig, ReadOptions, TextDataConfig
+from retain.config import DataConfig, ReadOptions, TextDataConfig, relative_path_hint
 from retain.contracts import (
     CONTRACTS,
     MAX_MAGNITUDE,
@@ -92,7 +92,9 @@ def table_path(config: DataConfig, table: str, required: bool = True) -> Path | 
         path = config.path / config.files[table]  # type: ignore[index]
         if not path.exists():
             hint = " ($RETAIN_DATA_DIR is not set)" if "RETAIN_DATA_DIR" not in os.environ and "shared/data" in str(path) else ""
-            raise ContractError(f"{path}: file not found (named in data.files.{table}){hint}")
+            raise ContractError(
+                f"{path}: file not found (named in data.files.{table}){hint or relative_path_hint(path)}"
+            )
         return path
     for suffix in _SUFFIXES:
         candidate = config.path / f"{table}{suffix}"
@@ -101,7 +103,9 @@ def table_path(config: DataConfig, table: str, required: bool = True) -> Path | 
     if not required:
         return None
     if not config.path.exists():
-        raise ContractError(f"{config.path}: data directory not found (data.path)")
+        raise ContractError(
+            f"{config.path}: data directory not found (data.path){relative_path_hint(config.path)}"
+        )
     raise ContractError(
         f"{config.path}: no file for table '{table}' (looked for {table}.parquet and {table}.csv; "
         "name it in the config's data.files section)"
@@ -120,7 +124,7 @@ def read_frame(path: Path, options: ReadOptions | None = None) -> pd.DataFrame:
             " (the data directory comes from $RETAIN_DATA_DIR, default ../shared/data: set it to "
             "where the public data sets are)"
             if "RETAIN_DATA_DIR" not in os.environ and "shared/data" in str(path)
-            else ""
+            else relative_path_hint(path)
         )
         raise ContractError(f"{path}: file not found{hint}")
     try:

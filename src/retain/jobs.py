@@ -100,6 +100,16 @@ def run_synth(
     return paths
 
 
+def _open_store_before_training(config: TrackingConfig) -> None:
+    """Open (create, migrate) the store once the inputs have been read, before any training.
+
+    After the inputs: a missing data file or taxonomy leaves no new empty store behind. Before
+    training: a store that cannot be used fails now, not after minutes of work, and a new store
+    is created and migrated once under a lock (concurrent trainings).
+    """
+    tracking.open_store(config, create=True)
+
+
 def run_train(config: TrainConfig, show_progress: bool = False, until: date | None = None) -> TrainOutcome:
     """Load and validate the data, audit, train and evaluate, write the report, log and register.
 
@@ -107,9 +117,6 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
     so every label window closes by then: that is how a held-out period is simulated.
     """
     started = time.perf_counter()
-    # Before any training: a store that cannot be used fails now, not after minutes of work,
-    # and a new store is created and migrated once under a lock (concurrent trainings).
-    tracking.open_store(config.tracking, create=True)
     stop = pd.Timestamp(until) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if until else None
     if config.data.layout == "flat":
         if until is not None:
@@ -117,12 +124,14 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
                 "--until needs dated tables (data.layout: tables); a flat table has no dates to cut at"
             )
         flat = data.load_flat(config.data, attributes=config.features.attributes)
+        _open_store_before_training(config.tracking)
         result = train_flat(flat, config.churn)
         summary, rows_used = flat.summary(), {"customers": len(flat.frame)}
         warnings = _flat_warnings(flat)
     else:
         loaded = data.load_world(config.data, until=stop)
         theme_ids = _theme_ids(config)
+        _open_store_before_training(config.tracking)
         result = train(
             loaded.world, theme_ids, config.features, config.label, config.text, config.churn,
             until=stop, show_progress=show_progress,
@@ -689,9 +698,9 @@ def run_text_train(config: TextJobConfig, show_progress: bool = False) -> TextTr
     beats its majority baseline and the comparable champion.
     """
     started = time.perf_counter()
-    tracking.open_store(config.tracking, create=True)
     taxonomy = _taxonomy(config)
     table = data.load_text_table(config.data, taxonomy.ids)
+    _open_store_before_training(config.tracking)
     result = train_text_models(table.frame, taxonomy, config, show_progress=show_progress)
     report = text_evaluation_report(result)
     registration = register_text_model(
