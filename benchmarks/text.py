@@ -260,25 +260,15 @@ def paired_test_bootstrap(
     seed: int,
     draws: int = 1000,
 ) -> dict[str, float]:
-    """``metric(ours) - metric(theirs)`` on the test rows with a paired bootstrap 95% interval.
+    """``metric(ours) - metric(theirs)`` on the test rows with a paired bootstrap 95% interval
+    (:func:`retain.evaluation.paired_bootstrap`).
 
     A report of the reported difference's noise; nothing is chosen with it.
     """
-    import numpy as np
+    from retain.evaluation import paired_bootstrap
 
-    rng = np.random.default_rng(seed)
-    n = len(truth)
-    diffs = np.empty(draws)
-    for b in range(draws):
-        idx = rng.integers(0, n, n)
-        diffs[b] = metric(truth[idx], ours[idx]) - metric(truth[idx], theirs[idx])
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return {
-        "difference": float(metric(truth, ours) - metric(truth, theirs)),
-        "low": float(low),
-        "high": float(high),
-        "draws": draws,
-    }
+    difference, low, high = paired_bootstrap(truth, ours, theirs, metric, draws, seed)
+    return {"difference": difference, "low": low, "high": high, "draws": draws}
 
 
 def _accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -294,11 +284,9 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def _micro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    import numpy as np
+    from retain.evaluation import micro_f1_of_indicators
 
-    tp = np.count_nonzero((truth == 1) & (predicted == 1))
-    denominator = np.count_nonzero(truth == 1) + np.count_nonzero(predicted == 1)
-    return 2 * tp / denominator if denominator else 0.0
+    return micro_f1_of_indicators(truth, predicted)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from sklearn.model_selection import train_test_split
 from retain import evaluation
 from retain.config import Taxonomy, TextJobConfig
 from retain.contracts import split_themes
+from retain.evaluation import macro_f1_of_labels, micro_f1_of_indicators
+from retain.evaluation import paired_bootstrap as paired_bootstrap_of
 from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
 from retain.text.models import (
@@ -624,7 +626,7 @@ def paired_bootstrap(
         Themes are one-hot rows: compared as labels (their column).
     """
     labels = task == "sentiment" or single_label
-    score = _macro_f1 if labels else _micro_f1
+    score = macro_f1_of_labels if labels else micro_f1_of_indicators
     if task == "themes" and single_label:
         truth, candidate, reference = (np.argmax(a, axis=1) for a in (truth, candidate, reference))
     elif labels:
@@ -635,41 +637,17 @@ def paired_bootstrap(
         truth, candidate, reference = (
             np.array([codes[v] for v in a]) for a in (truth, candidate, reference)
         )
-    rng = np.random.default_rng(seed)
-    n = len(truth)
-    diffs = np.empty(draws)
-    for b in range(draws):
-        idx = rng.integers(0, n, n)
-        diffs[b] = score(truth[idx], candidate[idx]) - score(truth[idx], reference[idx])
-    low, high = np.percentile(diffs, [2.5, 97.5])
+    difference, low, high = paired_bootstrap_of(truth, candidate, reference, score, draws, seed)
     return Comparison(
         candidate=names[0],
         reference=names[1],
         metric=primary_metric(task, single_label),
-        difference=float(score(truth, candidate) - score(truth, reference)),
-        low=float(low),
-        high=float(high),
+        difference=difference,
+        low=low,
+        high=high,
         draws=draws,
-        n_texts=n,
+        n_texts=len(truth),
     )
-
-
-def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Macro-F1 over the classes present in either (scikit-learn's ``zero_division=0``)."""
-    labels = np.union1d(truth, predicted)
-    f1 = []
-    for label in labels:
-        t, p = truth == label, predicted == label
-        tp = np.count_nonzero(t & p)
-        denominator = np.count_nonzero(t) + np.count_nonzero(p)
-        f1.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(f1)) if f1 else 0.0
-
-
-def _micro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    tp = np.count_nonzero((truth == 1) & (predicted == 1))
-    denominator = np.count_nonzero(truth == 1) + np.count_nonzero(predicted == 1)
-    return 2 * tp / denominator if denominator else 0.0
 
 
 def choose_kind(
