@@ -272,9 +272,9 @@ def paired_test_bootstrap(
 
 
 def _accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
-    import numpy as np
+    from retain.evaluation import accuracy_of_labels
 
-    return float(np.mean(truth == predicted))
+    return accuracy_of_labels(truth, predicted)
 
 
 def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -45,8 +45,6 @@ from sklearn.model_selection import train_test_split
 from retain import evaluation
 from retain.config import Taxonomy, TextJobConfig
 from retain.contracts import split_themes
-from retain.evaluation import macro_f1_of_labels, micro_f1_of_indicators
-from retain.evaluation import paired_bootstrap as paired_bootstrap_of
 from retain.text.bundle import TextModelBundle, assign_themes
 from retain.text.inputs import theme_indicators
 from retain.text.models import (
@@ -626,7 +624,7 @@ def paired_bootstrap(
         Themes are one-hot rows: compared as labels (their column).
     """
     labels = task == "sentiment" or single_label
-    score = macro_f1_of_labels if labels else micro_f1_of_indicators
+    score = evaluation.macro_f1_of_labels if labels else evaluation.micro_f1_of_indicators
     if task == "themes" and single_label:
         truth, candidate, reference = (np.argmax(a, axis=1) for a in (truth, candidate, reference))
     elif labels:
@@ -637,7 +635,9 @@ def paired_bootstrap(
         truth, candidate, reference = (
             np.array([codes[v] for v in a]) for a in (truth, candidate, reference)
         )
-    difference, low, high = paired_bootstrap_of(truth, candidate, reference, score, draws, seed)
+    difference, low, high = evaluation.paired_bootstrap(
+        truth, candidate, reference, score, draws, seed
+    )
     return Comparison(
         candidate=names[0],
         reference=names[1],
