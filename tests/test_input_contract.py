@@ -380,6 +380,9 @@ def score_spoiled(scoring_world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """Score the scoring world with some tables replaced: ``(tables) -> (outcome, data dir)``."""
     directory, models = scoring_world
     monkeypatch.setattr(jobs, "load_scoring_models", lambda *args, **kwargs: models)
+    # No MLflow store here (the models come from the fixture): without this the store check
+    # read ./mlflow.db, so the test passed only after another test had created one there.
+    monkeypatch.setattr(jobs.tracking, "open_store", lambda *args, **kwargs: None)
 
     def score(**tables: pd.DataFrame) -> tuple[jobs.ScoreOutcome, Path]:
         spoiled = _copy(directory, tmp_path / "w", **tables)
