@@ -1,0 +1,214 @@
+// The support leads' page: plain JavaScript, no build step. Every value from the API is put in
+// the page with textContent (never as HTML), so customer text cannot inject markup.
+"use strict";
+
+const state = { token: sessionStorage.getItem("retain-token") || "", page: 1, pageSize: 50,
+  sort: "rank", order: "asc", me: null, total: 0, customer: null };
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ Authorization: "Bearer " + state.token }, options.headers || {});
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (response.status === 401) { signOut("Your token was not accepted: " + await detail(response)); throw new Error("401"); }
+  if (!response.ok) throw new Error(await detail(response));
+  return response;
+}
+
+async function detail(response) {
+  try { const body = await response.json(); return body.detail || response.statusText; }
+  catch (e) { return response.statusText; }
+}
+
+const percent = (p) => (p === null || p === undefined) ? "" : (100 * p).toFixed(1) + "%";
+const money = (v) => (v === null || v === undefined) ? "" : Number(v).toLocaleString(undefined, { maximumFractionDigits: 0 });
+const day = (t) => t ? String(t).slice(0, 10) : "";
+
+function filters() {
+  const form = new FormData($("filters"));
+  const params = new URLSearchParams();
+  for (const [key, value] of form.entries()) if (value !== "") params.set(key, value);
+  return params;
+}
+
+async function loadList() {
+  const params = filters();
+  params.set("page", state.page); params.set("page_size", state.pageSize);
+  params.set("sort", state.sort); params.set("order", state.order);
+  $("list-status").textContent = "Loading…";
+  const body = await (await api("api/customers?" + params)).json();
+  state.total = body.total;
+  const rows = $("list").querySelector("tbody");
+  rows.replaceChildren();
+  for (const c of body.items) {
+    const tr = el("tr");
+    tr.dataset.customer = c.customer_id;
+    tr.tabIndex = 0;
+    tr.append(el("td", c.rank), el("td", c.customer_id), el("td", percent(c.churn_probability)),
+      el("td", money(c.value_at_risk)), el("td", c.risk_tier, "tier-" + c.risk_tier),
+      el("td", (c.reasons || []).map((r) => r.phrase).join("; ")),
+      el("td", c.recommended_action), el("td", c.owner || ""), el("td", day(c.last_contacted_at)));
+    tr.addEventListener("click", () => openCustomer(c.customer_id));
+    tr.addEventListener("keydown", (e) => { if (e.key === "Enter") openCustomer(c.customer_id); });
+    rows.append(tr);
+  }
+  const pages = Math.max(1, Math.ceil(body.total / state.pageSize));
+  $("page-info").textContent = `page ${state.page} of ${pages}`;
+  $("prev").disabled = state.page <= 1;
+  $("next").disabled = state.page >= pages;
+  $("list-status").textContent = `${body.total} customers` + (body.total ? "" : " match these filters");
+}
+
+async function openCustomer(id) {
+  const body = await (await api("api/customers/" + encodeURIComponent(id))).json();
+  state.customer = id;
+  const c = body.customer;
+  $("detail").hidden = false;
+  $("detail-title").textContent = "Customer " + c.customer_id;
+  const facts = [`churn risk ${percent(c.churn_probability)}`, `value at risk ${money(c.value_at_risk)}`,
+    `tier ${c.risk_tier}`, `action: ${c.recommended_action}`];
+  for (const key of ["segment", "region", "plan", "owner"]) if (c[key]) facts.push(`${key} ${c[key]}`);
+  if (c.control) facts.push("control group: do not contact");
+  $("detail-summary").textContent = facts.join(" · ");
+  const reasons = $("detail-reasons");
+  reasons.replaceChildren();
+  for (const r of c.reasons || []) {
+    const li = el("li", r.phrase);
+    if ((r.evidence || []).length) {
+      const ul = el("ul", null, "evidence");
+      for (const e of r.evidence) {
+        const parts = [day(e.occurred_at), e.kind];
+        for (const key of ["theme", "sentiment", "status", "csat"]) if (e[key] !== null && e[key] !== undefined && e[key] !== "") parts.push(`${key} ${e[key]}`);
+        const item = el("li", parts.join(" · "));
+        if (e.text) item.append(el("blockquote", e.text));
+        ul.append(item);
+      }
+      li.append(ul);
+    }
+    reasons.append(li);
+  }
+  const history = $("detail-history").querySelector("tbody");
+  history.replaceChildren();
+  for (const h of body.history) {
+    const tr = el("tr");
+    tr.append(el("td", day(h.as_of)), el("td", percent(h.churn_probability)), el("td", h.rank), el("td", h.risk_tier));
+    history.append(tr);
+  }
+  const outreach = $("detail-outreach");
+  outreach.replaceChildren();
+  for (const o of body.outreach) {
+    outreach.append(el("li", [day(o.contacted_at), o.channel, o.outcome, o.contacted_by, o.notes].filter(Boolean).join(" · ")));
+  }
+  if (!body.outreach.length) outreach.append(el("li", "not contacted yet"));
+  $("outreach-form").hidden = !(state.me && state.me.permissions.includes("log_outreach"));
+  $("outreach-status").textContent = "";
+  $("detail").scrollIntoView({ behavior: "smooth" });
+}
+
+async function logOutreach(event) {
+  event.preventDefault();
+  const form = new FormData($("outreach-form"));
+  const payload = { channel: form.get("channel"), outcome: form.get("outcome"), notes: form.get("notes") || null };
+  try {
+    await api("api/customers/" + encodeURIComponent(state.customer) + "/outreach", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+    $("outreach-form").reset();
+    await openCustomer(state.customer);
+    $("outreach-status").textContent = "Logged.";
+    loadList();
+  } catch (e) { $("outreach-status").textContent = "Not logged: " + e.message; }
+}
+
+async function exportCsv() {
+  const response = await api("api/customers/export.csv?" + filters());
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a"); link.href = url; link.download = "customers_at_risk.csv";
+  document.body.append(link); link.click(); link.remove(); URL.revokeObjectURL(url);
+}
+
+async function loadEffect() {
+  const body = await (await api("api/outreach/effect")).json();
+  const rows = $("effect-table").querySelector("tbody");
+  rows.replaceChildren();
+  $("effect-status").textContent = body.message || "";
+  for (const g of body.groups || []) {
+    const tr = el("tr");
+    const ci = g.difference === null ? "not yet measurable"
+      : `${percent(g.difference)} (${percent(g.ci_low)} to ${percent(g.ci_high)})`;
+    tr.append(el("td", g.action), el("td", g.treated), el("td", percent(g.treated_churn_rate)),
+      el("td", g.control), el("td", percent(g.control_churn_rate)), el("td", ci));
+    rows.append(tr);
+  }
+}
+
+async function fillChoices() {
+  const body = await (await api("api/filters")).json();
+  const form = $("filters");
+  for (const [name, values] of Object.entries(body)) {
+    const select = form.elements[name];
+    if (!select || select.tagName !== "SELECT") continue;
+    for (const value of values) { const option = el("option", value); option.value = value; select.append(option); }
+  }
+}
+
+async function start() {
+  if (!state.token) { $("sign-in").hidden = false; $("app").hidden = true; return; }
+  try {
+    state.me = await (await api("api/me")).json();
+  } catch (e) { return; }
+  $("sign-in").hidden = true; $("app").hidden = false; $("sign-out").hidden = false;
+  if (!state.me.permissions.includes("read_list")) {
+    $("list-status").textContent = `Signed in as ${state.me.name} (${state.me.role}): this role cannot read the list.`;
+    return;
+  }
+  try {
+    const run = await (await api("api/runs/current")).json();
+    $("run-info").textContent = `As of ${day(run.as_of)} · run ${run.id} published ${day(run.created_at)} · signed in as ${state.me.name} (${state.me.role})`;
+  } catch (e) { $("run-info").textContent = "No list has been published yet: run `retain score --publish`."; return; }
+  await fillChoices();
+  await loadList();
+  loadEffect().catch((e) => { $("effect-status").textContent = e.message; });
+}
+
+function signOut(message) {
+  sessionStorage.removeItem("retain-token");
+  state.token = "";
+  $("app").hidden = true; $("sign-out").hidden = true; $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message || "";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("sign-in-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.token = $("token").value.trim();
+    sessionStorage.setItem("retain-token", state.token);
+    $("token").value = "";
+    start();
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+  $("filters").addEventListener("submit", (e) => { e.preventDefault(); state.page = 1; loadList(); });
+  $("prev").addEventListener("click", () => { state.page -= 1; loadList(); });
+  $("next").addEventListener("click", () => { state.page += 1; loadList(); });
+  $("export").addEventListener("click", () => exportCsv().catch((e) => { $("list-status").textContent = e.message; }));
+  $("outreach-form").addEventListener("submit", logOutreach);
+  $("close-detail").addEventListener("click", () => { $("detail").hidden = true; });
+  for (const th of document.querySelectorAll("#list th[data-sort]")) {
+    th.addEventListener("click", () => {
+      const key = th.dataset.sort;
+      state.order = state.sort === key && state.order === "asc" ? "desc" : (key === "rank" ? "asc" : "desc");
+      if (state.sort === key && key !== "rank") state.order = th.getAttribute("aria-sort") === "descending" ? "asc" : "desc";
+      state.sort = key;
+      for (const other of document.querySelectorAll("#list th[data-sort]")) other.removeAttribute("aria-sort");
+      th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
+      state.page = 1; loadList();
+    });
+  }
+  start();
+});

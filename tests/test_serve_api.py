@@ -1,0 +1,237 @@
+"""The API on a real database (SQLite and PostgreSQL): tokens and roles, the list, detail, outreach.
+
+A small hand-built list of five customers is published twice (two runs) so the history, the
+filters and the order can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from retain.serve import auth
+from retain.serve.api import create_app
+from retain.serve.db import open_database
+from retain.serve.runs import publish_run
+
+AS_OF = pd.Timestamp("2025-06-01")
+SECRET_NOTE = "called, she mentioned her divorce"  # must never reach a log
+
+
+def ranked(as_of: pd.Timestamp, shift: float = 0.0) -> pd.DataFrame:
+    rows = [
+        # id, p, monthly, tier, reason signal, evidence, action, segment, region, team
+        ("c1", 0.90, 100.0, "high", "repeated_contacts", "t1|t2", "call now", "smb", "north", "save-desk"),
+        ("c2", 0.80, 50.0, "high", "theme_billing", "f1", "billing review", "enterprise", "south", "billing"),
+        ("c3", 0.40, 200.0, "medium", "engagement", None, "check in", "smb", "south", "csm"),
+        ("c4", 0.30, 10.0, "low", "theme_billing", "f2", "billing review", "smb", "north", "billing"),
+        ("c5", 0.10, 5.0, "low", "engagement", None, "nurture", None, None, None),
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=["customer_id", "churn_probability", "monthly_value", "risk_tier", "reason_1_signal",
+                 "reason_1_evidence", "recommended_action", "segment", "region", "team"],
+    )
+    frame["churn_probability"] = (frame["churn_probability"] - shift).clip(0, 1)
+    frame["value_at_risk"] = frame["churn_probability"] * frame["monthly_value"]
+    frame = frame.sort_values("value_at_risk", ascending=False, ignore_index=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame.insert(1, "as_of", as_of)
+    frame["reason_1"] = frame["reason_1_signal"].map(
+        {"repeated_contacts": "2 tickets open in the last 90 days",
+         "theme_billing": "negative about billing",
+         "engagement": "no login for 40 days"}
+    )
+    return frame
+
+
+def evidence_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2", "c4"],
+            "kind": ["ticket", "ticket", "feedback", "feedback"],
+            "evidence_id": ["t1", "t2", "f1", "f2"],
+            "occurred_at": pd.to_datetime(["2025-05-01", "2025-05-20", "2025-05-10", "2025-04-01"]),
+            "channel": ["email", "phone", "survey", "app_review"],
+            "status": ["open", "resolved", None, None],
+            "sentiment": [None, None, "negative", "negative"],
+            "themes": [None, None, ["billing"], ["billing", "pricing"]],
+            "csat": [None, 2.0, None, None],
+            "nps": [None] * 4,
+            "ces": [None] * 4,
+            "rating": [None, None, 1.0, 2.0],
+            "text": [None, None, "<script>alert('x')</script> billed twice!", "too expensive"],
+        }
+    )
+
+
+@pytest.fixture()
+def served(database_url: str) -> Iterator[tuple[TestClient, dict[str, str], object]]:
+    engine = open_database(database_url)
+    publish_run(engine, ranked(AS_OF - pd.Timedelta(days=30), shift=0.05), {"model_versions": {"churn": "1"}},
+                evidence_rows())
+    publish_run(engine, ranked(AS_OF), {"model_versions": {"churn": "2"}}, evidence_rows())
+    tokens = {}
+    with engine.begin() as conn:
+        for role in auth.ROLES:
+            tokens[role] = auth.create_token(conn, f"{role}-holder", role)
+    with TestClient(create_app(engine)) as client:
+        yield client, tokens, engine
+    engine.dispose()
+
+
+def get(client: TestClient, path: str, token: str | None, **params: object):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.get(path, headers=headers, params=params)
+
+
+def test_no_customer_data_without_a_valid_token(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    assert client.get("/api/health").json() == {"status": "ok"}
+    assert client.get("/api/ready").status_code == 200
+    for path in ("/api/customers", "/api/customers/c1", "/api/customers/export.csv", "/api/runs"):
+        assert get(client, path, None).status_code == 401
+        assert get(client, path, "rtn_not-a-token").status_code == 401
+    # a revoked token stops working at once
+    with served[2].begin() as conn:
+        assert auth.revoke_token(conn, "viewer-holder") == 1
+    assert get(client, "/api/customers", tokens["viewer"]).status_code == 401
+
+
+def test_roles_follow_the_matrix(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    body = {"channel": "phone", "outcome": "reached"}
+    post = lambda role: client.post(  # noqa: E731
+        "/api/customers/c1/outreach", json=body, headers={"Authorization": f"Bearer {tokens[role]}"}
+    )
+    assert post("viewer").status_code == 403
+    assert post("publisher").status_code == 403
+    assert post("lead").status_code == 201
+    assert get(client, "/api/customers", tokens["publisher"]).status_code == 403  # no customer data
+    assert get(client, "/api/runs", tokens["publisher"]).status_code == 200
+    assert get(client, "/api/tokens", tokens["lead"]).status_code == 403
+    listed = get(client, "/api/tokens", tokens["admin"]).json()
+    assert {t["role"] for t in listed} == set(auth.ROLES)
+    assert all("token" not in t and "token_sha256" not in t for t in listed)
+    me = get(client, "/api/me", tokens["lead"]).json()
+    assert me["role"] == "lead" and "log_outreach" in me["permissions"]
+
+
+def test_only_the_hash_of_a_token_is_stored(served) -> None:  # type: ignore[no-untyped-def]
+    _, tokens, engine = served
+    import sqlalchemy as sa
+
+    from retain.serve.db import api_tokens
+
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(api_tokens)).mappings().all()
+    dumped = repr(stored)
+    for token in tokens.values():
+        assert token not in dumped
+        assert auth.token_hash(token) in dumped
+
+
+def test_the_list_pages_sorts_and_filters(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    viewer = tokens["viewer"]
+    everything = get(client, "/api/customers", viewer).json()
+    assert everything["total"] == 5 and everything["run"]["model_versions"] == {"churn": "2"}
+    assert [c["customer_id"] for c in everything["items"]] == ["c1", "c3", "c2", "c4", "c5"]  # by value at risk
+    page2 = get(client, "/api/customers", viewer, page=2, page_size=2).json()
+    assert [c["customer_id"] for c in page2["items"]] == ["c2", "c4"] and page2["total"] == 5
+    by_p = get(client, "/api/customers", viewer, sort="churn_probability", order="desc").json()
+    assert [c["customer_id"] for c in by_p["items"]] == ["c1", "c2", "c3", "c4", "c5"]
+
+    def ids(**filters: object) -> list[str]:
+        return [c["customer_id"] for c in get(client, "/api/customers", viewer, **filters).json()["items"]]
+
+    assert ids(tier="high") == ["c1", "c2"]
+    assert ids(segment="smb", region="north") == ["c1", "c4"]
+    assert ids(theme="billing") == ["c2", "c4"]
+    assert ids(theme="pricing") == ["c4"]
+    assert ids(reason="engagement") == ["c3", "c5"]
+    assert ids(owner="billing") == ["c2", "c4"]
+    assert ids(min_value=20) == ["c1", "c3", "c2"]
+    assert ids(tier="nonexistent") == []
+    assert get(client, "/api/customers", viewer, sort="customer_name").status_code == 422
+    choices = get(client, "/api/filters", viewer).json()
+    assert choices["tier"] == ["high", "low", "medium"] and "billing" in choices["theme"]
+
+
+def test_not_yet_contacted_and_the_outreach_log(served, caplog) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    lead = {"Authorization": f"Bearer {tokens['lead']}"}
+    with caplog.at_level(logging.DEBUG):
+        made = client.post("/api/customers/c3/outreach", headers=lead,
+                           json={"channel": "email", "outcome": "saved", "notes": SECRET_NOTE})
+    assert made.status_code == 201, made.text
+    assert made.json()["contacted_by"] == "lead-holder" and made.json()["action"] == "check in"
+    assert SECRET_NOTE not in caplog.text and "c3" not in caplog.text and tokens["lead"] not in caplog.text
+    ids = [c["customer_id"] for c in get(client, "/api/customers", tokens["viewer"], not_contacted=True).json()["items"]]
+    assert ids == ["c1", "c2", "c4", "c5"]
+    detail = get(client, "/api/customers/c3", tokens["viewer"]).json()
+    assert [o["notes"] for o in detail["outreach"]] == [SECRET_NOTE]
+    assert client.post("/api/customers/nobody/outreach", headers=lead, json={"channel": "phone"}).status_code == 404
+    bad = client.post("/api/customers/c3/outreach", headers=lead, json={"channel": "pigeon"})
+    assert bad.status_code == 422
+
+
+def test_customer_detail_has_history_and_the_evidence_behind_each_reason(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    detail = get(client, "/api/customers/c1", tokens["viewer"]).json()
+    assert [h["churn_probability"] for h in detail["history"]] == pytest.approx([0.85, 0.90])
+    (reason,) = detail["customer"]["reasons"]
+    assert reason["phrase"] == "2 tickets open in the last 90 days"
+    assert [e["id"] for e in reason["evidence"]] == ["t2", "t1"]  # newest first
+    assert reason["evidence"][0]["csat"] == 2.0 and reason["evidence"][1]["status"] == "open"
+    feedback = get(client, "/api/customers/c2", tokens["viewer"]).json()["customer"]["reasons"][0]["evidence"]
+    assert feedback[0]["text"].startswith("<script>") and feedback[0]["sentiment"] == "negative"
+    assert get(client, "/api/customers/nobody", tokens["viewer"]).status_code == 404
+
+
+def test_csv_export_of_a_filtered_list(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    response = get(client, "/api/customers/export.csv", tokens["viewer"], tier="high")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["customer_id"] for r in rows] == ["c1", "c2"]
+    assert rows[1]["reasons"] == "negative about billing" and rows[1]["themes"] == "billing"
+
+
+def test_runs_and_rollback_need_the_publisher_role(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    runs = get(client, "/api/runs", tokens["viewer"]).json()
+    assert [r["current"] for r in runs] == [True, False]
+    older = runs[1]["id"]
+    viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
+    publisher = {"Authorization": f"Bearer {tokens['publisher']}"}
+    assert client.post(f"/api/runs/{older}/current", headers=viewer).status_code == 403
+    assert client.post(f"/api/runs/{older}/current", headers=publisher).status_code == 200
+    assert get(client, "/api/customers", tokens["viewer"]).json()["run"]["id"] == older
+    assert client.post("/api/runs/9999/current", headers=publisher).status_code == 409
+
+
+def test_an_empty_database_is_not_ready_and_says_what_to_do(database_url: str) -> None:
+    engine = open_database(database_url)
+    with engine.begin() as conn:
+        token = auth.create_token(conn, "v", "viewer")
+    with TestClient(create_app(engine)) as client:
+        assert client.get("/api/ready").status_code == 503
+        response = get(client, "/api/customers", token)
+        assert response.status_code == 404 and "retain score --publish" in response.json()["detail"]
+    engine.dispose()
+
+
+def test_the_api_documents_itself(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    spec = client.get("/api/openapi.json").json()
+    assert {"/api/customers", "/api/customers/{customer_id}", "/api/customers/{customer_id}/outreach",
+            "/api/customers/export.csv", "/api/runs", "/api/health", "/api/ready"} <= set(spec["paths"])
+    assert client.get("/api/docs").status_code == 200
+    assert "<title>retain" in client.get("/").text
