@@ -26,6 +26,10 @@ low_nps                     the latest NPS answer on/before ``as_of`` (what ``np
 
 Other signals (tenure, usage, a flat table's column) have no rows behind them: their evidence
 is None, as it is where a table is absent or holds no matching row.
+
+:func:`evidence_records` turns the ids of a ranked list back into the rows a lead reads (date,
+channel or source, the ticket's state at ``as_of``, survey answers, sentiment and themes, the
+feedback text), so the list can be published with its evidence.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from retain.contracts import split_themes
 
 EVIDENCE_SEPARATOR = "|"
 
@@ -47,6 +53,19 @@ TICKET_SIGNALS = (
     "open_tickets",
 )
 FEEDBACK_SIGNALS = ("negative_feedback", "high_effort", "low_nps")
+EVIDENCE_RECORD_COLUMNS = (
+    "customer_id", "kind", "evidence_id", "occurred_at", "channel", "status", "sentiment",
+    "themes", "csat", "nps", "ces", "rating", "text",
+)
+
+
+def evidence_kind(signal_id: str) -> str | None:
+    """``ticket`` or ``feedback``: the table a signal's evidence ids come from (None: no rows)."""
+    if signal_id in TICKET_SIGNALS:
+        return "ticket"
+    if signal_id in FEEDBACK_SIGNALS or signal_id.startswith("theme_"):
+        return "feedback"
+    return None
 
 
 def reason_evidence(
@@ -203,6 +222,170 @@ def _feedback_rows(
         score = scores.reindex(feedback["feedback_id"].astype(str)).to_numpy(dtype="float64")
         mask &= score >= threshold  # NaN (unscored) compares False
     return feedback.loc[mask]
+
+
+def evidence_records(
+    ranked: pd.DataFrame,
+    as_of: pd.Timestamp | str,
+    tickets: pd.DataFrame | None = None,
+    feedback: pd.DataFrame | None = None,
+    feedback_scores: pd.DataFrame | None = None,
+    theme_ids: Sequence[str] = (),
+    score_threshold: float = 0.5,
+) -> pd.DataFrame:
+    """The tickets and feedback behind a ranked list's reasons, one row per (customer, kind, id).
+
+    Parameters
+    ----------
+    ranked:
+        ``customer_id`` and ``reason_i_signal`` / ``reason_i_evidence`` columns
+        (:func:`reason_evidence`); the signal says which table the ids come from.
+    as_of:
+        The list's cutoff: a ticket's ``status`` and ``csat`` are read as they stood then.
+    tickets, feedback:
+        The tables (contract columns), or None.
+    feedback_scores:
+        Text scores (``text.scoring.score_feedback``) of at least the evidence feedback: its
+        ``sentiment`` is the most probable of ``sentiment_*``, its ``themes`` the ids whose
+        ``theme_<id>`` reaches ``score_threshold``. Without scores the feedback's own
+        ``sentiment`` and ``themes`` columns are used where the table has them.
+    theme_ids:
+        The taxonomy's theme ids (which ``theme_<id>`` columns to read).
+
+    Returns
+    -------
+    pd.DataFrame
+        ``EVIDENCE_RECORD_COLUMNS``: ``kind`` is ``ticket`` or ``feedback``; ``occurred_at`` is
+        when the ticket was opened or the feedback written; ``channel`` the ticket's channel or
+        the feedback's source; ``status`` (tickets) ``resolved``, ``open`` or ``awaiting first
+        response`` at ``as_of``; ``themes`` a list of theme ids or None; ``text`` the feedback
+        text. Ordered by customer, then time. An id no longer in its table is left out.
+    """
+    as_of = pd.Timestamp(as_of)
+    wanted = _evidence_ids(ranked)
+    parts = []
+    if tickets is not None and not wanted["ticket"].empty:
+        parts.append(_ticket_records(wanted["ticket"], tickets, as_of))
+    if feedback is not None and not wanted["feedback"].empty:
+        parts.append(
+            _feedback_records(wanted["feedback"], feedback, feedback_scores, theme_ids, score_threshold)
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in EVIDENCE_RECORD_COLUMNS})
+    records = pd.concat(parts, ignore_index=True)
+    for column in ("channel", "status", "sentiment", "themes", "text"):
+        # Missing is None in the text columns, whatever concat made of an all-None part.
+        records[column] = records[column].astype(object).where(records[column].notna(), None)
+    records = records.sort_values(["customer_id", "occurred_at", "kind", "evidence_id"], kind="stable")
+    return records.reset_index(drop=True)[list(EVIDENCE_RECORD_COLUMNS)]
+
+
+def _evidence_ids(ranked: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per kind, the distinct (customer_id, evidence_id) pairs the reasons name."""
+    found: dict[str, list[tuple[str, str]]] = {"ticket": [], "feedback": []}
+    customers = ranked["customer_id"].astype(str).to_numpy()
+    for column in ranked.columns:
+        if not (column.startswith("reason_") and column.endswith("_signal")):
+            continue
+        ids_column = column.removesuffix("_signal") + "_evidence"
+        if ids_column not in ranked.columns:
+            continue
+        for customer, signal, ids in zip(
+            customers, ranked[column].to_numpy(dtype=object), ranked[ids_column].to_numpy(dtype=object),
+            strict=True,
+        ):
+            kind = evidence_kind(signal) if isinstance(signal, str) else None
+            if kind is not None and isinstance(ids, str) and ids:
+                found[kind].extend((customer, i) for i in ids.split(EVIDENCE_SEPARATOR))
+    return {
+        kind: pd.DataFrame(pairs, columns=["customer_id", "evidence_id"]).drop_duplicates()
+        for kind, pairs in found.items()
+    }
+
+
+def _matched(wanted: pd.DataFrame, table: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    keyed = table.assign(
+        customer_id=table["customer_id"].astype(str), evidence_id=table[id_column].astype(str)
+    )
+    return wanted.merge(keyed, on=["customer_id", "evidence_id"], how="inner")
+
+
+def _ticket_records(wanted: pd.DataFrame, tickets: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    rows = _matched(wanted, tickets, "ticket_id")
+    answered = pd.to_datetime(_column(rows, "first_response_at", pd.NaT)) <= as_of
+    resolved = pd.to_datetime(_column(rows, "resolved_at", pd.NaT)) <= as_of
+    status = np.where(resolved, "resolved", np.where(answered, "open", "awaiting first response"))
+    # A CSAT answer arrives with the resolution: unknown at as_of before that.
+    csat = pd.to_numeric(_column(rows, "csat", np.nan), errors="coerce").where(resolved)
+    return _records(
+        rows, "ticket", rows["opened_at"], channel=_column(rows, "channel", None), status=status,
+        csat=csat,
+    )
+
+
+def _feedback_records(
+    wanted: pd.DataFrame,
+    feedback: pd.DataFrame,
+    scores: pd.DataFrame | None,
+    theme_ids: Sequence[str],
+    threshold: float,
+) -> pd.DataFrame:
+    rows = _matched(wanted, feedback, "feedback_id")
+    sentiment = _column(rows, "sentiment", None).astype(object).to_numpy()
+    labelled = _column(rows, "themes", None).astype(object)
+    # A label column: '' is "no theme" ([]), a missing cell "not labelled" (None).
+    themes = [
+        found if isinstance(raw, str) else None
+        for raw, found in zip(labelled, split_themes(labelled), strict=True)
+    ]
+    if scores is not None:
+        scored = scores.set_index(scores["feedback_id"].astype(str)).reindex(rows["evidence_id"])
+        sentiment_columns = [c for c in scored.columns if c.startswith("sentiment_")]
+        probabilities = scored[sentiment_columns].to_numpy(dtype="float64")
+        if sentiment_columns:
+            known = ~np.isnan(probabilities).all(axis=1)
+            best = np.nanargmax(np.where(np.isnan(probabilities), -1.0, probabilities), axis=1)
+            labels = np.array([c.removeprefix("sentiment_") for c in sentiment_columns], dtype=object)
+            sentiment = np.where(known, labels[best], None)
+        theme_columns = [f"theme_{t}" for t in theme_ids if f"theme_{t}" in scored.columns]
+        if theme_columns:
+            passed = scored[theme_columns].to_numpy(dtype="float64") >= threshold
+            known = ~np.isnan(scored[theme_columns].to_numpy(dtype="float64")).all(axis=1)
+            names = [c.removeprefix("theme_") for c in theme_columns]
+            themes = [
+                [n for n, hit in zip(names, hits, strict=True) if hit] if ok else None
+                for hits, ok in zip(passed, known, strict=True)
+            ]
+    return _records(
+        rows, "feedback", rows["created_at"], channel=_column(rows, "source", None),
+        sentiment=sentiment, themes=pd.Series(themes, index=rows.index, dtype=object),
+        **{n: pd.to_numeric(_column(rows, n, np.nan), errors="coerce") for n in ("nps", "ces", "rating")},
+        text=_column(rows, "text", None),
+    )
+
+
+def _records(
+    rows: pd.DataFrame, kind: str, occurred_at: pd.Series, **fields: pd.Series | np.ndarray
+) -> pd.DataFrame:
+    """Evidence records of one kind: ``fields`` given, the other columns missing."""
+    numeric = ("csat", "nps", "ces", "rating")
+    out = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"],
+            "kind": kind,
+            "evidence_id": rows["evidence_id"],
+            "occurred_at": pd.to_datetime(occurred_at),
+        }
+    )
+    for column in EVIDENCE_RECORD_COLUMNS[4:]:
+        value = fields.get(column)
+        if column in numeric:
+            out[column] = np.nan if value is None else np.asarray(value, dtype="float64")
+        else:
+            out[column] = pd.Series(
+                None if value is None else np.asarray(value, dtype=object), index=out.index, dtype=object
+            )
+    return out
 
 
 def _column(frame: pd.DataFrame, name: str, default: object) -> pd.Series:
