@@ -374,6 +374,107 @@ def text_discover(
     typer.echo(jobs.format_text_discovery(outcome))
 
 
+# --- the at-risk list served: the page and API, and its tokens ---------------------------------
+
+ScoreConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c",
+        help="Scoring config (YAML) whose scoring.database.url names the database; default "
+        "configs/score.yaml when it exists, else $RETAIN_DATABASE_URL or sqlite:///outputs/retain.db.",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database", help="Database URL; overrides the config (e.g. postgresql+psycopg://...)."),
+]
+
+
+def _database_url(config: Path | None, database: str | None) -> str:
+    """The database URL: --database, else the scoring config's, else the default."""
+    if database:
+        return database
+    from retain.config import DatabaseConfig, ScoreConfig
+
+    if config is None and Path("configs/score.yaml").is_file():
+        config = Path("configs/score.yaml")
+    if config is not None:
+        return _run(_load, config, ScoreConfig).scoring.database.url
+    return DatabaseConfig().url
+
+
+@app.command()
+def serve(
+    config: ScoreConfigPath = None,
+    database: DatabaseUrl = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Serve the at-risk list: the support leads' page at / and the API under /api (docs at /api/docs).
+
+    Reads the list `retain score --publish` wrote to the database. Every customer request needs
+    a token: create one with `retain tokens create --role lead --name <who>` and paste it into
+    the page. Requests are logged without customer ids, texts or tokens.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+
+    url = _database_url(config, database)
+    _run(jobs.run_serve, url, host, port, log_level="warning" if quiet else "info")
+
+
+tokens_app = typer.Typer(
+    name="tokens",
+    help="API tokens for the page and the API. Roles: viewer (list and detail), lead (also log "
+    "outreach), publisher (publish and roll back runs), admin (tokens). A token is printed once; "
+    "only its sha256 is stored.",
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help="viewer, lead, publisher or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what holds it (e.g. alice, nightly-scoring).")],
+    config: ScoreConfigPath = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Create a token and print it (the only time it is shown)."""
+    from retain import jobs
+
+    token = _run(jobs.run_tokens_create, _database_url(config, database), name, role)
+    typer.echo(token)
+    typer.echo(f"token for {name} ({role}) created; store it now, it is not shown again", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(config: ScoreConfigPath = None, database: DatabaseUrl = None) -> None:
+    """List tokens: name, role, created, revoked (never the tokens)."""
+    from retain import jobs
+
+    for t in _run(jobs.run_tokens_list, _database_url(config, database)):
+        revoked = f"revoked {t['revoked_at'][:19]}" if t["revoked_at"] else "active"
+        typer.echo(f"{t['id']:>4}  {t['name']:<24} {t['role']:<10} created {t['created_at'][:19]}  {revoked}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name (or id).")],
+    config: ScoreConfigPath = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Revoke a token at once: requests carrying it get 401."""
+    from retain import jobs
+
+    revoked = _run(jobs.run_tokens_revoke, _database_url(config, database), name)
+    if not revoked:
+        raise _fail(f"no active token named {name!r} (retain tokens list shows them)", EXIT_CONFIG)
+    typer.echo(f"revoked {revoked} token(s) named {name}")
+
+
 def _strict(config, warnings_fatal: bool):  # type: ignore[no-untyped-def]
     """``config`` with ``data.warnings_fatal`` set when the flag asks for it."""
     if not warnings_fatal:

@@ -1061,3 +1061,64 @@ def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
         "Next: retain text train -c <config with this taxonomy>",
     ]
     return "\n".join(lines)
+
+
+# --- retain serve / retain tokens ------------------------------------------------------------
+
+
+def run_serve(database_url: str, host: str, port: int, log_level: str = "info") -> None:
+    """Open (and migrate) the database, then serve the page and API until interrupted."""
+    import uvicorn
+
+    from retain.serve import auth
+    from retain.serve.api import create_app
+    from retain.serve.db import open_database
+
+    engine = open_database(database_url)
+    with engine.connect() as conn:
+        holders = auth.list_tokens(conn)
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    logger.warning("serving the at-risk list at http://%s:%d/ (API docs at /api/docs); Ctrl-C stops", shown, port)
+    if not any(t["revoked_at"] is None for t in holders):
+        logger.warning("no token exists yet: create one with `retain tokens create --role lead --name <you>`")
+    # uvicorn's access log prints paths, which hold customer ids: the app logs route templates.
+    uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def run_tokens_create(database_url: str, name: str, role: str) -> str:
+    """A new token for ``name`` with ``role`` (printed once by the CLI; only its hash is stored)."""
+    from retain.serve import auth
+    from retain.serve.db import open_database
+
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            return auth.create_token(conn, name, role)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def run_tokens_list(database_url: str) -> list[dict[str, Any]]:
+    from retain.serve import auth
+    from retain.serve.db import open_database
+
+    engine = open_database(database_url)
+    try:
+        with engine.connect() as conn:
+            return auth.list_tokens(conn)
+    finally:
+        engine.dispose()
+
+
+def run_tokens_revoke(database_url: str, name: str) -> int:
+    from retain.serve import auth
+    from retain.serve.db import open_database
+
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            return auth.revoke_token(conn, name)
+    finally:
+        engine.dispose()

@@ -7,7 +7,8 @@ pastes; nothing is built. Requests are logged as method, route template, status 
 never a customer id, a query string, a body or a token.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run
+# time, and those that name closures (the ``Depends(principal)`` of each route) must be objects.
 
 import csv
 import io

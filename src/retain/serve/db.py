@@ -14,6 +14,7 @@ scored_customers    customer of a run: probability, value at risk, tier, reasons
 evidence            ticket or feedback behind a customer's reasons in a run
 outreach_log        contact with a customer (outlives the runs: never pruned)
 api_tokens          API token: name, role and the sha256 of the token (never the token)
+outreach_reports    measured effect of outreach (``retain outreach report --publish``)
 ==================  ===========================================================================
 
 A run's rows are written first and the run becomes current in one short transaction
@@ -139,6 +140,17 @@ api_tokens = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime),
+)
+
+
+outreach_reports = sa.Table(
+    "outreach_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    # The date outcomes were observed up to, and the report itself (retain.outreach.effect).
+    sa.Column("observed_until", sa.DateTime, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
 )
 
 

@@ -16,7 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from retain.serve.db import current_run, evidence, outreach_log, score_runs, scored_customers
+from retain.serve.db import (
+    current_run,
+    evidence,
+    outreach_log,
+    outreach_reports,
+    score_runs,
+    scored_customers,
+)
 
 #: Sort keys the list accepts, and the column each sorts by (ties by rank, so order is stable).
 SORTS: dict[str, str] = {
@@ -331,6 +338,21 @@ def run_row(conn: Connection, run_id: int | None = None) -> dict[str, Any] | Non
     return {"id": row["id"], "as_of": _iso(row["as_of"]), "created_at": _iso(row["created_at"]),
             "status": row["status"], "customers": row["customers"],
             "model_versions": dict(row["model_versions"] or {}), "value_basis": row["value_basis"]}
+
+
+def latest_effect(conn: Connection) -> dict[str, Any]:
+    """The newest outreach report (``retain outreach report --publish``), or a message saying none yet."""
+    row = conn.execute(
+        sa.select(outreach_reports).order_by(outreach_reports.c.id.desc()).limit(1)
+    ).mappings().first()
+    if row is None:
+        return {
+            "message": "No effect measured yet: once customers contacted from a published list have "
+            "passed their horizon, run `retain outreach report --publish`.",
+            "groups": [],
+        }
+    return {**dict(row["report"]), "created_at": _iso(row["created_at"]),
+            "observed_until": _iso(row["observed_until"])}
 
 
 def _iso(value: Any) -> str | None:
