@@ -192,6 +192,20 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+@contextlib.contextmanager
+def database_errors(url: str | sa.URL, doing: str) -> Iterator[None]:
+    """Turn a driver or SQLAlchemy error raised inside into a :class:`DatabaseError`.
+
+    ``doing`` says what failed ("publishing run 3"); the URL is shown with its password masked.
+    """
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"database {masked(url)}: {doing} failed: {_first_line(exc, sa.make_url(url))}"
+        ) from None
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     path = url.database
     if path and path != ":memory:" and not path.startswith("file:"):
