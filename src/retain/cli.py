@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champion model yet;
 5 the tracking store or a model's artifacts unusable; 6 an output cannot be written; 7 a model's
-files differ from the sha256 recorded when it was logged (not loaded); 1 anything unexpected. README "When things go wrong" lists the messages and what to do.
+files differ from the sha256 recorded when it was logged (not loaded); 8 the database the list is
+published to cannot be opened or written; 1 anything unexpected. README "When things go wrong" lists the messages and what to do.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ app = typer.Typer(
         "Exit codes: 0 done; 2 a config file or option is wrong; 3 the input data cannot be used; "
         "4 no champion model yet (train first); 5 the tracking store or a model's files are "
         "damaged or unreachable; 6 an output cannot be written; 7 a model's files differ from the "
-        "sha256 recorded when it was logged (not loaded); 130 interrupted; 1 a bug. Each failure "
+        "sha256 recorded when it was logged (not loaded); 8 the database the list is published to "
+        "cannot be opened or written; 130 interrupted; 1 a bug. Each failure "
         "prints one `error:` line; README 'When things go wrong' says what to do."
     ),
     no_args_is_help=True,
@@ -40,6 +42,7 @@ EXIT_NO_MODEL = 4
 EXIT_STORE = 5
 EXIT_OUTPUT = 6
 EXIT_TAMPERED = 7
+EXIT_DATABASE = 8
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
 WarningsFatal = Annotated[
@@ -83,14 +86,18 @@ def _run(job, *args, **kwargs):  # type: ignore[no-untyped-def]
     from retain.contracts import ContractError
     from retain.data import OutputError
     from retain.scoring import ScoringError
+    from retain.serve.db import DatabaseError
+    from retain.serve.runs import RunError
     from retain.text.training import TextTrainingError
     from retain.tracking import ModelIntegrityError, NoChampionError, StoreError
     from retain.training import TrainingError
 
     try:
         return job(*args, **kwargs)
-    except ConfigError as exc:
+    except (ConfigError, RunError) as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
+    except DatabaseError as exc:
+        raise _fail(str(exc), EXIT_DATABASE) from None
     except (ContractError, TrainingError, ScoringError, TextTrainingError) as exc:
         raise _fail(str(exc), EXIT_DATA) from None
     except NoChampionError as exc:
@@ -181,6 +188,14 @@ def score(
         ),
     ] = False,
     top: Annotated[int, typer.Option(help="How many customers to print.")] = 10,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Also publish the list to the database (scoring.database.url, or "
+            "$RETAIN_DATABASE_URL) as the new current run; same as scoring.publish: true.",
+        ),
+    ] = False,
     warnings_fatal: WarningsFatal = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -192,13 +207,17 @@ def score(
     it atomically (one rename): a reader sees the previous list or the new one, never a mix, and
     a crash leaves the previous list in place. Prints the scoring date used (default: the day
     after the data ends); an --as-of more than scoring.max_as_of_gap_days from the end of the
-    data is refused (exit 3) unless --force-as-of is given.
+    data is refused (exit 3) unless --force-as-of is given. With --publish the list is also
+    written to the database as a new run that becomes current in one transaction (exit 8 if the
+    database cannot be opened or written).
     """
     _configure_logging(verbose, quiet)
     from retain import jobs
     from retain.config import ScoreConfig
 
     cfg = _strict(_run(_load, config, ScoreConfig), warnings_fatal)
+    if publish:
+        cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"publish": True})})
     when = _iso_date(as_of, "--as-of") if as_of else None
     outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
@@ -221,6 +240,61 @@ def demo(
         cfg = cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"customers": customers})})
     outcome = _run(jobs.run_demo, cfg, show_progress=not quiet)
     typer.echo(jobs.format_demo_outcome(outcome))
+
+
+runs_app = typer.Typer(
+    name="runs",
+    help=(
+        "The runs published to the database (`retain score --publish`): `retain runs` lists them, "
+        "the current one marked; `retain runs rollback RUN_ID` makes an earlier run current again."
+    ),
+)
+app.add_typer(runs_app, name="runs")
+
+RunsConfig = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Scoring config naming scoring.database; default configs/score.yaml."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="The database (SQLAlchemy URL); wins over $RETAIN_DATABASE_URL, which wins over the config.",
+    ),
+]
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs_list(
+    ctx: typer.Context,
+    config: RunsConfig = None,
+    database_url: DatabaseUrl = None,
+    verbose: Verbose = False,
+) -> None:
+    """List the published runs, newest first, the current one marked with *."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _configure_logging(verbose, quiet=not verbose)
+    from retain import jobs
+
+    database = _run(jobs.database_of, config, database_url)
+    typer.echo(jobs.format_runs(_run(jobs.list_published_runs, database), database))
+
+
+@runs_app.command("rollback")
+def runs_rollback(
+    run_id: Annotated[int, typer.Argument(help="The run to make current again (see `retain runs`).")],
+    config: RunsConfig = None,
+    database_url: DatabaseUrl = None,
+    verbose: Verbose = False,
+) -> None:
+    """Make an earlier run the current list again, in one transaction; the run left is marked rolled_back."""
+    _configure_logging(verbose, quiet=not verbose)
+    from retain import jobs
+
+    database = _run(jobs.database_of, config, database_url)
+    run = _run(jobs.rollback_published_run, database, run_id)
+    typer.echo(f"Run {run.id} (as of {run.as_of:%Y-%m-%d}, {run.customers} customers) is the current list again.")
 
 
 text_app = typer.Typer(

@@ -308,6 +308,33 @@ class RiskTier(Strict):
     min_probability: float = Field(ge=0, le=1)
 
 
+DEFAULT_DATABASE_URL = "sqlite:///outputs/retain.db"
+DATABASE_URL_ENV = "RETAIN_DATABASE_URL"
+
+
+class DatabaseConfig(Strict):
+    """Where ``retain score --publish`` publishes the list (``retain.serve``).
+
+    ``$RETAIN_DATABASE_URL``, when set, overrides ``url`` (so a password need not sit in a
+    config file).
+    """
+
+    url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path/to/file.db (created if missing) or "
+        "postgresql+psycopg://user:password@host:5432/database.",
+    )
+    keep_runs: int = Field(30, ge=1, description="How many published runs to keep in the database.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_from_environment(cls, values: object) -> object:
+        override = os.environ.get(DATABASE_URL_ENV)
+        if override and isinstance(values, dict):
+            return {**values, "url": override}
+        return values
+
+
 class ScoringConfig(Strict):
     """Scoring: where the ranked list goes, tiers, reasons and the playbook."""
 
@@ -329,6 +356,12 @@ class ScoringConfig(Strict):
     force_as_of: bool = Field(
         False, description="Score at --as-of even when it is far from the end of the data."
     )
+    publish: bool = Field(
+        False,
+        description="Also publish the list to the database (scoring.database) as a new current "
+        "run; same as `retain score --publish`.",
+    )
+    database: DatabaseConfig = Field(default_factory=lambda: DatabaseConfig())
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),
         RiskTier(name="medium", min_probability=0.2),

@@ -18,8 +18,10 @@ import pandas as pd
 
 from retain import data, tracking
 from retain.churn.backtest import paired_comparison
+from retain.churn.evidence import evidence_records
 from retain.config import (
     ConfigError,
+    DatabaseConfig,
     DataConfig,
     DemoConfig,
     Playbook,
@@ -30,7 +32,7 @@ from retain.config import (
     TrainConfig,
     load_config,
 )
-from retain.contracts import THEME_SEPARATOR
+from retain.contracts import THEME_SEPARATOR, World
 from retain.scoring import (
     ScoringError,
     ScoringModels,
@@ -39,6 +41,7 @@ from retain.scoring import (
     summarise,
     write_scores,
 )
+from retain.text.scoring import score_feedback
 from retain.text.training import TextTrainResult, train_text_models
 from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
 
@@ -75,6 +78,8 @@ class ScoreOutcome:
     paths: dict[str, Path]
     summary: dict[str, Any]
     seconds: float
+    published_run: int | None = None
+    database: str | None = None
 
 
 @dataclass
@@ -477,6 +482,7 @@ def run_score(
     started = time.perf_counter()
     tracking.open_store(config.tracking, create=False)
     models, theme_ids = load_scoring_models(config.tracking, churn_version)
+    world = None
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
     if config.data.layout == "flat":
@@ -490,6 +496,7 @@ def run_score(
         warnings = _flat_warnings(flat)
     else:
         loaded = data.load_world(config.data)
+        world = loaded.world
         data_end = observed_until(loaded.world)
         when, how = score_date(as_of, data_end, config, force_as_of)
         logger.info("scoring as of %s (%s)", when.date(), how)
@@ -503,7 +510,121 @@ def run_score(
     summary["rejected_input_rows"] = rejected
     summary["data_warnings"] = list(warnings)
     paths = write_scores(ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs)
-    return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
+    outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0)
+    if config.scoring.publish:
+        outcome.published_run = publish_scores(
+            config.scoring.database, ranked, summary, world, models, theme_ids
+        )
+        from retain.serve.db import masked
+
+        outcome.database = masked(config.scoring.database.url)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def publish_scores(
+    database: DatabaseConfig,
+    ranked: pd.DataFrame,
+    summary: dict[str, Any],
+    world: World | None,
+    models: ScoringModels,
+    theme_ids: list[str],
+) -> int:
+    """Publish a ranked list to the database as its new current run; return the run id.
+
+    With a world (not a flat table) the run also holds each customer's segment, region and
+    plan, and the tickets and feedback behind their reasons, the feedback with the sentiment
+    and themes of the text models the list was scored with. Runs beyond
+    ``database.keep_runs`` are then pruned (never the outreach log).
+
+    Raises
+    ------
+    retain.serve.db.DatabaseError
+        The database cannot be opened or written; the previous run stays current.
+    """
+    from retain.serve import db, runs
+
+    evidence = None
+    if world is not None and len(ranked):
+        evidence = evidence_behind(ranked, world, models, theme_ids)
+        ranked = runs.with_customer_attributes(ranked, world.customers)
+    engine = db.open_database(database.url)
+    try:
+        with db.database_errors(database.url, "publishing the list"):
+            run_id = runs.publish_run(engine, ranked, summary, evidence)
+        with db.database_errors(database.url, f"pruning runs after publishing run {run_id}"):
+            runs.prune_runs(engine, database.keep_runs)
+    finally:
+        engine.dispose()
+    return run_id
+
+
+def evidence_behind(
+    ranked: pd.DataFrame, world: World, models: ScoringModels, theme_ids: list[str]
+) -> pd.DataFrame:
+    """The tickets and feedback behind the list's reasons, feedback scored by the list's text models."""
+    as_of = pd.Timestamp(ranked["as_of"].iloc[0])
+    records = evidence_records(ranked, as_of, world.tickets, world.feedback)
+    if world.feedback is None or (models.sentiment is None and models.themes is None):
+        return records
+    named = records.loc[records["kind"] == "feedback", "evidence_id"]
+    feedback = world.feedback.loc[world.feedback["feedback_id"].astype(str).isin(named)]
+    scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+    return evidence_records(
+        ranked, as_of, world.tickets, world.feedback, feedback_scores=scores, theme_ids=theme_ids
+    )
+
+
+def database_of(config_path: Path | None, url: str | None) -> DatabaseConfig:
+    """The database ``retain runs`` works on: ``url`` if given, else the score config's.
+
+    An explicit ``url`` wins over ``$RETAIN_DATABASE_URL``, which wins over the config file.
+    """
+    if url is not None:
+        return DatabaseConfig().model_copy(update={"url": url})
+    return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).scoring.database
+
+
+def list_published_runs(database: DatabaseConfig) -> list[Any]:
+    """The runs kept in the database, newest first (``retain.serve.runs.RunInfo``)."""
+    from retain.serve import db, runs
+
+    engine = db.open_database(database.url)
+    try:
+        with db.database_errors(database.url, "listing runs"):
+            return runs.list_runs(engine)
+    finally:
+        engine.dispose()
+
+
+def rollback_published_run(database: DatabaseConfig, run_id: int) -> Any:
+    """Make run ``run_id`` the current list again; return it (``RunInfo``)."""
+    from retain.serve import db, runs
+
+    engine = db.open_database(database.url)
+    try:
+        with db.database_errors(database.url, f"rolling back to run {run_id}"):
+            return runs.rollback(engine, run_id)
+    finally:
+        engine.dispose()
+
+
+def format_runs(listed: list[Any], database: DatabaseConfig) -> str:
+    from retain.serve.db import masked
+
+    if not listed:
+        return f"No run published to {masked(database.url)} yet (retain score --publish)."
+    lines = [
+        f"Runs in {masked(database.url)} (newest first; * = current):",
+        f"  {'':1} {'run':>5}  {'as_of':<10}  {'published (UTC)':<19}  {'status':<11}  {'customers':>9}  models",
+    ]
+    for run in listed:
+        models = ", ".join(f"{name} v{version}" for name, version in sorted(run.model_versions.items()))
+        lines.append(
+            f"  {'*' if run.current else ' ':1} {run.id:>5}  {run.as_of:%Y-%m-%d}  "
+            f"{run.created_at:%Y-%m-%d %H:%M:%S}  {run.status:<11}  {run.customers:>9}  {models}"
+        )
+    return "\n".join(lines)
 
 
 def check_playbook_tiers(playbook: Playbook, config: ScoreConfig) -> None:
@@ -549,10 +670,17 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
             "%s version %s is not the champion (%s); the demo scores with it anyway",
             churn.name, churn.version, churn.reason,
         )
+    # The demo publishes its list to a database of its own unless its config names one.
+    database = (
+        config.scoring.database
+        if "database" in config.scoring.model_fields_set
+        else DatabaseConfig(url=f"sqlite:///{config.workdir / 'retain.db'}")
+    )
     score_outcome = run_score(
         ScoreConfig(
             data=data_config, features=config.features, label=config.label, text=config.text,
-            churn=config.churn, tracking=config.tracking, scoring=config.scoring,
+            churn=config.churn, tracking=config.tracking,
+            scoring=config.scoring.model_copy(update={"publish": True, "database": database}),
         ),
         churn_version=None if has_champion else churn.version,
     )
@@ -642,6 +770,11 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         lines.append(f"       -> {row.recommended_action}")
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
+    if outcome.published_run is not None:
+        lines.append(
+            f"Published run {outcome.published_run} to {outcome.database}: it is now the current "
+            "list (`retain runs` lists the runs; `retain runs rollback <id>` goes back)."
+        )
     return "\n".join(lines)
 
 

@@ -169,10 +169,11 @@ def masked(url: str | sa.URL) -> str:
 def open_database(url: str) -> Engine:
     """An engine on ``url`` whose schema is at the latest migration.
 
-    A SQLite file (and its directory) is created if missing, readable by its owner only
-    (0600), in WAL mode (readers never wait for a publish) with foreign keys on. The
-    migrations run under a lock (a file lock beside a SQLite file, an advisory lock on
-    PostgreSQL), so processes opening a new database at the same time do not collide.
+    A SQLite file (and its directory) is created if missing, readable by its owner only (0600;
+    0640 with ``$RETAIN_GROUP_READABLE=1``, as every file retain writes), in WAL mode (readers
+    never wait for a publish) with foreign keys on. The migrations run under a lock (a file
+    lock beside a SQLite file, an advisory lock on PostgreSQL), so processes opening a new
+    database at the same time do not collide.
 
     Raises
     ------
@@ -204,13 +205,31 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+@contextlib.contextmanager
+def database_errors(url: str | sa.URL, doing: str) -> Iterator[None]:
+    """Turn a driver or SQLAlchemy error raised inside into a :class:`DatabaseError`.
+
+    ``doing`` says what failed ("publishing run 3"); the URL is shown with its password masked.
+    """
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"database {masked(url)}: {doing} failed: {_first_line(exc, sa.make_url(url))}"
+        ) from None
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     path = url.database
     if path and path != ":memory:" and not path.startswith("file:"):
+        from retain.data import private_file_mode
+
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
-            os.close(os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            # Private from the first byte (SQLite gives its -wal and -shm files the same mode).
+            os.close(os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, private_file_mode()))
+            os.chmod(file, private_file_mode())
     engine = sa.create_engine(url, connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
@@ -230,12 +249,12 @@ def _migration_lock(engine: Engine, url: sa.URL) -> Iterator[None]:
     """Serialise migrations between processes: one upgrades, the others then find it done."""
     backend = url.get_backend_name()
     if backend == "sqlite" and url.database and url.database != ":memory:":
-        with open(f"{url.database}.migrate.lock", "a") as handle:
+        handle = os.open(f"{url.database}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            yield
+        finally:
+            os.close(handle)  # closing releases the lock
     elif backend == "postgresql":
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
