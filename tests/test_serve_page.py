@@ -47,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     port = _free_port()
     log = workdir / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "retain.cli", "serve", "--database", url, "--port", str(port)],
+        [sys.executable, "-m", "retain.cli", "serve", "--database-url", url, "--port", str(port)],
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=workdir,
     )
     base = f"http://127.0.0.1:{port}"

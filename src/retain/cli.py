@@ -253,7 +253,11 @@ app.add_typer(runs_app, name="runs")
 
 RunsConfig = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Scoring config naming scoring.database; default configs/score.yaml."),
+    typer.Option(
+        "--config", "-c",
+        help="Scoring config naming scoring.database; default configs/score.yaml when it exists, "
+        "else $RETAIN_DATABASE_URL or sqlite:///outputs/retain.db.",
+    ),
 ]
 DatabaseUrl = Annotated[
     str | None,
@@ -450,37 +454,16 @@ def text_discover(
 
 # --- the at-risk list served: the page and API, and its tokens ---------------------------------
 
-ScoreConfigPath = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c",
-        help="Scoring config (YAML) whose scoring.database.url names the database; default "
-        "configs/score.yaml when it exists, else $RETAIN_DATABASE_URL or sqlite:///outputs/retain.db.",
-    ),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL; overrides the config (e.g. postgresql+psycopg://...)."),
-]
+def _database(config: Path | None, database: str | None):  # type: ignore[no-untyped-def]
+    from retain import jobs
 
-
-def _database_url(config: Path | None, database: str | None) -> str:
-    """The database URL: --database, else the scoring config's, else the default."""
-    if database:
-        return database
-    from retain.config import DatabaseConfig, ScoreConfig
-
-    if config is None and Path("configs/score.yaml").is_file():
-        config = Path("configs/score.yaml")
-    if config is not None:
-        return _run(_load, config, ScoreConfig).scoring.database.url
-    return DatabaseConfig().url
+    return _run(jobs.database_of, config, database)
 
 
 @app.command()
 def serve(
-    config: ScoreConfigPath = None,
-    database: DatabaseUrl = None,
+    config: RunsConfig = None,
+    database_url: DatabaseUrl = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     verbose: Verbose = False,
@@ -495,8 +478,7 @@ def serve(
     _configure_logging(verbose, quiet)
     from retain import jobs
 
-    url = _database_url(config, database)
-    _run(jobs.run_serve, url, host, port, log_level="warning" if quiet else "info")
+    _run(jobs.run_serve, _database(config, database_url), host, port, log_level="warning" if quiet else "info")
 
 
 tokens_app = typer.Typer(
@@ -513,23 +495,23 @@ app.add_typer(tokens_app, name="tokens")
 def tokens_create(
     role: Annotated[str, typer.Option(help="viewer, lead, publisher or admin.")],
     name: Annotated[str, typer.Option(help="Who or what holds it (e.g. alice, nightly-scoring).")],
-    config: ScoreConfigPath = None,
-    database: DatabaseUrl = None,
+    config: RunsConfig = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""
     from retain import jobs
 
-    token = _run(jobs.run_tokens_create, _database_url(config, database), name, role)
+    token = _run(jobs.run_tokens_create, _database(config, database_url), name, role)
     typer.echo(token)
     typer.echo(f"token for {name} ({role}) created; store it now, it is not shown again", err=True)
 
 
 @tokens_app.command("list")
-def tokens_list(config: ScoreConfigPath = None, database: DatabaseUrl = None) -> None:
+def tokens_list(config: RunsConfig = None, database_url: DatabaseUrl = None) -> None:
     """List tokens: name, role, created, revoked (never the tokens)."""
     from retain import jobs
 
-    for t in _run(jobs.run_tokens_list, _database_url(config, database)):
+    for t in _run(jobs.run_tokens_list, _database(config, database_url)):
         revoked = f"revoked {t['revoked_at'][:19]}" if t["revoked_at"] else "active"
         typer.echo(f"{t['id']:>4}  {t['name']:<24} {t['role']:<10} created {t['created_at'][:19]}  {revoked}")
 
@@ -537,13 +519,13 @@ def tokens_list(config: ScoreConfigPath = None, database: DatabaseUrl = None) ->
 @tokens_app.command("revoke")
 def tokens_revoke(
     name: Annotated[str, typer.Argument(help="The token's name (or id).")],
-    config: ScoreConfigPath = None,
-    database: DatabaseUrl = None,
+    config: RunsConfig = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a token at once: requests carrying it get 401."""
     from retain import jobs
 
-    revoked = _run(jobs.run_tokens_revoke, _database_url(config, database), name)
+    revoked = _run(jobs.run_tokens_revoke, _database(config, database_url), name)
     if not revoked:
         raise _fail(f"no active token named {name!r} (retain tokens list shows them)", EXIT_CONFIG)
     typer.echo(f"revoked {revoked} token(s) named {name}")

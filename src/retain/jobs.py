@@ -89,6 +89,9 @@ class DemoOutcome:
     train: TrainOutcome
     score: ScoreOutcome
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The demo's database and a lead token for its page (a demo prints it; see DEMO_TOKEN_NAME).
+    database_url: str | None = None
+    lead_token: str | None = None
 
 
 def run_synth(
@@ -576,12 +579,15 @@ def evidence_behind(
 
 
 def database_of(config_path: Path | None, url: str | None) -> DatabaseConfig:
-    """The database ``retain runs`` works on: ``url`` if given, else the score config's.
+    """The database ``retain runs``, ``serve`` and ``tokens`` work on: ``url`` if given, else the
+    score config's (``configs/score.yaml`` by default), else the default database.
 
     An explicit ``url`` wins over ``$RETAIN_DATABASE_URL``, which wins over the config file.
     """
     if url is not None:
         return DatabaseConfig().model_copy(update={"url": url})
+    if config_path is None and not Path("configs/score.yaml").is_file():
+        return DatabaseConfig()
     return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).scoring.database
 
 
@@ -685,7 +691,19 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         churn_version=None if has_champion else churn.version,
     )
     seconds["score"] = score_outcome.seconds
-    return DemoOutcome(world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome, seconds=seconds)
+    return DemoOutcome(
+        world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome,
+        seconds=seconds, database_url=database.url, lead_token=_demo_token(database),
+    )
+
+
+#: The token the demo makes so its page can be opened at once; a rerun replaces it.
+DEMO_TOKEN_NAME = "demo-lead"
+
+
+def _demo_token(database: DatabaseConfig) -> str:
+    run_tokens_revoke(database, DEMO_TOKEN_NAME)
+    return run_tokens_create(database, DEMO_TOKEN_NAME, "lead")
 
 
 def format_training_outcome(outcome: TrainOutcome) -> str:
@@ -790,8 +808,21 @@ def format_demo_outcome(outcome: DemoOutcome) -> str:
             format_score_outcome(outcome.score),
             "",
             f"Time: {timing}.",
+            *_how_to_open_the_page(outcome),
         ]
     )
+
+
+def _how_to_open_the_page(outcome: DemoOutcome) -> list[str]:
+    if outcome.lead_token is None:
+        return []
+    return [
+        "",
+        "Open the at-risk list in a browser:",
+        f"  retain serve --database-url {outcome.database_url}",
+        "  then go to http://localhost:8000/ and paste this lead token (made for the demo only;",
+        f"  `retain tokens create --role lead --name <you>` makes your own): {outcome.lead_token}",
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1199,33 +1230,29 @@ def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
 # --- retain serve / retain tokens ------------------------------------------------------------
 
 
-def run_serve(database_url: str, host: str, port: int, log_level: str = "info") -> None:
+def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "info") -> None:
     """Open (and migrate) the database, then serve the page and API until interrupted."""
     import uvicorn
 
-    from retain.serve import auth
     from retain.serve.api import create_app
-    from retain.serve.db import open_database
 
-    engine = open_database(database_url)
-    with engine.connect() as conn:
-        holders = auth.list_tokens(conn)
+    tokens = run_tokens_list(database)
+    engine = _open_served(database)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     logger.warning("serving the at-risk list at http://%s:%d/ (API docs at /api/docs); Ctrl-C stops", shown, port)
-    if not any(t["revoked_at"] is None for t in holders):
+    if not any(t["revoked_at"] is None for t in tokens):
         logger.warning("no token exists yet: create one with `retain tokens create --role lead --name <you>`")
     # uvicorn's access log prints paths, which hold customer ids: the app logs route templates.
     uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level, access_log=False)
 
 
-def run_tokens_create(database_url: str, name: str, role: str) -> str:
+def run_tokens_create(database: DatabaseConfig, name: str, role: str) -> str:
     """A new token for ``name`` with ``role`` (printed once by the CLI; only its hash is stored)."""
-    from retain.serve import auth
-    from retain.serve.db import open_database
+    from retain.serve import auth, db
 
-    engine = open_database(database_url)
+    engine = _open_served(database)
     try:
-        with engine.begin() as conn:
+        with db.database_errors(database.url, "creating a token"), engine.begin() as conn:
             return auth.create_token(conn, name, role)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -1233,25 +1260,31 @@ def run_tokens_create(database_url: str, name: str, role: str) -> str:
         engine.dispose()
 
 
-def run_tokens_list(database_url: str) -> list[dict[str, Any]]:
-    from retain.serve import auth
-    from retain.serve.db import open_database
+def run_tokens_list(database: DatabaseConfig) -> list[dict[str, Any]]:
+    """Every token's name, role and dates (never a token or its hash)."""
+    from retain.serve import auth, db
 
-    engine = open_database(database_url)
+    engine = _open_served(database)
     try:
-        with engine.connect() as conn:
+        with db.database_errors(database.url, "listing tokens"), engine.connect() as conn:
             return auth.list_tokens(conn)
     finally:
         engine.dispose()
 
 
-def run_tokens_revoke(database_url: str, name: str) -> int:
-    from retain.serve import auth
-    from retain.serve.db import open_database
+def run_tokens_revoke(database: DatabaseConfig, name: str) -> int:
+    """Revoke the live token(s) named ``name`` (or with that id); how many were revoked."""
+    from retain.serve import auth, db
 
-    engine = open_database(database_url)
+    engine = _open_served(database)
     try:
-        with engine.begin() as conn:
+        with db.database_errors(database.url, "revoking a token"), engine.begin() as conn:
             return auth.revoke_token(conn, name)
     finally:
         engine.dispose()
+
+
+def _open_served(database: DatabaseConfig) -> Any:
+    from retain.serve import db
+
+    return db.open_database(database.url)
