@@ -172,7 +172,25 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
     assert first["churn_probability"] == pytest.approx(ranked["churn_probability"].iloc[0])
     assert stored["sentiment"] == "negative" and stored["themes"] == ["billing", "pricing"]
     assert stored["text"] == "the invoice was wrong" and stored["nps"] == 3.0 and stored["csat"] is None
+    assert stored["occurred_at"] == datetime(2025, 5, 2) and stored["channel"] == "survey"
     assert count(engine, db.evidence, run_id) == 8
+
+
+def test_the_generic_insert_path_stores_the_same_rows(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = db.open_database(database_url)
+    fast = publish(engine, 6)
+    monkeypatch.setattr(runs, "_bulk_path", lambda dialect: False)  # SQLAlchemy's executemany
+    generic = publish(engine, 6)
+
+    def stored(table: sa.Table, run_id: int) -> list[dict[str, object]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table).where(table.c.run_id == run_id).order_by(*table.primary_key.columns)
+            ).mappings().all()
+        return [{k: v for k, v in row.items() if k != "run_id"} for row in rows]
+
+    for table in (db.scored_customers, db.evidence):
+        assert stored(table, fast) == stored(table, generic) != []
 
 
 def test_a_new_publish_supersedes_and_rollback_restores(database_url: str) -> None:
