@@ -138,3 +138,16 @@ def test_the_environment_names_the_database(trained: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert f"Published run 1 to {url}" in result.stdout
     assert (tmp_path / "from-env.db").exists() and not (tmp_path / "from-file.db").exists()
+
+
+def test_help_lists_exit_8_and_the_publish_flag() -> None:
+    from typer.testing import CliRunner
+
+    from retain.cli import EXIT_DATABASE, app
+
+    assert EXIT_DATABASE == 8
+    runner = CliRunner()
+    top = " ".join(runner.invoke(app, ["--help"]).output.split())
+    assert "8 the database the list is published to cannot be opened or written" in top
+    assert "--publish" in runner.invoke(app, ["score", "--help"]).output
+    assert "rollback" in runner.invoke(app, ["runs", "--help"]).output
