@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -276,6 +277,39 @@ def test_a_reader_during_a_publish_sees_the_old_list_or_the_new_never_a_mix(data
     assert all(listed == counted for listed, counted in seen), "a reader saw a partial list"
     assert {counted for _, counted in seen} <= {300, 400, 500}
     assert seen[0][1] == 300
+
+
+def test_publishes_at_the_same_time_leave_one_current_run(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.open_database(database_url)
+    publish(engine, 50)
+    failures: list[BaseException] = []
+    clock = runs._utcnow
+
+    def slow_clock() -> datetime:
+        # Widens the switch (it reads the clock between reading the pointer and moving it), so
+        # the three switches below overlap unless the transaction holds the lock throughout.
+        time.sleep(0.3)
+        return clock()
+
+    monkeypatch.setattr(runs, "_utcnow", slow_clock)
+
+    def publish_one(n: int) -> None:
+        try:
+            publish(engine, n, chunk_rows=10)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=publish_one, args=(n,)) for n in (200, 200, 200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    listed = runs.list_runs(engine)
+    assert [r.status for r in listed if r.current] == ["published"]
+    assert sorted(r.status for r in listed) == ["published", "superseded", "superseded", "superseded"]
 
 
 def test_a_bad_url_is_a_database_error_with_the_password_masked() -> None:

@@ -276,17 +276,21 @@ def _bulk_path(dialect: sa.Dialect) -> bool:
 
 
 def _switch(conn: Connection, run_id: int, previous_status: str) -> None:
-    """In the caller's transaction: the current run gets ``previous_status``, ``run_id`` becomes current."""
+    """In the caller's transaction: the current run gets ``previous_status``, ``run_id`` becomes current.
+
+    The first statement writes, so the transaction holds the write lock (SQLite) before the
+    current run is read; on PostgreSQL the pointer row is read ``FOR UPDATE``. Two publishes
+    at once thus switch one after the other, and only the last is left ``published``.
+    """
+    conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(status="published"))
     previous = conn.execute(sa.select(current_table.c.run_id).with_for_update()).scalar_one_or_none()
     now = _utcnow()
-    if previous is not None:
-        conn.execute(
-            score_runs.update().where(score_runs.c.id == previous).values(status=previous_status)
-        )
-        conn.execute(current_table.update().where(current_table.c.id == 1).values(run_id=run_id, switched_at=now))
-    else:
+    if previous is None:
         conn.execute(current_table.insert(), {"id": 1, "run_id": run_id, "switched_at": now})
-    conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(status="published"))
+        return
+    if previous != run_id:
+        conn.execute(score_runs.update().where(score_runs.c.id == previous).values(status=previous_status))
+    conn.execute(current_table.update().where(current_table.c.id == 1).values(run_id=run_id, switched_at=now))
 
 
 def _delete_runs(conn: Connection, ids: Sequence[int]) -> None:
