@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from retain.serve.db import evidence as evidence_table
 from retain.serve.db import outreach_log, score_runs, scored_customers
 
 logger = logging.getLogger(__name__)
+RowT = TypeVar("RowT")
 
 CHUNK_ROWS = 5_000
 ATTRIBUTES = ("segment", "region", "plan")
@@ -60,13 +61,13 @@ def with_customer_attributes(ranked: pd.DataFrame, customers: pd.DataFrame | Non
 
     Columns ``ranked`` already holds are kept as they are; ``ranked`` is not modified.
     """
-    wanted = [c for c in ATTRIBUTES if customers is not None and c in customers.columns and c not in ranked]
+    if customers is None:
+        return ranked
+    wanted = [c for c in ATTRIBUTES if c in customers.columns and c not in ranked.columns]
     if not wanted:
         return ranked
-    assert customers is not None
-    attributes = customers.drop_duplicates("customer_id").set_index(
-        customers["customer_id"].drop_duplicates().astype(str).to_numpy()
-    )[wanted]
+    by_id = customers.assign(customer_id=customers["customer_id"].astype(str))
+    attributes = by_id.drop_duplicates("customer_id").set_index("customer_id")[wanted]
     joined = attributes.reindex(ranked["customer_id"].astype(str).to_numpy())
     out = ranked.copy()
     for column in wanted:
@@ -403,7 +404,7 @@ def _as_of(ranked: pd.DataFrame, summary: dict[str, Any]) -> datetime:
     raise ValueError("the ranked list has no as_of (an empty list needs summary['as_of'])")
 
 
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _chunks(rows: list[RowT], size: int) -> Iterator[list[RowT]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
