@@ -125,6 +125,9 @@ def test_a_database_that_cannot_be_reached_exits_8(trained: Path) -> None:
     assert result.returncode == 8, result.stderr
     assert "error: database postgresql+psycopg://retain:***@127.0.0.1:1/none" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+    missing = retain("runs", "--database-url", f"sqlite:///{trained / 'typo.db'}")
+    assert missing.returncode == 8 and "no such file (nothing published there yet?)" in missing.stderr
+    assert not (trained / "typo.db").exists()
     not_a_directory = trained / "train.yaml"
     listed = retain("runs", "--database-url", f"sqlite:///{not_a_directory}/y.db")
     assert listed.returncode == 8, listed.stderr

@@ -589,7 +589,7 @@ def list_published_runs(database: DatabaseConfig) -> list[Any]:
     """The runs kept in the database, newest first (``retain.serve.runs.RunInfo``)."""
     from retain.serve import db, runs
 
-    engine = db.open_database(database.url)
+    engine = db.open_database(database.url, create=False)
     try:
         with db.database_errors(database.url, "listing runs"):
             return runs.list_runs(engine)
@@ -601,7 +601,7 @@ def rollback_published_run(database: DatabaseConfig, run_id: int) -> Any:
     """Make run ``run_id`` the current list again; return it (``RunInfo``)."""
     from retain.serve import db, runs
 
-    engine = db.open_database(database.url)
+    engine = db.open_database(database.url, create=False)
     try:
         with db.database_errors(database.url, f"rolling back to run {run_id}"):
             return runs.rollback(engine, run_id)
