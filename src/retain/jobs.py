@@ -219,6 +219,7 @@ def _text_job_champion(track: TrackingConfig) -> TextModels | None:
         baseline_metrics={},
         train_until=pd.Timestamp(stamp) if stamp else pd.Timestamp.max,
         registered={track.text_model: version},
+        single_label_themes=bool(bundle.single_label_themes),
     )
 
 
@@ -405,12 +406,14 @@ def load_scoring_models(
     versions = {track.churn_model: churn_version}
     sentiment = themes = None
     theme_ids: list[str] = []
+    single_label = False
     if track.text_model in used:
         # One model from `retain text train` (any kind: TF-IDF, transformer, zero-label).
         bundle = tracking.load_text_model(
             track, f"models:/{track.text_model}/{used[track.text_model]}"
         ).model
         sentiment, themes, theme_ids = bundle.sentiment, bundle.themes, list(bundle.theme_ids)
+        single_label = bool(bundle.single_label_themes)
         versions[track.text_model] = used[track.text_model]
     if track.sentiment_model in used:
         sentiment = tracking.load_version(track, track.sentiment_model, used[track.sentiment_model])
@@ -420,7 +423,11 @@ def load_scoring_models(
         versions[track.theme_model] = used[track.theme_model]
         tags = tracking.model_version_tags(track, track.theme_model, used[track.theme_model])
         theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
-    return ScoringModels(sentiment=sentiment, themes=themes, churn=churn, versions=versions), theme_ids
+    models = ScoringModels(
+        sentiment=sentiment, themes=themes, churn=churn, versions=versions,
+        single_label_themes=single_label,
+    )
+    return models, theme_ids
 
 
 def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:

@@ -45,6 +45,8 @@ class ScoringModels:
     themes: Any
     churn: Any
     versions: dict[str, str]
+    #: The theme model gives each text one theme: per-theme sentiment reads its most probable one.
+    single_label_themes: bool = False
 
 
 def score_world(
@@ -73,7 +75,8 @@ def score_world(
         text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
         if feature_config.theme_sentiment_comments > 0:
             text_scores = add_aspect_scores(
-                text_scores, feedback, models.sentiment, models.themes, theme_ids
+                text_scores, feedback, models.sentiment, models.themes, theme_ids,
+                single_label=models.single_label_themes,
             )
     table = features.build_features(
         world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
