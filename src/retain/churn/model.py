@@ -4,9 +4,9 @@
 ``__init__``, learned state ending in ``_``, ``fit`` returning ``self``, ``classes_`` and
 ``predict_proba``), so ``clone``, grid search and MLflow's sklearn flavour work with no extra code.
 Its fitted state is plain data (NumPy arrays, LightGBM and scikit-learn objects), so skops stores
-it without pickle (see :data:`retain.tracking.SKOPS_TRUSTED_TYPES`). It takes a DataFrame of numeric and string/categorical columns as they come out of
-``retain.churn.features`` (or a flat customer table such as IBM Telco) and returns calibrated churn
-probabilities; :meth:`ChurnClassifier.feature_attributions` explains each row in log-odds for
+it without pickle (see :data:`retain.tracking.SKOPS_TRUSTED_TYPES`). It takes a DataFrame of
+numeric and string/categorical columns as they come out of ``retain.churn.features`` (or a flat
+customer table such as IBM Telco) and returns calibrated churn probabilities; :meth:`ChurnClassifier.feature_attributions` explains each row in log-odds for
 ``retain.churn.reasons``.
 
 :func:`make_logistic_baseline` is the plain, well-understood model every churn figure is compared
