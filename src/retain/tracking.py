@@ -118,6 +118,7 @@ __all__ = [
     "evaluation_predictions",
     "flatten_params",
     "load_champion",
+    "load_text_bundle",
     "load_text_model",
     "log_model",
     "log_text_model",
@@ -1370,6 +1371,10 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "retain.churn.model._missing_as_nan",
     "sklearn.compose._column_transformer.make_column_selector",
     "numpy.dtype",
+    # A fine-tuned transformer classifier logged on its own (retain.text.transformer documents
+    # that it works with MLflow's sklearn flavour); its network is plain data (encoder_state).
+    "retain.text.transformer.TransformerTextClassifier",
+    "retain.text.transformer.EncoderNetwork",
 )
 
 #: Types retain trusts when loading ``text_model.skops`` (the ``retain text`` bundle), beyond
