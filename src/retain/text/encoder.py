@@ -152,7 +152,8 @@ def tokenizer_from_files(files: Mapping[str, bytes]) -> Any:
                 raise ValueError(f"tokenizer file name {name!r} points outside its folder")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-        return AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+        # A tokenizer file naming its own code (auto_map) is refused, not run.
+        return AutoTokenizer.from_pretrained(tmp, local_files_only=True, trust_remote_code=False)
 
 
 def config_from_json(text: str) -> Any:

@@ -10,9 +10,9 @@ pairs (sentence, aspect), so it also scores sentiment towards a given theme.
 a transformer) with weights chosen on validation rows carved from the training data.
 
 Both fit in anything that takes the TF-IDF pipelines: :func:`retain.text.scoring.score_feedback`,
-``clone``, skops (and pickling) and MLflow's sklearn flavour. A fitted transformer model carries its weights
-and tokenizer inside the stored model (plain data: see :class:`EncoderNetwork`): loading it reads
-nothing from disk or network.
+``clone``, skops (and pickling) and MLflow's sklearn flavour. A fitted transformer model carries
+its weights and tokenizer inside the stored model (plain data: see :class:`EncoderNetwork`):
+loading it reads nothing from disk or network.
 
 torch and transformers are imported inside functions only.
 """
