@@ -68,6 +68,13 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert str(workspace["root"] / "outputs" / "latest" / "ranked_customers.parquet") in out
 
 
+def test_no_model_is_stored_as_a_pickle(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    """Issue 7: `retain train` stored the churn model as model.pkl; every model is skops now."""
+    artifacts = workspace["root"] / "mlartifacts"
+    assert len(list(artifacts.rglob("model.skops"))) >= 3  # churn, its baseline, the text models
+    assert not list(artifacts.rglob("*.pkl"))
+
+
 def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     ranked = pd.read_parquet(workspace["root"] / "outputs" / "ranked_customers.parquet")
     customers = pd.read_parquet(workspace["root"] / "demo" / "world" / "customers.parquet")
