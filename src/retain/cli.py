@@ -26,7 +26,8 @@ app = typer.Typer(
         "Exit codes: 0 done; 2 a config file or option is wrong; 3 the input data cannot be used; "
         "4 no champion model yet (train first); 5 the tracking store or a model's files are "
         "damaged or unreachable; 6 an output cannot be written; 7 a model's files differ from the "
-        "sha256 recorded when it was logged (not loaded); 130 interrupted; 1 a bug. Each failure "
+        "sha256 recorded when it was logged, or it was pickled by an older retain (not loaded; "
+        "retrain); 130 interrupted; 1 a bug. Each failure "
         "prints one `error:` line; README 'When things go wrong' says what to do."
     ),
     no_args_is_help=True,
