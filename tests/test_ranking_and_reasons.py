@@ -5,7 +5,7 @@ import pandas as pd
 
 from retain.churn.reasons import signal_contributions, top_reasons
 from retain.config import Playbook, PlaybookRule, RiskTier
-from retain.ranking import rank_customers, risk_tiers
+from retain.outreach.ranking import rank_customers, risk_tiers
 
 TIERS = (
     RiskTier(name="high", min_probability=0.5),

@@ -12,7 +12,7 @@ from retain.churn.evidence import reason_evidence
 from retain.churn.features import FEATURE_SIGNALS
 from retain.churn.reasons import risky_directions, signal_of, top_reasons
 from retain.config import Playbook
-from retain.ranking import rank_customers
+from retain.outreach.ranking import rank_customers
 
 IDS = ["A", "B", "C", "D", "E"]
 

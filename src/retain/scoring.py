@@ -23,7 +23,7 @@ from retain.churn.evidence import reason_evidence
 from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
-from retain.ranking import rank_customers
+from retain.outreach.ranking import rank_customers
 from retain.text.aspects import add_aspect_scores
 from retain.text.scoring import score_feedback
 
