@@ -34,6 +34,7 @@ from retain.contracts import THEME_SEPARATOR
 from retain.scoring import (
     ScoringError,
     ScoringModels,
+    outreach_list,
     score_flat,
     score_world,
     summarise,
@@ -71,7 +72,7 @@ class TrainOutcome:
 
 @dataclass
 class ScoreOutcome:
-    ranked: pd.DataFrame
+    ranked: pd.DataFrame  # every scored customer, control ones too (the list: scoring.outreach_list)
     paths: dict[str, Path]
     summary: dict[str, Any]
     seconds: float
@@ -479,11 +480,13 @@ def run_score(
     models, theme_ids = load_scoring_models(config.tracking, churn_version)
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
+    history = config.scoring.outreach_history
+    contacts = data.read_contacts(history) if history is not None else None
     if config.data.layout == "flat":
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         ranked = score_flat(
             flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
-            value_column=config.data.flat.value_column if config.data.flat else None,
+            value_column=config.data.flat.value_column if config.data.flat else None, contacts=contacts,
         )
         rejected = {"customers": len(flat.report.rejected)}
         how = "--as-of" if as_of is not None else "each row's snapshot date"
@@ -494,7 +497,8 @@ def run_score(
         when, how = score_date(as_of, data_end, config, force_as_of)
         logger.info("scoring as of %s (%s)", when.date(), how)
         ranked = score_world(
-            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label
+            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
+            contacts=contacts,
         )
         rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
         warnings = loaded.warnings
@@ -502,7 +506,11 @@ def run_score(
     summary["as_of_chosen"] = how
     summary["rejected_input_rows"] = rejected
     summary["data_warnings"] = list(warnings)
-    paths = write_scores(ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs)
+    summary["control_in_list"] = playbook.include_control
+    paths = write_scores(
+        ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
+        include_control=playbook.include_control,
+    )
     return ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=time.perf_counter() - started)
 
 
@@ -620,7 +628,8 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
 
 
 def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
-    ranked, summary = outcome.ranked, outcome.summary
+    summary = outcome.summary
+    ranked = outreach_list(outcome.ranked, bool(summary.get("control_in_list", False)))
     tiers = ", ".join(f"{n} {t}" for t, n in summary["tiers"].items())
     has_value = not str(summary.get("value_basis", "")).startswith("none")
     lines = [
@@ -628,6 +637,7 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         + (f"; value at risk {summary['value_at_risk_total']:,.0f} a month." if has_value else "."),
         f"Scoring date {summary['as_of']}: {summary.get('as_of_chosen', '--as-of')}.",
         *(f"Data warning: {w}" for w in summary.get("data_warnings", ())),
+        _outreach_line(summary),
         f"Top {min(top, len(ranked))} by value at risk:"
         if has_value
         else f"Top {min(top, len(ranked))} by churn probability (the data has no monthly value):",
@@ -639,10 +649,16 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         for reason in reasons:
             if isinstance(reason, str):
                 lines.append(f"       - {reason}")
-        lines.append(f"       -> {row.recommended_action}")
+        lines.append(f"       -> {row.recommended_action}  [{row.team}: {row.outreach_status}]")
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
     return "\n".join(lines)
+
+
+def _outreach_line(summary: dict[str, Any]) -> str:
+    counts = summary.get("outreach", {})
+    shown = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("assigned", "queued", "cooldown", "held_out"))
+    return f"Outreach today: {shown}; {summary.get('control_customers', 0)} customers in the control group."
 
 
 def format_demo_outcome(outcome: DemoOutcome) -> str:
