@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -111,3 +112,59 @@ def test_nothing_known_yet_gives_an_empty_table() -> None:
     plan, _ = _plan()
     effect = outreach_effect(plan, pd.Series(dtype=float))
     assert effect.empty and list(effect.columns)[:2] == ["action", "analysis"]
+
+
+def test_the_report_command_reads_outcomes_from_the_data_after_the_horizon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`retain outreach report` on an archived plan: labels from the data, contacts from the log."""
+    from typer.testing import CliRunner
+
+    from retain.churn.labels import labels
+    from retain.cli import EXIT_DATA, app
+    from retain.data import write_frame, write_world
+    from retain.scoring import plan_archive_path
+    from retain.synth import generate_world
+
+    world = generate_world(400, seed=5, start="2024-01-01", end="2024-12-31")
+    write_world(world, tmp_path / "world")
+    as_of = pd.Timestamp("2024-08-01")
+    truth = labels(world.customers, world.events, as_of, 90)
+    ids = truth.index.to_list()
+    plan = pd.DataFrame(
+        {
+            "as_of": as_of,
+            "customer_id": ids,
+            "control": [i % 5 == 0 for i in range(len(ids))],
+            "outreach_status": ["held_out" if i % 5 == 0 else "assigned" for i in range(len(ids))],
+            "recommended_action": ["call" if i % 2 else "mail" for i in range(len(ids))],
+        }
+    )
+    out = tmp_path / "outputs"
+    write_frame(plan, plan_archive_path(out, as_of))
+    reached = [c for i, c in enumerate(ids) if i % 5 and i % 3]
+    contacts = pd.DataFrame({"customer_id": reached, "contacted_at": str(as_of + pd.Timedelta(days=2))})
+    contacts.loc[len(contacts)] = [ids[1], "2024-07-01"]  # before the list: not a contact for it
+    contacts.to_csv(tmp_path / "contacts.csv", index=False)
+    config = tmp_path / "score.yaml"
+    config.write_text(
+        f"data: {{path: {tmp_path / 'world'}}}\n"
+        f"scoring: {{output_dir: {out}, outreach_history: {tmp_path / 'contacts.csv'}}}\n"
+    )
+    result = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "list of 2024-08-01" in result.output and "(all actions)" in result.output
+    report = json.loads((out / "outreach_effects" / "effect_2024-08-01.json").read_text())
+    assert (out / "outreach_effects" / "effect_2024-08-01.png").stat().st_size > 0
+    rows = {(r["action"], r["analysis"]): r for r in report["rows"]}
+    treated = [c for i, c in enumerate(ids) if i % 5]
+    control = [c for i, c in enumerate(ids) if i % 5 == 0]
+    itt = rows[(ALL_ACTIONS, INTENTION_TO_TREAT)]
+    assert (itt["n_treated"], itt["churned_treated"]) == (len(treated), int(truth[treated].sum()))
+    assert (itt["n_control"], itt["churned_control"]) == (len(control), int(truth[control].sum()))
+    pp = rows[(ALL_ACTIONS, PER_PROTOCOL)]
+    assert (pp["n_treated"], pp["churned_treated"]) == (len(reached), int(truth[reached].sum()))
+
+    too_soon = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--as-of", "2024-11-01", "-q"])
+    assert too_soon.exit_code == EXIT_DATA and "no outreach plan of 2024-11-01" in too_soon.output
+    write_frame(plan.assign(as_of=pd.Timestamp("2024-11-01")), plan_archive_path(out, pd.Timestamp("2024-11-01")))
+    too_soon = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--as-of", "2024-11-01", "-q"])
+    assert too_soon.exit_code == EXIT_DATA and "who churned is not known yet" in too_soon.output

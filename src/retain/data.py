@@ -520,6 +520,20 @@ def read_contacts(path: Path) -> pd.DataFrame:
     return frame
 
 
+def dated_files(directory: Path, prefix: str, suffix: str = ".parquet") -> dict[pd.Timestamp, Path]:
+    """The files ``<prefix><YYYY-MM-DD><suffix>`` in ``directory`` by date, oldest first (none: empty)."""
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for path in directory.glob(f"{prefix}*{suffix}"):
+        stamp = path.name.removeprefix(prefix).removesuffix(suffix)
+        try:
+            found[pd.Timestamp(stamp)] = path
+        except ValueError:
+            logger.warning("%s: not named %s<YYYY-MM-DD>%s; ignored", path, prefix, suffix)
+    return dict(sorted(found.items()))
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame as Parquet or CSV (by suffix), atomically."""
     atomic_write(path, frame_writer(frame, path.suffix.lstrip(".")))

@@ -32,6 +32,7 @@ from retain.config import (
 )
 from retain.contracts import THEME_SEPARATOR
 from retain.scoring import (
+    PLAN_ARCHIVE,
     ScoringError,
     ScoringModels,
     outreach_list,
@@ -1076,4 +1077,114 @@ def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
         f"Taxonomy: {outcome.path} (edit it, then set it as the config's taxonomy)",
         "Next: retain text train -c <config with this taxonomy>",
     ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# retain outreach report: the measured effect of a past list, once its horizon has passed
+
+
+@dataclass
+class OutreachReport:
+    as_of: pd.Timestamp
+    horizon_end: pd.Timestamp
+    data_end: pd.Timestamp
+    plan: Path
+    effect: pd.DataFrame
+    contacts_known: bool
+    paths: dict[str, Path]
+
+
+def run_outreach_report(
+    config: ScoreConfig, plan_path: Path | None = None, as_of: date | None = None
+) -> OutreachReport:
+    """Compare churn of assigned and held-out customers of a past list whose horizon has passed.
+
+    The plan is ``plan_path``, else the archived plan of ``as_of`` (``<output_dir>/outreach_plans``),
+    else the newest archived plan whose horizon (``features.horizon_days``) the data now covers.
+    Outcomes are the churn labels of ``config.label`` read from the data; the customers actually
+    contacted come from ``scoring.outreach_history`` (contacts from the plan's date to the end of
+    its horizon), without it only the intention-to-treat rows are given. Writes
+    ``<output_dir>/outreach_effects/effect_<as_of>.json`` and ``.png``.
+    """
+    from retain.churn.labels import labels
+    from retain.outreach.effect import effect_figure, outreach_effect
+
+    if config.data.layout == "flat":
+        raise ScoringError("a flat table has no dates after its snapshot: the effect of outreach needs dated data")
+    loaded = data.load_world(config.data)
+    data_end = observed_until(loaded.world)
+    horizon = pd.Timedelta(days=config.features.horizon_days)
+    if plan_path is None:
+        plan_path = _plan_to_report(config, data_end, horizon, pd.Timestamp(as_of) if as_of else None)
+    plan = data.read_frame(plan_path)
+    when = pd.Timestamp(plan["as_of"].iloc[0])
+    if when + horizon > data_end:
+        raise ScoringError(
+            f"{plan_path}: the horizon of the list of {when.date()} ends {(when + horizon).date()}, but the data "
+            f"ends {data_end.date()}: who churned is not known yet; run the report after that date's data is in"
+        )
+    outcomes = labels(loaded.world.customers, loaded.world.events, when, config.features.horizon_days, config.label)
+    contacted = None
+    if config.scoring.outreach_history is not None:
+        contacts = data.read_contacts(config.scoring.outreach_history)
+        window = (contacts["contacted_at"] >= when) & (contacts["contacted_at"] < when + horizon)
+        contacted = set(contacts.loc[window, "customer_id"])
+    effect = outreach_effect(plan, outcomes, contacted)
+    out_dir = config.scoring.output_dir / "outreach_effects"
+    name = f"effect_{when:%Y-%m-%d}"
+    payload = {
+        "as_of": when, "horizon_days": config.features.horizon_days, "horizon_end": when + horizon,
+        "data_end": data_end, "plan": plan_path, "churn_definition": config.label.definition,
+        "per_protocol": contacted is not None, "rows": effect.to_dict(orient="records"),
+    }
+    paths = {"json": data.write_json(payload, out_dir / f"{name}.json")}
+    figure = effect_figure(effect, f"Effect of outreach on {config.features.horizon_days}-day churn, list of {when.date()}")
+    paths["plot"] = data.write_figures({name: figure}, out_dir)[name]
+    return OutreachReport(when, when + horizon, data_end, plan_path, effect, contacted is not None, paths)
+
+
+def _plan_to_report(
+    config: ScoreConfig, data_end: pd.Timestamp, horizon: pd.Timedelta, as_of: pd.Timestamp | None
+) -> Path:
+    plans = data.dated_files(config.scoring.output_dir / PLAN_ARCHIVE, "plan_")
+    if as_of is not None:
+        if as_of not in plans:
+            listed = ", ".join(f"{d.date()}" for d in plans) or "none"
+            raise ScoringError(f"no outreach plan of {as_of.date()} under {config.scoring.output_dir / PLAN_ARCHIVE} (plans: {listed})")
+        return plans[as_of]
+    ready = [d for d in plans if d + horizon <= data_end]
+    if not ready:
+        waiting = ", ".join(f"{d.date()} (ready after {(d + horizon).date()})" for d in plans) or "none yet"
+        raise ScoringError(
+            f"no outreach plan under {config.scoring.output_dir / PLAN_ARCHIVE} has a horizon that the data "
+            f"(to {data_end.date()}) covers; plans: {waiting}"
+        )
+    return plans[ready[-1]]
+
+
+def format_outreach_report(report: OutreachReport) -> str:
+    lines = [
+        (
+            f"Effect of outreach, list of {report.as_of.date()} ({report.plan}); churn within the horizon "
+            f"to {report.horizon_end.date()}, data to {report.data_end.date()}."
+        ),
+        "Treated: assigned that day; control: held out at random among those who would have been assigned.",
+        "Difference = treated - control churn rate (below 0: fewer left after outreach), 95% Newcombe interval.",
+    ]
+    if not report.contacts_known:
+        lines.append("No outreach history (scoring.outreach_history): intention to treat only.")
+    if report.effect.empty:
+        lines.append("No assigned or held-out customer with a known outcome.")
+    for row in report.effect.itertuples(index=False):
+        kind = "ITT" if row.analysis == "intention_to_treat" else "PP "
+        interval = (
+            f"{row.difference:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]" if pd.notna(row.difference) else "n/a (a group is empty)"
+        )
+        lines.append(
+            f"  {kind} treated {row.churned_treated}/{row.n_treated}  control {row.churned_control}/{row.n_control}  "
+            f"{interval}  {row.action}"
+        )
+    lines.append("Outputs:")
+    lines += [f"  {kind:<6} {path}" for kind, path in report.paths.items()]
     return "\n".join(lines)

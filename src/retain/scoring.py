@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 RANKED_LIST = "ranked_customers"
 OUTREACH_PLAN = "outreach_plan.parquet"
+PLAN_ARCHIVE = "outreach_plans"
+"""Under the output directory: every run's plan by scoring date, kept after its run is pruned,
+so its effect can be measured once the horizon has passed (``retain outreach report``)."""
 SUMMARY = "score_summary.json"
 
 
@@ -255,7 +258,8 @@ def write_scores(
     The list is :func:`outreach_list` (control customers left out unless ``include_control``);
     the outreach plan (``outreach_plan.parquet``) is every scored customer, control ones
     included, with their status: what ``retain outreach report`` reads once the horizon has
-    passed. The files go into a new ``output_dir/runs/<id>/`` and ``output_dir/latest`` is then
+    passed; a copy is kept under ``output_dir/outreach_plans/`` (:func:`plan_archive_path`),
+    which run pruning does not touch. The files go into a new ``output_dir/runs/<id>/`` and ``output_dir/latest`` is then
     switched to it in one rename (:func:`retain.data.publish_run`), so a reader sees the previous
     list or this one, never a mix. Returns the stable paths under ``latest`` and ``run``, the
     run directory.
@@ -279,7 +283,14 @@ def write_scores(
     )
     paths = {kind: published.files[name] for kind, name in names.items()}
     paths["run"] = published.run_dir
+    if len(ranked):
+        paths["plans"] = data.write_frame(ranked, plan_archive_path(output_dir, ranked["as_of"].iloc[0]))
     return paths
+
+
+def plan_archive_path(output_dir: Path, as_of: pd.Timestamp) -> Path:
+    """Where the outreach plan of the list dated ``as_of`` is kept (a rescore of that date replaces it)."""
+    return output_dir / PLAN_ARCHIVE / f"plan_{pd.Timestamp(as_of):%Y-%m-%d}.parquet"
 
 
 def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:
