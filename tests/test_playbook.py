@@ -66,6 +66,13 @@ def test_the_first_rule_in_playbook_order_matching_any_reason_decides() -> None:
     assert "recommended_action" not in ranked.columns  # input not modified
 
 
+def test_a_missing_segment_matches_no_segment_rule() -> None:
+    ranked = _ranked([("A", "high", "smb", "open_tickets", None), ("B", "high", "smb", "open_tickets", None)])
+    ranked["segment"] = pd.Series(["enterprise", pd.NA], dtype="string")
+    out = assign_outreach(ranked, PLAYBOOK.model_copy(update={"teams": ()}), None, AS_OF, TIERS)
+    assert _actions(out) == {"A": "account manager", "B": "escalate"}
+
+
 def test_a_full_team_queues_its_customers_without_moving_them_to_the_default_team() -> None:
     ranked = _ranked(
         [

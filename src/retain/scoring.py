@@ -220,7 +220,8 @@ def outreach_list(ranked: pd.DataFrame, include_control: bool = False) -> pd.Dat
     With ``include_control`` (the playbook's setting) control customers stay in, flagged by
     ``control`` and with status ``held_out`` where they would have been contacted.
     """
-    listed = ranked if include_control else ranked.loc[~ranked["control"]]
+    held_out = ranked["control"].to_numpy(dtype=bool) if "control" in ranked.columns else np.zeros(len(ranked), bool)
+    listed = ranked if include_control else ranked.loc[~held_out]
     listed = listed.reset_index(drop=True)
     listed["rank"] = np.arange(1, len(listed) + 1)
     listed.attrs = dict(ranked.attrs)
@@ -270,7 +271,7 @@ def write_scores(
     listed_customers = outreach_list(ranked, include_control)
     # Stable paths only: the files of two runs on the same data and models stay byte-identical.
     listed = {kind: str(output_dir / data.LATEST / name) for kind, name in names.items() if kind != "summary"}
-    payload = {**summary, "outputs": listed}
+    payload = {**summary, "customers_listed": len(listed_customers), "outputs": listed}
     published = data.publish_run(
         output_dir,
         {

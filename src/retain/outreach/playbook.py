@@ -49,7 +49,7 @@ def matching_rule(
         if rule.min_tier is not None and tier_rank > rank_of.get(rule.min_tier, len(rank_of)):
             continue
         segments = rule.segments
-        if segments is not None and segment not in segments:
+        if segments is not None and not (isinstance(segment, str) and segment in segments):
             continue
         return rule
     return None
