@@ -186,3 +186,20 @@ def test_the_shipped_playbook_gives_a_demo_like_top_ten_varied_actions() -> None
     assert out["recommended_action"].nunique() >= 8
     assert "account_management" in set(out["team"])  # high-risk enterprise, open ticket, no cause
     assert (out["outreach_status"] == ASSIGNED).all()
+
+
+def test_the_contact_log_is_read_with_ids_as_strings_and_bad_rows_refused(tmp_path: Path) -> None:
+    from retain.contracts import ContractError
+    from retain.data import read_contacts
+
+    path = tmp_path / "contacts.csv"
+    path.write_text("customer_id,contacted_at,action\n 17 ,2025-05-02 12:00,call\nC2,2025-05-03,mail\n")
+    contacts = read_contacts(path)
+    assert contacts["customer_id"].tolist() == ["17", "C2"]
+    assert contacts["contacted_at"].tolist() == [pd.Timestamp("2025-05-02 12:00"), pd.Timestamp("2025-05-03")]
+    path.write_text("customer_id,contacted_at\nC1,2025-05-02\n,2025-05-03\nC3,soon\n")
+    with pytest.raises(ContractError, match=r"2 row\(s\) of the outreach history .* \(first at row 2\)"):
+        read_contacts(path)
+    path.write_text("customer_id,when\nC1,2025-05-02\n")
+    with pytest.raises(ContractError, match=r"needs column\(s\) \['contacted_at'\]"):
+        read_contacts(path)
