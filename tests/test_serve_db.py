@@ -144,6 +144,12 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
         pd.DataFrame({"customer_id": ["C000001", "C000000", "C000009"], "segment": ["smb", "enterprise", "x"],
                       "region": ["emea", None, "x"]}),
     )
+    ranked = ranked.assign(
+        team=["retention", None, "support", "support"],
+        outreach_status=["assigned", "queued", "held_out", "cooldown"],
+        control=[False, False, True, False],
+        last_contacted_at=[pd.NaT, pd.NaT, pd.NaT, pd.Timestamp("2025-05-20")],
+    )
     run_id = runs.publish_run(engine, ranked, summary_of(ranked), evidence_of(ranked), chunk_rows=3)
     current = runs.current_run(engine)
     assert current is not None and current.id == run_id and current.status == "published"
@@ -161,6 +167,11 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
     first = rows[0]
     assert first["segment"] == "enterprise" and first["region"] is None and first["plan"] is None
     assert rows[1]["segment"] == "smb" and rows[1]["region"] == "emea" and rows[2]["segment"] is None
+    assert [(r["team"], r["outreach_status"], r["control"]) for r in rows] == [
+        ("retention", "assigned", False), (None, "queued", False), ("support", "held_out", True),
+        ("support", "cooldown", False),
+    ]
+    assert rows[3]["last_contacted_at"] == datetime(2025, 5, 20) and rows[0]["last_contacted_at"] is None
     assert first["reasons"] == [
         {"phrase": "3 tickets in the last 90 days", "signal": "repeated_contacts",
          "evidence_kind": "ticket", "evidence_ids": ["T0a", "T0b"]},

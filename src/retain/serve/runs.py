@@ -92,7 +92,8 @@ def publish_run(
         The ranked list (``scoring.score_world``): ``rank``, ``as_of``, ``customer_id``,
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
         ``reason_i``/``reason_i_signal``/``reason_i_evidence``, ``recommended_action``, and
-        optionally ``segment``, ``region``, ``plan``, ``owner``, ``team``.
+        optionally ``segment``, ``region``, ``plan``, ``owner``, and the outreach plan's
+        ``team``, ``outreach_status``, ``control``, ``last_contacted_at``.
     summary:
         The run's summary (``scoring.summarise``): ``as_of``, ``model_versions``,
         ``value_basis`` are read from it; the whole is stored.
@@ -317,8 +318,16 @@ def _customer_columns(ranked: pd.DataFrame, evidence: pd.DataFrame | None) -> di
         "reasons": _reasons(ranked, numbers),
         "recommended_action": ranked["recommended_action"].astype(str).tolist(),
     }
-    for name in (*ATTRIBUTES, "owner", "team"):
+    for name in (*ATTRIBUTES, "owner", "team", "outreach_status"):
         columns[name] = _texts(ranked[name]) if name in ranked.columns else [None] * len(ranked)
+    columns["control"] = (
+        ranked["control"].fillna(False).astype(bool).tolist() if "control" in ranked.columns else [False] * len(ranked)
+    )
+    columns["last_contacted_at"] = (
+        [None if pd.isna(t) else t.to_pydatetime() for t in pd.to_datetime(ranked["last_contacted_at"])]
+        if "last_contacted_at" in ranked.columns
+        else [None] * len(ranked)
+    )
     columns["themes"] = [themes.get(c) for c in customers]
     return columns
 
