@@ -685,7 +685,8 @@ def cdnow(run: BenchmarkRun) -> None:
         train = run_cli(["train", "--until", C5_AS_OF], "cdnow", config, run.context.data_dir)
         metrics = json.loads((workdir / "reports" / "metrics.json").read_text(encoding="utf-8"))
         score = run_cli(["score", "--as-of", C5_AS_OF, "--force-as-of"], "cdnow", config, run.context.data_dir)
-        ranked = pd.read_parquet(workdir / "outputs" / "ranked_customers.parquet")
+        # every scored customer: the list leaves the outreach control group out
+        ranked = pd.read_parquet(workdir / "outputs" / "outreach_plan.parquet")
 
     log = load_cdnow(run.data_path(CDNOW))
     as_of = pd.Timestamp(C5_AS_OF)

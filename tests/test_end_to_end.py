@@ -42,7 +42,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         f"data: {{path: {root / 'demo' / 'world'}}}\n"
         f"tracking: {{tracking_uri: '{store}'}}\nreports_dir: {root / 'reports'}\n"
     )
-    return {"root": root, "demo": demo, "score": score, "train": train}
+    demo_score = root / "demo_score.yaml"  # the demo's own outputs, for the outreach report
+    demo_score.write_text(
+        f"data: {{path: {root / 'demo' / 'world'}}}\n"
+        f"tracking: {{tracking_uri: '{store}'}}\nscoring: {{output_dir: {root / 'outputs'}}}\n"
+    )
+    return {"root": root, "demo": demo, "score": score, "train": train, "demo_score": demo_score}
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +73,23 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert str(workspace["root"] / "outputs" / "latest" / "ranked_customers.parquet") in out
 
 
+def test_no_model_is_stored_as_a_pickle(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    """Issue 7: `retain train` stored the churn model as model.pkl; every model is skops now."""
+    artifacts = workspace["root"] / "mlartifacts"
+    assert len(list(artifacts.rglob("model.skops"))) >= 3  # churn, its baseline, the text models
+    assert not list(artifacts.rglob("*.pkl"))
+
+
 def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     ranked = pd.read_parquet(workspace["root"] / "outputs" / "ranked_customers.parquet")
+    plan = pd.read_parquet(workspace["root"] / "outputs" / "outreach_plan.parquet")
     customers = pd.read_parquet(workspace["root"] / "demo" / "world" / "customers.parquet")
-    # every customer active at the end of the data is scored, once
+    # every customer active at the end of the data is scored, once: in the list or held out as control
     as_of = ranked["as_of"].iloc[0]
     active = customers[(customers["signup_at"] <= as_of) & ~(customers["churned_at"] <= as_of)]
-    assert sorted(ranked["customer_id"]) == sorted(active["customer_id"])
+    assert sorted(plan["customer_id"]) == sorted(active["customer_id"])
+    assert not ranked["control"].any() and plan["control"].any()
+    assert sorted(ranked["customer_id"]) == sorted(plan.loc[~plan["control"], "customer_id"])
     assert ranked["churn_probability"].between(0, 1).all()
     assert ranked["value_at_risk"].is_monotonic_decreasing
     assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
@@ -87,8 +102,26 @@ def test_ranked_list_is_complete_and_ordered(demo_run: subprocess.CompletedProce
     assert {"reason_1_evidence", "reason_1_signal"} <= set(ranked.columns)
     assert ranked["reason_1_signal"].notna().eq(ranked["reason_1"].notna()).all()
     assert ranked["recommended_action"].str.len().gt(0).all()
+    # the top of the list gets actions that follow its own reasons, not one action for all
+    from retain.config import Playbook, load_config
+
+    playbook = load_config(REPO / "configs" / "playbook.yaml", Playbook)
+    signal_of = {r.action: r.signal for r in playbook.rules}
+    top = ranked.head(10)
+    assert top["recommended_action"].nunique() >= 2
+    for row in top.itertuples(index=False):
+        signal = signal_of.get(row.recommended_action)
+        assert signal is None or signal in {row.reason_1_signal, row.reason_2_signal, row.reason_3_signal}
+    assert set(ranked["outreach_status"]) <= {"assigned", "queued", "cooldown"}
+    assert ranked["outreach_status"].head(10).eq("assigned").all()
     csv = pd.read_csv(workspace["root"] / "outputs" / "ranked_customers.csv")
     assert csv["customer_id"].tolist() == ranked["customer_id"].tolist()
+
+
+def test_the_effect_report_waits_for_the_horizon(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    result = run_retain("outreach", "report", "--config", str(workspace["demo_score"]), "--quiet")
+    assert result.returncode == 3
+    assert "has a horizon that the data" in result.stderr and "ready after" in result.stderr
 
 
 def test_rescoring_is_idempotent(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
@@ -266,9 +299,11 @@ def test_train_and_score_on_customers_and_a_purchase_log_only(tmp_path: Path) ->
     assert scored.returncode == 0, scored.stderr
     assert f"as of {as_of}" in scored.stdout
     ranked = pd.read_csv(tmp_path / "outputs" / "ranked_customers.csv")
+    plan = pd.read_parquet(tmp_path / "outputs" / "outreach_plan.parquet")  # the list and the control group
     bought = purchases.loc[pd.to_datetime(purchases["occurred_at"]) <= pd.Timestamp(as_of), "customer_id"]
     assert 0 < bought.nunique() < len(customers)  # the check below can tell who is left out
-    assert sorted(ranked["customer_id"]) == sorted(bought.unique())
+    assert sorted(plan["customer_id"]) == sorted(bought.unique())
+    assert sorted(ranked["customer_id"]) == sorted(plan.loc[~plan["control"], "customer_id"])
     assert ranked["churn_probability"].between(0, 1).all()
     # no tickets or feedback: no reason can point at a ticket or a feedback text
     assert ranked.filter(like="_evidence").isna().all().all()
@@ -315,8 +350,10 @@ def test_train_and_score_on_a_flat_csv(tmp_path: Path) -> None:
     scored = run_retain("score", "-c", str(config), "--as-of", "2025-06-30", "--quiet")
     assert scored.returncode == 0, scored.stderr
     ranked = pd.read_csv(tmp_path / "outputs" / "ranked_customers.csv")
+    plan = pd.read_parquet(tmp_path / "outputs" / "outreach_plan.parquet")  # the list and the control group
     stayed = [f"F{i:04d}" for i in np.flatnonzero(~churned)]
-    assert sorted(ranked["customer_id"]) == stayed
+    assert sorted(plan["customer_id"]) == stayed
+    assert sorted(ranked["customer_id"]) == sorted(plan.loc[~plan["control"], "customer_id"])
     assert ranked["value_at_risk"].is_monotonic_decreasing
     # what a customer pays is why they matter, never a reason
     signals = ranked.filter(regex=r"^reason_\d_signal$").stack()

@@ -2,7 +2,8 @@
 
 MLflow's sklearn flavour, ``clone``, grid search and the training job rely on it: parameters
 stored unchanged in ``__init__`` and nothing else there, learned state ending in ``_``, ``fit``
-returning ``self``, ``classes_`` in the order of ``predict_proba``'s columns, pickling.
+returning ``self``, ``classes_`` in the order of ``predict_proba``'s columns, storing with skops (how
+retain logs models) and pickling.
 """
 
 from __future__ import annotations
@@ -283,6 +284,27 @@ def test_fitted_estimator_survives_cloudpickle(case: Case) -> None:
     X, y = case.data()
     estimator = case.make().fit(X, y)
     restored = cloudpickle.loads(cloudpickle.dumps(estimator))
+    expected, got = estimator.predict_proba(X), restored.predict_proba(X)
+    if not case.multi_output:
+        expected, got = [expected], [got]
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_fitted_estimator_survives_skops_with_retains_trusted_types(case: Case) -> None:
+    """How retain stores models (no pickle): skops, loading only the types retain lists."""
+    import skops.io
+
+    from retain.tracking import SKOPS_TRUSTED_TYPES, TEXT_SKOPS_TRUSTED_TYPES
+
+    if case.name == "theme_pair_pipeline":
+        pytest.skip("only the benchmarks fit the pair model; retain never logs it")
+    X, y = case.data()
+    estimator = case.make().fit(X, y)
+    stored = skops.io.dumps(estimator)
+    trusted = [*SKOPS_TRUSTED_TYPES, *TEXT_SKOPS_TRUSTED_TYPES]
+    assert set(skops.io.get_untrusted_types(data=stored)) <= set(trusted)
+    restored = skops.io.loads(stored, trusted=trusted)
     expected, got = estimator.predict_proba(X), restored.predict_proba(X)
     if not case.multi_output:
         expected, got = [expected], [got]

@@ -108,7 +108,7 @@ def test_cdnow_until_then_score_covers_every_buyer_and_beats_recency(tmp_path: P
     assert "churn definition: inactivity" in trained.stdout
     scored = _retain("score", "-c", str(config), "--as-of", "1997-12-31", "--force-as-of")
     assert scored.returncode == 0, scored.stderr[-3000:]
-    ranked = pd.read_parquet(tmp_path / "outputs" / "ranked_customers.parquet")
+    ranked = pd.read_parquet(tmp_path / "outputs" / "outreach_plan.parquet")  # the list and the control group
 
     log = pd.read_csv(
         DATA_DIR / SETS["cdnow"] / "CDNOW_master.txt", sep=r"\s+", dtype={"customer_id": str}

@@ -111,7 +111,9 @@ def _published(output: Path) -> dict[str, bytes]:
     files = {name: (run / name).read_bytes() for name in OUTPUTS}
     ranked = pd.read_parquet(run / OUTPUTS[0])
     summary = json.loads(files["score_summary.json"])
-    assert summary["customers_scored"] == len(ranked) == len(pd.read_csv(run / OUTPUTS[1]))
+    assert summary["customers_listed"] == len(ranked) == len(pd.read_csv(run / OUTPUTS[1]))
+    # everyone scored is in the plan; the list leaves the control group out
+    assert summary["customers_scored"] == len(pd.read_parquet(run / "outreach_plan.parquet"))
     assert summary["as_of"] == str(ranked["as_of"].iloc[0].date())
     return files
 

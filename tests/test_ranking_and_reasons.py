@@ -5,7 +5,8 @@ import pandas as pd
 
 from retain.churn.reasons import signal_contributions, top_reasons
 from retain.config import Playbook, PlaybookRule, RiskTier
-from retain.ranking import rank_customers, risk_tiers
+from retain.outreach.playbook import assign_outreach
+from retain.outreach.ranking import rank_customers, risk_tiers
 
 TIERS = (
     RiskTier(name="high", min_probability=0.5),
@@ -110,7 +111,9 @@ def test_ranking_by_value_at_risk_with_playbook_actions() -> None:
             PlaybookRule(signal="open_tickets", action="escalate"),
         ),
     )
-    ranked = rank_customers(scored, reasons, playbook, TIERS)
+    ranked = assign_outreach(
+        rank_customers(scored, reasons, TIERS), playbook, None, pd.Timestamp("2025-01-01"), ["high", "medium", "low"]
+    )
     # value at risk: A 9, B 30, C 30, D 30 -> ties broken by probability, then id
     assert ranked["customer_id"].tolist() == ["C", "B", "D", "A"]
     assert ranked["rank"].tolist() == [1, 2, 3, 4]
@@ -127,7 +130,9 @@ def test_min_tier_blocks_a_rule_below_it() -> None:
         default_action="default",
         rules=(PlaybookRule(signal="theme_pricing", action="discount", min_tier="medium"),),
     )
-    ranked = rank_customers(scored, reasons, playbook, TIERS)
+    ranked = assign_outreach(
+        rank_customers(scored, reasons, TIERS), playbook, None, pd.Timestamp("2025-01-01"), ["high", "medium", "low"]
+    )
     assert ranked.loc[0, "recommended_action"] == "default"
 
 

@@ -11,8 +11,7 @@ import pytest
 from retain.churn.evidence import reason_evidence
 from retain.churn.features import FEATURE_SIGNALS
 from retain.churn.reasons import risky_directions, signal_of, top_reasons
-from retain.config import Playbook
-from retain.ranking import rank_customers
+from retain.outreach.ranking import rank_customers
 
 IDS = ["A", "B", "C", "D", "E"]
 
@@ -315,13 +314,8 @@ def test_the_ranked_list_carries_the_evidence_after_the_signals() -> None:
             "reason_1_evidence": ["T3|T5", None],
         }
     )
-    ranked = rank_customers(scored, reasons, Playbook(default_action="call"), _tiers())
-    assert list(ranked.columns[-4:]) == [
-        "reason_1",
-        "reason_1_signal",
-        "reason_1_evidence",
-        "recommended_action",
-    ]
+    ranked = rank_customers(scored, reasons, _tiers())
+    assert list(ranked.columns[-3:]) == ["reason_1", "reason_1_signal", "reason_1_evidence"]
     assert ranked.loc[0, "reason_1_evidence"] == "T3|T5"
 
 

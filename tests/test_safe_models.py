@@ -1,16 +1,22 @@
-"""Issue 7, item 7: model files are checked against their recorded sha256 before anything is
-unpickled, and text vocabularies keep no e-mail address, phone number or rare name.
+"""Issue 7, item 7: no model is ever unpickled, model files are checked against their recorded
+sha256 before anything is read, and text vocabularies keep no e-mail address, phone number or
+rare name.
 
 Each test names the failure it guards against and fails if that behaviour comes back.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,9 +26,12 @@ from sklearn.preprocessing import FunctionTransformer
 from typer.testing import CliRunner
 
 from retain import tracking
+from retain.churn.model import ChurnClassifier
 from retain.cli import EXIT_TAMPERED, app
 from retain.config import TextModelConfig, TrackingConfig
 from retain.text.pii import customer_vocabulary, scrub_pii
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class _RunsACommand:
@@ -35,6 +44,31 @@ class _RunsACommand:
         return os.system, (f"touch {self.marker}",)
 
 
+def _skops_running_a_command(marker: Path) -> bytes:
+    """A skops file whose loading would call ``subprocess.Popen(["touch", marker])``.
+
+    skops rebuilds some objects by calling their type with stored arguments; here the type is
+    ``subprocess.Popen``. Only a loader that trusts that type runs it.
+    """
+    import skops.io
+
+    arguments = zipfile.ZipFile(io.BytesIO(skops.io.dumps((["touch", str(marker)],))))
+    schema = json.loads(arguments.read("schema.json"))
+    payload = {
+        "__class__": "Popen",
+        "__module__": "subprocess",
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {k: v for k, v in schema.items() if k not in ("protocol", "_skops_version")},
+        "__id__": 1,
+        "protocol": schema["protocol"],
+        "_skops_version": schema["_skops_version"],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", json.dumps(payload))
+    return buffer.getvalue()
+
+
 def _store(tmp_path: Path) -> TrackingConfig:
     return TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
@@ -43,12 +77,26 @@ def _shifted(X: object) -> object:
     return X
 
 
+def _churn_table(n: int = 160, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Numeric, string, category and missing values: every kind of column ChurnClassifier takes."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "logins_30d": rng.poisson(5, n).astype(float),
+            "plan": rng.choice(["basic", "pro", "team"], n),
+            "region": pd.Categorical(rng.choice(["north", "south"], n)),
+            "tickets": np.where(rng.random(n) < 0.1, np.nan, rng.poisson(1, n)),
+        }
+    )
+    risk = -0.4 * X["logins_30d"] + 1.5 * (X["plan"] == "basic") + rng.normal(0, 1, n)
+    return X, (risk > np.median(risk)).astype(int).to_numpy()
+
+
 def _register_churn_champion(track: TrackingConfig) -> str:
-    # A function of its own, like retain's churn model (LightGBM, its own estimators), keeps the
-    # model out of skops: it is cloudpickled into model.pkl.
-    model = make_pipeline(FunctionTransformer(_shifted), LogisticRegression()).fit([[0.0], [1.0]], [0, 1])
+    X, y = _churn_table()
+    model = ChurnClassifier(n_estimators=20, min_child_samples=10).fit(X, y)
     with tracking.tracked_run(track, "churn") as run:
-        uri = run.log_model(model, "churn")
+        uri = run.log_model(model, "churn", extra_requirements=("lightgbm",))
     version = tracking.register_model(track, uri, track.churn_model)
     tracking.crown_without_evidence(track, track.churn_model, version, "test")
     return version
@@ -57,6 +105,12 @@ def _register_churn_champion(track: TrackingConfig) -> str:
 def _model_file(tmp_path: Path, name: str) -> Path:
     (path,) = (tmp_path / "mlartifacts").rglob(name)
     return path
+
+
+def _rehash(track: TrackingConfig, name: str, version: str, folder: Path) -> None:
+    """Record the folder's current hashes, as if the model had been logged with these files."""
+    hashes = json.dumps(tracking.artifact_hashes(folder), sort_keys=True)
+    tracking._client(track).set_model_version_tag(name, version, tracking.ARTIFACT_HASHES_TAG, hashes)
 
 
 def _score_config(tmp_path: Path, track: TrackingConfig) -> Path:
@@ -69,6 +123,60 @@ def _score_config(tmp_path: Path, track: TrackingConfig) -> Path:
     return config
 
 
+def _pickles(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle")]
+
+
+# --- the churn model: stored with skops, loaded trusting a named list of types -----------------
+
+
+def test_the_churn_model_round_trips_through_skops_with_identical_predictions(tmp_path: Path) -> None:
+    """Issue 7: the churn model (LightGBM in retain's estimator) was cloudpickled."""
+    import skops.io
+
+    X, y = _churn_table()
+    track = _store(tmp_path)
+    for calibration in ("sigmoid", "isotonic", None):
+        model = ChurnClassifier(n_estimators=20, min_child_samples=10, calibration=calibration).fit(X, y)
+        name = f"churn-{calibration}"
+        with tracking.tracked_run(track, name) as run:
+            uri = run.log_model(model, name)
+        version = tracking.register_model(track, uri, name)
+        loaded = tracking.load_version(track, name, version)
+
+        assert type(loaded) is ChurnClassifier
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        pd.testing.assert_frame_equal(loaded.feature_attributions(X), model.feature_attributions(X))
+        np.testing.assert_array_equal(loaded.raw_margin(X, n_trees=5), model.raw_margin(X, n_trees=5))
+    assert not _pickles(tmp_path / "mlartifacts")
+    for stored in (tmp_path / "mlartifacts").rglob("model.skops"):
+        assert set(skops.io.get_untrusted_types(file=stored)) <= set(tracking.SKOPS_TRUSTED_TYPES)
+
+
+def test_the_logistic_baseline_is_stored_with_skops_too(tmp_path: Path) -> None:
+    from retain.churn.model import make_logistic_baseline
+
+    X, y = _churn_table()
+    baseline = make_logistic_baseline().fit(X, y)
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "baseline") as run:
+        uri = run.log_model(baseline, "logistic_baseline")
+    version = tracking.register_model(track, uri, "baseline")
+    np.testing.assert_array_equal(tracking.load_version(track, "baseline", version).predict_proba(X), baseline.predict_proba(X))
+    assert not _pickles(tmp_path / "mlartifacts")
+
+
+def test_a_model_skops_cannot_store_with_trusted_types_is_refused_not_pickled(tmp_path: Path) -> None:
+    track = _store(tmp_path)
+    model = make_pipeline(FunctionTransformer(_shifted), LogisticRegression()).fit([[0.0], [1.0]], [0, 1])
+    with (
+        tracking.tracked_run(track, "untrusted") as run,
+        pytest.raises(TypeError, match="does not trust when loading: test_safe_models._shifted"),
+    ):
+        run.log_model(model, "untrusted")
+    assert not list((tmp_path / "mlartifacts").rglob("MLmodel"))
+
+
 # --- hashes recorded at logging and registration, checked at every load -----------------------
 
 
@@ -76,31 +184,79 @@ def test_registration_records_the_sha256_of_every_model_file(tmp_path: Path) -> 
     track = _store(tmp_path)
     version = _register_churn_champion(track)
     recorded = json.loads(tracking.model_version_tags(track, track.churn_model, version)[tracking.ARTIFACT_HASHES_TAG])
-    on_disk = tracking.artifact_hashes(_model_file(tmp_path, "model.pkl").parent)
+    on_disk = tracking.artifact_hashes(_model_file(tmp_path, "model.skops").parent)
     assert recorded == on_disk
-    assert {"model.pkl", "MLmodel"} <= recorded.keys()
+    assert {"model.skops", "MLmodel"} <= recorded.keys()
 
 
-def test_a_swapped_model_pkl_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("payload", ["pickle", "skops"])
+def test_a_swapped_model_file_is_refused_before_it_is_read(tmp_path: Path, payload: str) -> None:
     """Issue 7: a swapped `model.pkl` ran a command during `retain score`, which exited 0."""
     track = _store(tmp_path)
     version = _register_churn_champion(track)
-    marker = tmp_path / "the_pickle_ran"
-    _model_file(tmp_path, "model.pkl").write_bytes(pickle.dumps(_RunsACommand(marker)))
+    marker = tmp_path / "the_payload_ran"
+    swapped = pickle.dumps(_RunsACommand(marker)) if payload == "pickle" else _skops_running_a_command(marker)
+    _model_file(tmp_path, "model.skops").write_bytes(swapped)
 
     result = CliRunner().invoke(app, ["score", "-c", str(_score_config(tmp_path, track)), "-q"])
 
     assert result.exit_code == EXIT_TAMPERED, result.output
-    assert not marker.exists(), "the swapped pickle was unpickled"
+    assert not marker.exists(), "the swapped file was run"
     assert f"error: model {track.churn_model} version {version}: its files differ" in result.output
-    assert "model.pkl was changed" in result.output
+    assert "model.skops was changed" in result.output
     assert "restore mlartifacts/" in result.output
+
+
+def test_a_skops_payload_is_refused_even_with_matching_hashes(tmp_path: Path) -> None:
+    """A store whose hash tags were rewritten too: skops still builds no untrusted type."""
+    import skops.io
+
+    track = _store(tmp_path)
+    version = _register_churn_champion(track)
+    marker = tmp_path / "the_payload_ran"
+    stored = _model_file(tmp_path, "model.skops")
+    stored.write_bytes(_skops_running_a_command(marker))
+    _rehash(track, track.churn_model, version, stored.parent)
+
+    with pytest.raises(tracking.ModelIntegrityError, match="holds types retain does not trust.*subprocess.Popen"):
+        tracking.load_version(track, track.churn_model, version)
+    assert not marker.exists()
+    # The payload is real: a loader trusting its type runs the command.
+    skops.io.load(stored, trusted=["subprocess.Popen"]).wait()
+    assert marker.exists()
+
+
+def test_a_model_stored_as_a_pickle_by_an_older_retain_is_refused_with_exit_7(tmp_path: Path) -> None:
+    """Its hashes were recorded (older retains did), so only its format tells: never unpickled."""
+    import mlflow.sklearn
+
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "old"):
+        info = mlflow.sklearn.log_model(
+            LogisticRegression().fit([[0.0], [1.0]], [0, 1]),
+            name="churn",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+    version = tracking.register_model(track, info.model_uri, track.churn_model)
+    tracking.crown_without_evidence(track, track.churn_model, version, "test")
+    marker = tmp_path / "the_pickle_ran"
+    old = _model_file(tmp_path, "model.pkl")
+    old.write_bytes(pickle.dumps(_RunsACommand(marker)))  # what an attacker could have logged
+    _rehash(track, track.churn_model, version, old.parent)
+
+    result = CliRunner().invoke(app, ["score", "-c", str(_score_config(tmp_path, track)), "-q"])
+
+    assert result.exit_code == EXIT_TAMPERED, result.output
+    assert not marker.exists(), "the old model's pickle was loaded"
+    assert "this model was stored as a pickle by an older retain; retrain it (`retain train" in result.output
+    with pytest.raises(tracking.UnsafeModelFormatError, match="stored as a pickle"):
+        tracking.load_champion(track, track.churn_model)
 
 
 def test_an_added_or_missing_model_file_is_refused(tmp_path: Path) -> None:
     track = _store(tmp_path)
     version = _register_churn_champion(track)
-    folder = _model_file(tmp_path, "model.pkl").parent
+    folder = _model_file(tmp_path, "model.skops").parent
     (folder / "extra.py").write_text("print('hello')\n")
     with pytest.raises(tracking.ModelIntegrityError, match="extra.py was added"):
         tracking.load_version(track, track.churn_model, version)
@@ -120,32 +276,36 @@ def test_a_model_without_recorded_hashes_is_not_loaded(tmp_path: Path) -> None:
         tracking.load_champion(track, track.churn_model)
 
 
-def test_an_untampered_model_loads_from_its_checked_copy(tmp_path: Path) -> None:
-    track = _store(tmp_path)
-    _register_churn_champion(track)
-    model, _ = tracking.load_champion(track, track.churn_model)
-    assert model.predict_proba([[1.0]])[0, 1] > 0.5
+# --- the text model: a pyfunc logged as code, its bundle in skops ------------------------------
 
 
-def test_a_swapped_text_model_pickle_is_refused_before_it_is_unpickled(tmp_path: Path) -> None:
-    """The text pyfunc holds two pickles (the wrapper and the bundle); either one is checked."""
+def _tfidf_bundle() -> object:
     from retain.text.bundle import TextModelBundle
     from retain.text.tfidf import make_sentiment_model
 
     texts = ["great service", "awful support", "really great", "awful, awful app"] * 3
     labels = ["positive", "negative", "positive", "negative"] * 3
     sentiment = make_sentiment_model(TextModelConfig(min_df=2)).fit(texts, labels)
+    return TextModelBundle(sentiment=sentiment, themes=None, theme_ids=())
+
+
+def test_a_swapped_text_model_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """The text pyfunc holds its code and one skops file; no pickle, and both are checked."""
     track = _store(tmp_path)
     with tracking.tracked_run(track, "text") as run:
-        uri = tracking.log_text_model(run, TextModelBundle(sentiment=sentiment, themes=None, theme_ids=()))
+        uri = tracking.log_text_model(run, _tfidf_bundle())
     version = tracking.register_model(track, uri, track.text_model)
     assert tracking.load_text_model(track, uri).model.predict(["great"]) is not None
+    assert not _pickles(tmp_path / "mlartifacts")
 
-    marker = tmp_path / "the_pickle_ran"
-    for name in ("text_model.pkl", "python_model.pkl"):
+    marker = tmp_path / "the_payload_ran"
+    for name, swapped in (
+        ("text_model.skops", _skops_running_a_command(marker)),
+        ("text_pyfunc.py", f"import os\nos.system('touch {marker}')\n".encode()),
+    ):
         path = _model_file(tmp_path, name)
         original = path.read_bytes()
-        path.write_bytes(pickle.dumps(_RunsACommand(marker)))
+        path.write_bytes(swapped)
         for model_uri in (uri, f"models:/{track.text_model}/{version}"):
             with pytest.raises(tracking.ModelIntegrityError, match=f"{name} was changed"):
                 tracking.load_text_model(track, model_uri)
@@ -153,6 +313,100 @@ def test_a_swapped_text_model_pickle_is_refused_before_it_is_unpickled(tmp_path:
     assert not marker.exists()
     with pytest.raises(tracking.ModelIntegrityError, match="name a registered version"):
         tracking.load_text_model(track, f"runs:/{run.run_id}/text")
+
+
+def test_a_text_skops_payload_with_matching_hashes_is_refused(tmp_path: Path) -> None:
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "text") as run:
+        uri = tracking.log_text_model(run, _tfidf_bundle())
+    version = tracking.register_model(track, uri, track.text_model)
+    marker = tmp_path / "the_payload_ran"
+    stored = _model_file(tmp_path, "text_model.skops")
+    stored.write_bytes(_skops_running_a_command(marker))
+    _rehash(track, track.text_model, version, stored.parent.parent)
+    with pytest.raises(tracking.ModelIntegrityError, match="does not trust"):
+        tracking.load_text_model(track, f"models:/{track.text_model}/{version}")
+    assert not marker.exists()
+
+
+def test_a_text_model_pickled_by_an_older_retain_is_refused(tmp_path: Path) -> None:
+    import mlflow.pyfunc
+
+    class Old(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return model_input
+
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "old-text"):
+        info = mlflow.pyfunc.log_model(name="text", python_model=Old())
+    tracking._record_hashes(track, info.model_id)  # older retains recorded them too
+    version = tracking.register_model(track, info.model_uri, track.text_model)
+    tracking.crown_without_evidence(track, track.text_model, version, "test")
+    assert _pickles(tmp_path / "mlartifacts")  # python_model.pkl
+    with pytest.raises(tracking.UnsafeModelFormatError, match=r"retrain it \(`retain text train"):
+        tracking.load_text_model(track)
+
+
+def test_a_transformer_text_bundle_round_trips_offline_with_identical_probabilities(
+    tmp_path: Path, tiny_bert: Path
+) -> None:
+    """Tokenizer files, config JSON and safetensors weights inside text_model.skops; no pickle,
+    no encoder folder, no network: also in a fresh process through MLflow's own loader."""
+    import shutil
+
+    import skops.io
+    import torch
+
+    from retain.text.bundle import TextModelBundle
+    from retain.text.tfidf import make_theme_model
+    from retain.text.transformer import TransformerTextClassifier
+
+    torch.set_num_threads(1)
+    texts = ["great kind agent", "awful slow app", "refund my bill", "the app crashed", "lovely, thanks", "bad billing"] * 4
+    labels = ["positive", "negative", "neutral", "negative", "positive", "negative"] * 4
+    themes = np.array([[0, 0], [0, 1], [1, 0], [0, 1], [0, 0], [1, 0]] * 4)
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_bert, encoder)
+    sentiment = TransformerTextClassifier(encoder=str(encoder), epochs=1, batch_size=8, random_state=0)
+    bundle = TextModelBundle(
+        sentiment=sentiment.fit(texts, labels),
+        themes=make_theme_model(TextModelConfig()).fit(texts, themes),
+        theme_ids=("billing", "app"),
+        kinds={"sentiment": "transformer", "themes": "tfidf"},
+    )
+    expected = bundle.predict(texts)
+    track = _store(tmp_path)
+    with tracking.tracked_run(track, "text") as run:
+        uri = tracking.log_text_model(run, bundle, extra_requirements=("torch", "transformers"))
+    version = tracking.register_model(track, uri, track.text_model)
+    shutil.rmtree(encoder)  # the model must carry everything it needs
+
+    assert not _pickles(tmp_path / "mlartifacts")
+    stored = _model_file(tmp_path, "text_model.skops")
+    assert set(skops.io.get_untrusted_types(file=stored)) <= set(tracking.TEXT_SKOPS_TRUSTED_TYPES)
+    loaded = tracking.load_text_model(track, f"models:/{track.text_model}/{version}").model
+    pd.testing.assert_frame_equal(loaded.predict(texts), expected)
+
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "model.predict(pd.DataFrame({'text': sys.argv[3:]})).to_parquet(sys.argv[2])\n"
+    )
+    out = tmp_path / "predicted.parquet"
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "no-hf")}
+    done = subprocess.run(
+        [sys.executable, str(script), str(stored.parent.parent), str(out), *texts],
+        cwd=tmp_path,
+        env={**os.environ, **offline, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Exact float equality; label columns come back from parquet as str rather than object.
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=True, check_dtype=False)
 
 
 # --- no personal data in text vocabularies --------------------------------------------------------
@@ -201,8 +455,31 @@ def _feedback_with_pii(n_customers: int = 24) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _assert_no_planted_pii(vocabulary: set[str], pickled: bytes) -> None:
-    lowered = pickled.lower()
+def _skops_text(path: Path) -> bytes:
+    """The text a skops file stores: its schema (without skops' object ids, memory addresses
+    that can contain any digits) and its arrays of strings; numeric arrays are left out."""
+
+    def without_ids(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: without_ids(v) for k, v in node.items() if k != "__id__"}
+        if isinstance(node, list):
+            return [without_ids(v) for v in node]
+        return node
+
+    parts = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name == "schema.json":
+                parts.append(json.dumps(without_ids(json.loads(archive.read(name)))))
+            elif name.endswith(".npy"):
+                array = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+                if array.dtype.kind in "US":
+                    parts.append(" ".join(map(str, array.ravel())))
+    return "\n".join(parts).encode()
+
+
+def _assert_no_planted_pii(vocabulary: set[str], stored: bytes) -> None:
+    lowered = stored.lower()
     for planted in PLANTED:
         assert not any(planted.lower() in term for term in vocabulary), planted
         assert planted.lower().encode() not in lowered, planted
@@ -251,12 +528,15 @@ def test_churn_text_models_store_no_planted_pii(tmp_path: Path) -> None:
         vocabulary = _vocabulary(model)
         assert {"refund", "agent", "__email__", "__phone__"} <= vocabulary
         _assert_no_planted_pii(vocabulary, b"")
-    for pickled in (tmp_path / "mlartifacts").rglob("model.pkl"):
-        _assert_no_planted_pii(set(), pickled.read_bytes())
+    files = list((tmp_path / "mlartifacts").rglob("model.skops"))
+    assert len(files) == 2
+    for stored in files:
+        assert b"refund" in _skops_text(stored)  # the vocabulary is readable in the file
+        _assert_no_planted_pii(set(), _skops_text(stored))
 
 
 def test_text_job_model_stores_no_planted_pii(tmp_path: Path) -> None:
-    """`retain text train` (TF-IDF): no planted detail in the vocabulary or the pickled bytes."""
+    """`retain text train` (TF-IDF): no planted detail in the vocabulary or the stored bytes."""
     feedback = _feedback_with_pii()
     feedback.loc[1:, "text"] = feedback.loc[1:, "text"].str.replace(NAME, "")  # the name written once
     data = tmp_path / "feedback.csv"
@@ -282,14 +562,15 @@ def test_text_job_model_stores_no_planted_pii(tmp_path: Path) -> None:
     bundle = tracking.load_text_model(track).model
     vocabulary = _vocabulary(bundle.sentiment)
     assert {"refund", "__email__", "__phone__", "__number__"} <= vocabulary
-    (pickled,) = (tmp_path / "mlartifacts").rglob("text_model.pkl")
-    _assert_no_planted_pii(vocabulary, pickled.read_bytes())
+    (stored,) = (tmp_path / "mlartifacts").rglob("text_model.skops")
+    assert b"refund" in _skops_text(stored)  # the vocabulary is readable in the file
+    _assert_no_planted_pii(vocabulary, _skops_text(stored))
 
 
 # --- transformer weights as safetensors --------------------------------------------------------
 
 
-def test_encoder_weights_are_pickled_as_safetensors_and_old_pickles_still_load(tiny_bert: Path) -> None:
+def test_an_encoder_is_stored_as_plain_data_and_old_torch_weights_still_load(tiny_bert: Path) -> None:
     import io
 
     import torch
@@ -303,6 +584,10 @@ def test_encoder_weights_are_pickled_as_safetensors_and_old_pickles_still_load(t
     network = EncoderNetwork(AutoTokenizer.from_pretrained(tiny_bert), encoder, head)
 
     state = network.__getstate__()
+    # Tokenizer files, config JSON, safetensors bytes: nothing skops or pickle would run.
+    assert set(state) == {"tokenizer_files", "config_json", "weights_safetensors", "head_shape"}
+    assert {type(v) for v in state["tokenizer_files"].values()} == {bytes}
+    assert json.loads(state["config_json"])["hidden_size"] == encoder.config.hidden_size
     assert "weights" not in state  # no torch.save pickle of the weights
     header_length = int.from_bytes(state["weights_safetensors"][:8], "little")
     header = json.loads(state["weights_safetensors"][8 : 8 + header_length])

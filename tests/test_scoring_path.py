@@ -226,3 +226,46 @@ def test_data_dated_after_as_of_does_not_change_the_list(scored: Scored) -> None
         feedback=pd.concat([world.feedback, feedback], ignore_index=True),
     )
     pd.testing.assert_frame_equal(_score(grown, scored.models), scored.ranked)
+
+
+def test_the_list_carries_customer_attributes_control_and_outreach(scored: Scored) -> None:
+    ranked = scored.ranked
+    customers = scored.world.customers.set_index("customer_id")
+    for column in ("segment", "region", "plan"):
+        assert ranked[column].tolist() == customers.loc[ranked["customer_id"], column].tolist()
+    # 10% of each risk decile held out; they use no capacity and get no contact
+    assert ranked["control"].dtype == bool
+    assert abs(ranked["control"].mean() - 0.1) < 0.02
+    assert set(ranked.loc[ranked["control"], "outreach_status"]) <= {"held_out", "queued", "cooldown"}
+    assert set(ranked.loc[~ranked["control"], "outreach_status"]) == {"assigned"}  # no team limit here
+    assert ranked["team"].eq("customer_success").all()
+
+
+def test_contacts_within_the_cooldown_take_customers_off_today_s_outreach(scored: Scored) -> None:
+    top = scored.ranked.loc[~scored.ranked["control"], "customer_id"].head(2).tolist()
+    contacts = pd.DataFrame(
+        {"customer_id": top, "contacted_at": [AS_OF - pd.Timedelta(days=3), AS_OF - pd.Timedelta(days=45)]}
+    )
+    again = score_world(
+        scored.world, AS_OF, scored.models, THEME_IDS, FEATURES, SCORING, PLAYBOOK, contacts=contacts
+    ).set_index("customer_id")
+    assert again.loc[top[0], "outreach_status"] == "cooldown"
+    assert again.loc[top[1], "outreach_status"] == "assigned"  # 45 days ago: outside the 30-day cooldown
+
+
+def test_the_published_list_leaves_the_control_group_out_and_the_plan_keeps_it(scored: Scored, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from retain.scoring import summarise, write_scores
+
+    ranked = scored.ranked
+    summary = summarise(ranked, {})
+    assert summary["control_customers"] == int(ranked["control"].sum())
+    assert sum(summary["outreach"].values()) == len(ranked)
+    paths = write_scores(ranked, tmp_path / "out", summary)
+    listed = pd.read_parquet(paths["parquet"])
+    plan = pd.read_parquet(paths["plan"])
+    assert not listed["control"].any() and len(listed) == (~ranked["control"]).sum()
+    assert listed["rank"].tolist() == list(range(1, len(listed) + 1))
+    assert listed["customer_id"].tolist() == ranked.loc[~ranked["control"], "customer_id"].tolist()
+    assert sorted(plan["customer_id"]) == sorted(ranked["customer_id"]) and plan["control"].sum() > 0
+    flagged = pd.read_parquet(write_scores(ranked, tmp_path / "out2", summary, include_control=True)["parquet"])
+    assert len(flagged) == len(ranked) and flagged["control"].sum() == ranked["control"].sum()

@@ -125,6 +125,9 @@ def test_a_database_that_cannot_be_reached_exits_8(trained: Path) -> None:
     assert result.returncode == 8, result.stderr
     assert "error: database postgresql+psycopg://retain:***@127.0.0.1:1/none" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+    missing = retain("runs", "--database-url", f"sqlite:///{trained / 'typo.db'}")
+    assert missing.returncode == 8 and "no such file (nothing published there yet?)" in missing.stderr
+    assert not (trained / "typo.db").exists()
     not_a_directory = trained / "train.yaml"
     listed = retain("runs", "--database-url", f"sqlite:///{not_a_directory}/y.db")
     assert listed.returncode == 8, listed.stderr
@@ -138,3 +141,16 @@ def test_the_environment_names_the_database(trained: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert f"Published run 1 to {url}" in result.stdout
     assert (tmp_path / "from-env.db").exists() and not (tmp_path / "from-file.db").exists()
+
+
+def test_help_lists_exit_8_and_the_publish_flag() -> None:
+    from typer.testing import CliRunner
+
+    from retain.cli import EXIT_DATABASE, app
+
+    assert EXIT_DATABASE == 8
+    runner = CliRunner()
+    top = " ".join(runner.invoke(app, ["--help"]).output.split())
+    assert "8 the database the list is published to cannot be opened or written" in top
+    assert "--publish" in runner.invoke(app, ["score", "--help"]).output
+    assert "rollback" in runner.invoke(app, ["runs", "--help"]).output

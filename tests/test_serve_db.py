@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
         pd.DataFrame({"customer_id": ["C000001", "C000000", "C000009"], "segment": ["smb", "enterprise", "x"],
                       "region": ["emea", None, "x"]}),
     )
+    ranked = ranked.assign(
+        team=["retention", None, "support", "support"],
+        outreach_status=["assigned", "queued", "held_out", "cooldown"],
+        control=[False, False, True, False],
+        last_contacted_at=[pd.NaT, pd.NaT, pd.NaT, pd.Timestamp("2025-05-20")],
+    )
     run_id = runs.publish_run(engine, ranked, summary_of(ranked), evidence_of(ranked), chunk_rows=3)
     current = runs.current_run(engine)
     assert current is not None and current.id == run_id and current.status == "published"
@@ -160,6 +167,11 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
     first = rows[0]
     assert first["segment"] == "enterprise" and first["region"] is None and first["plan"] is None
     assert rows[1]["segment"] == "smb" and rows[1]["region"] == "emea" and rows[2]["segment"] is None
+    assert [(r["team"], r["outreach_status"], r["control"]) for r in rows] == [
+        ("retention", "assigned", False), (None, "queued", False), ("support", "held_out", True),
+        ("support", "cooldown", False),
+    ]
+    assert rows[3]["last_contacted_at"] == datetime(2025, 5, 20) and rows[0]["last_contacted_at"] is None
     assert first["reasons"] == [
         {"phrase": "3 tickets in the last 90 days", "signal": "repeated_contacts",
          "evidence_kind": "ticket", "evidence_ids": ["T0a", "T0b"]},
@@ -172,7 +184,25 @@ def test_publish_makes_a_run_current_with_its_customers_and_evidence(database_ur
     assert first["churn_probability"] == pytest.approx(ranked["churn_probability"].iloc[0])
     assert stored["sentiment"] == "negative" and stored["themes"] == ["billing", "pricing"]
     assert stored["text"] == "the invoice was wrong" and stored["nps"] == 3.0 and stored["csat"] is None
+    assert stored["occurred_at"] == datetime(2025, 5, 2) and stored["channel"] == "survey"
     assert count(engine, db.evidence, run_id) == 8
+
+
+def test_the_generic_insert_path_stores_the_same_rows(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = db.open_database(database_url)
+    fast = publish(engine, 6)
+    monkeypatch.setattr(runs, "_bulk_path", lambda dialect: False)  # SQLAlchemy's executemany
+    generic = publish(engine, 6)
+
+    def stored(table: sa.Table, run_id: int) -> list[dict[str, object]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table).where(table.c.run_id == run_id).order_by(*table.primary_key.columns)
+            ).mappings().all()
+        return [{k: v for k, v in row.items() if k != "run_id"} for row in rows]
+
+    for table in (db.scored_customers, db.evidence):
+        assert stored(table, fast) == stored(table, generic) != []
 
 
 def test_a_new_publish_supersedes_and_rollback_restores(database_url: str) -> None:
@@ -258,6 +288,39 @@ def test_a_reader_during_a_publish_sees_the_old_list_or_the_new_never_a_mix(data
     assert all(listed == counted for listed, counted in seen), "a reader saw a partial list"
     assert {counted for _, counted in seen} <= {300, 400, 500}
     assert seen[0][1] == 300
+
+
+def test_publishes_at_the_same_time_leave_one_current_run(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.open_database(database_url)
+    publish(engine, 50)
+    failures: list[BaseException] = []
+    clock = runs._utcnow
+
+    def slow_clock() -> datetime:
+        # Widens the switch (it reads the clock between reading the pointer and moving it), so
+        # the three switches below overlap unless the transaction holds the lock throughout.
+        time.sleep(0.3)
+        return clock()
+
+    monkeypatch.setattr(runs, "_utcnow", slow_clock)
+
+    def publish_one(n: int) -> None:
+        try:
+            publish(engine, n, chunk_rows=10)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=publish_one, args=(n,)) for n in (200, 200, 200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    listed = runs.list_runs(engine)
+    assert [r.status for r in listed if r.current] == ["published"]
+    assert sorted(r.status for r in listed) == ["published", "superseded", "superseded", "superseded"]
 
 
 def test_a_bad_url_is_a_database_error_with_the_password_masked() -> None:

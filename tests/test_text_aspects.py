@@ -383,3 +383,41 @@ def test_theme_interactions_blocks() -> None:
     np.testing.assert_array_equal(unseen[0], [1, 0, 0, 0, 0, 0, 0, 0, 0])
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         pair_columns(np.array(["a", "b"]))
+
+
+class SoftmaxThemes:
+    """A single-label theme model stub: a softmax over five themes that never reaches 0.5."""
+
+    classes_ = np.array(["billing", "staff_attitude", "app", "delivery", "price"])
+    keywords = ("billing", "staff", "app", "delivery", "price")
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = np.full((len(texts), 5), 0.15)
+        for i, text in enumerate(texts):
+            hits = [j for j, k in enumerate(self.keywords) if k in text.lower()]
+            if hits:
+                out[i, hits[0]] = 0.4  # the most probable theme, well under 0.5
+        return out / out.sum(axis=1, keepdims=True)
+
+
+def test_a_single_label_theme_model_raises_its_most_probable_theme_not_a_threshold() -> None:
+    themes = list(SoftmaxThemes.classes_)
+    texts = ["billing was a mess", "the staff were lovely but billing was a mess"]
+    read_at_half = aspect_sentiment(texts, KeywordSentiment(), SoftmaxThemes(), themes)
+    assert read_at_half.empty  # what churn features saw before: no theme raised at all
+
+    single = aspect_sentiment(texts, KeywordSentiment(), SoftmaxThemes(), themes, single_label=True)
+    raised = set(zip(single["feedback_id"], single["theme"], single["sentiment"], strict=True))
+    # text 0: its one theme; text 1: the text's top theme (staff, first keyword) and each
+    # clause's own top theme, each with its clause's polarity
+    assert raised == {
+        (0, "billing", "negative"),
+        (1, "staff_attitude", "positive"),
+        (1, "billing", "negative"),
+    }
+    wide = aspect_feedback_scores(
+        pd.DataFrame({"feedback_id": ["a", "b"], "text": texts}),
+        KeywordSentiment(), SoftmaxThemes(), themes, single_label=True,
+    )
+    assert wide["aspect_billing_negative"].gt(0.5).tolist() == [True, True]
+    assert wide["aspect_price_negative"].eq(0).all()

@@ -677,6 +677,10 @@ def test_transformer_kind_trains_scores_and_reloads_without_the_encoder_folder(
     assert "shared with the other task" in record["tasks"]["sentiment"]["how_chosen"]
     assert "validation texts of either task" in record["tuned_on"]
     assert len(networks_of(config)) == 1
+    # Issue 7: nothing of the model is a pickle (the bundle is skops, the pyfunc is code).
+    artifacts = Path(store.removeprefix("sqlite:///")).parent / "mlartifacts"
+    assert list(artifacts.rglob("text_model.skops")) and list(artifacts.rglob("text_pyfunc.py"))
+    assert not list(artifacts.rglob("*.pkl"))
     shutil.rmtree(encoder)
     scored = retain("text", "score", "-c", str(config), "--quiet")
     assert scored.exit_code == 0, scored.output

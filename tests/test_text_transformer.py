@@ -282,6 +282,17 @@ def test_text_pairs_condition_the_prediction_on_the_aspect(tiny_bert: Path) -> N
 # -- pickling and speed options -----------------------------------------------------------------
 
 
+def only_from_stored_files(read: Any) -> Any:
+    """``read`` (a ``from_pretrained``) allowed only on retain's temporary tokenizer folders."""
+
+    def guarded(location: Any, *args: Any, **kwargs: Any) -> Any:
+        if not Path(location).name.startswith("retain-tokenizer-"):
+            raise AssertionError(f"from_pretrained({location!r}) called while unpickling")
+        return read(location, *args, **kwargs)
+
+    return guarded
+
+
 def test_pickle_round_trip_needs_no_from_pretrained_and_predicts_identically(
     sentiment_model: TransformerTextClassifier,
     theme_model: TransformerTextClassifier,
@@ -295,8 +306,11 @@ def test_pickle_round_trip_needs_no_from_pretrained_and_predicts_identically(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("from_pretrained called while unpickling")
 
-    for auto in (transformers.AutoModel, transformers.AutoTokenizer, transformers.AutoConfig):
-        monkeypatch.setattr(auto, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+    # The tokenizer is rebuilt from its files, stored in the model and written to a temporary
+    # folder: from_pretrained may read that folder, nothing else.
+    for auto in (transformers.AutoTokenizer, transformers.AutoConfig):
+        monkeypatch.setattr(auto, "from_pretrained", only_from_stored_files(auto.from_pretrained))
     for blob, model in zip(blobs, (sentiment_model, theme_model), strict=True):
         restored = pickle.loads(blob)
         np.testing.assert_array_equal(restored.predict_proba(texts), model.predict_proba(texts))

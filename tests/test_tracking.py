@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from retain.churn.model import ChurnClassifier
 from retain.config import FeatureConfig, ScoringConfig, TrackingConfig
 from retain.tracking import (
     NoChampionError,
@@ -55,9 +56,10 @@ SENTIMENT = ["positive", "negative", "positive", "negative", "positive", "negati
 
 
 class SegmentRateClassifier(ClassifierMixin, BaseEstimator):
-    """Churn rate per value of one category column; a custom class that must load back.
+    """Churn rate per value of one category column: a class outside retain's trusted types.
 
-    Defined at module level so cloudpickle stores it by reference, like retain's own classes.
+    retain stores models with skops and trusts only the types it lists, so logging this one is
+    refused (it would be stored, but not loaded back without trusting it).
     """
 
     def __init__(self, column: str = "segment", prior: float = 0.5) -> None:
@@ -88,7 +90,7 @@ class LoggedRun:
     run: TrackedRun
     sentiment: Pipeline
     sentiment_uri: str
-    churn: SegmentRateClassifier
+    churn: ChurnClassifier
     churn_uri: str
     churn_frame: pd.DataFrame
     figure: Any
@@ -122,7 +124,7 @@ def churn_frame() -> pd.DataFrame:
 def logged(tracking: TrackingConfig, churn_frame: pd.DataFrame) -> LoggedRun:
     """A run with parameters, metrics, a figure, a table and two models."""
     sentiment = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TEXTS, SENTIMENT)
-    churn = SegmentRateClassifier().fit(churn_frame, [1, 0, 0, 1, 1, 0])
+    churn = ChurnClassifier(n_estimators=10, min_child_samples=1).fit(churn_frame, [1, 0, 0, 1, 1, 0])
     figure, axes = plt.subplots()
     axes.plot([0, 1], [0, 1])
     with tracked_run(tracking, "unit", tags={"purpose": "test"}) as run:
@@ -258,13 +260,27 @@ def test_custom_estimator_with_category_columns_loads_back(
     import mlflow.sklearn
 
     loaded = mlflow.sklearn.load_model(logged.churn_uri)
-    assert type(loaded) is SegmentRateClassifier
-    assert loaded.segment_rates() == logged.churn.segment_rates()
+    assert type(loaded) is ChurnClassifier
+    pd.testing.assert_frame_equal(  # a method of retain's class, not a pyfunc's predict
+        loaded.feature_attributions(logged.churn_frame),
+        logged.churn.feature_attributions(logged.churn_frame),
+    )
     np.testing.assert_allclose(
         loaded.predict_proba(logged.churn_frame), logged.churn.predict_proba(logged.churn_frame)
     )
     # MLflow cannot validate category columns against its schema: logged without a signature.
     assert mlflow.models.get_model_info(logged.churn_uri).signature is None
+
+
+def test_a_class_outside_the_trusted_types_is_refused_not_pickled(
+    tracking: TrackingConfig, churn_frame: pd.DataFrame
+) -> None:
+    model = SegmentRateClassifier().fit(churn_frame, [1, 0, 0, 1, 1, 0])
+    with (
+        tracked_run(tracking, "untrusted") as run,
+        pytest.raises(TypeError, match=r"test_tracking\.SegmentRateClassifier"),
+    ):
+        run.log_model(model, "segment_rates")
 
 
 def test_pinned_requirements() -> None:
@@ -363,7 +379,7 @@ def test_load_champion_returns_the_native_model(
     mlflow.set_tracking_uri(Path(tmp_path, "elsewhere").as_uri())
     model, loaded_version = load_champion(tracking, name)
     assert loaded_version == version
-    assert type(model) is SegmentRateClassifier
+    assert type(model) is ChurnClassifier
     np.testing.assert_allclose(
         model.predict_proba(logged.churn_frame), logged.churn.predict_proba(logged.churn_frame)
     )

@@ -27,8 +27,9 @@ app = typer.Typer(
         "Exit codes: 0 done; 2 a config file or option is wrong; 3 the input data cannot be used; "
         "4 no champion model yet (train first); 5 the tracking store or a model's files are "
         "damaged or unreachable; 6 an output cannot be written; 7 a model's files differ from the "
-        "sha256 recorded when it was logged (not loaded); 8 the database the list is published to "
-        "cannot be opened or written; 130 interrupted; 1 a bug. Each failure "
+        "sha256 recorded when it was logged, or it was pickled by an older retain (not loaded; "
+        "retrain); 8 the database the list is published to cannot be opened or written; "
+        "130 interrupted; 1 a bug. Each failure "
         "prints one `error:` line; README 'When things go wrong' says what to do."
     ),
     no_args_is_help=True,
@@ -529,6 +530,50 @@ def tokens_revoke(
     if not revoked:
         raise _fail(f"no active token named {name!r} (retain tokens list shows them)", EXIT_CONFIG)
     typer.echo(f"revoked {revoked} token(s) named {name}")
+
+
+outreach_app = typer.Typer(
+    name="outreach",
+    help=(
+        "What the ranked list led to. Every `retain score` run keeps its outreach plan (who was "
+        "assigned, queued, cooled down or held out as control) under "
+        "<scoring.output_dir>/outreach_plans/; once the churn horizon of a plan has passed, "
+        "`retain outreach report -c configs/score.yaml` measures the effect. See docs/outreach.md."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(outreach_app, name="outreach")
+
+
+@outreach_app.command("report")
+def outreach_report(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")] = Path("configs/score.yaml"),
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", help="An outreach_plan.parquet to report on; default: an archived plan."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The date of the archived plan (YYYY-MM-DD); default: the newest whose horizon has passed."),
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compare churn of contacted and control customers of a past list, per playbook action.
+
+    Reads the plan, the data (churn labels over features.horizon_days after the plan's date,
+    as label.definition defines them) and, if scoring.outreach_history is set, who was actually
+    contacted. Prints the table and writes effect_<date>.json and .png under
+    <scoring.output_dir>/outreach_effects/. Exit 3 when the data does not cover the horizon yet.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import ScoreConfig
+
+    cfg = _run(_load, config, ScoreConfig)
+    when = _iso_date(as_of, "--as-of") if as_of else None
+    report = _run(jobs.run_outreach_report, cfg, plan, when)
+    typer.echo(jobs.format_outreach_report(report))
 
 
 def _strict(config, warnings_fatal: bool):  # type: ignore[no-untyped-def]

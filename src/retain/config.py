@@ -345,6 +345,11 @@ class ScoringConfig(Strict):
     )
     keep_runs: int = Field(5, ge=1, description="How many published runs to keep in <output_dir>/runs.")
     playbook: Path = Path("configs/playbook.yaml")
+    outreach_history: Path | None = Field(
+        default=None,
+        description="Past outreach contacts (CSV or Parquet: customer_id, contacted_at), for the "
+        "playbook's cooldown and for `retain outreach report` (who was actually contacted).",
+    )
     top_reasons: int = Field(3, ge=1)
     max_as_of_gap_days: int = Field(
         31,
@@ -633,6 +638,13 @@ def load_config(path: str | Path, model: type[ModelT]) -> ModelT:
         raise ConfigError(f"{path}: invalid {model.__name__}:\n" + "\n".join(lines)) from None
 
 
+def require_unique(names: list[str], what: str) -> None:
+    """Raise ValueError naming the repeated ones when ``names`` are not unique."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(repeated)}")
+
+
 class Theme(Strict):
     id: str
     name: str
@@ -652,9 +664,7 @@ class Taxonomy(Strict):
     @classmethod
     def _ids_unique_and_plain(cls, themes: tuple[Theme, ...]) -> tuple[Theme, ...]:
         ids = [t.id for t in themes]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"theme ids must be unique; repeated: {', '.join(repeated)}")
+        require_unique(ids, "theme ids")
         # "|" joins theme ids in label and output columns, ":" joins theme and sentiment.
         bad = [i for i in ids if not i.strip() or "|" in i or ":" in i]
         if bad:
@@ -666,14 +676,100 @@ class Taxonomy(Strict):
         return [t.id for t in self.themes]
 
 
+class Team(Strict):
+    """A team that makes outreach contacts, and how many customers it can take on per day."""
+
+    name: str
+    daily_capacity: int | None = Field(
+        default=None, ge=0, description="Customers the team can contact per day; null: no limit."
+    )
+
+
 class PlaybookRule(Strict):
-    signal: str = Field(description="The reason signal that triggers this action (see retain.churn.reasons).")
+    """One rule: customers it matches get ``action``, carried out by ``team``.
+
+    A rule matches on any of ``signal`` (one of the customer's reasons), ``min_tier`` (the
+    customer's risk tier or a higher one) and ``segment`` (the customer's segment, one or a
+    list); every condition given must hold, and at least one must be given.
+    """
+
+    signal: str | None = Field(
+        default=None, description="The reason signal that triggers this action (see retain.churn.reasons)."
+    )
     action: str
     min_tier: str | None = Field(default=None, description="Only for customers in this tier or higher.")
+    segment: str | tuple[str, ...] | None = Field(
+        default=None, description="Only for customers of this segment (or one of these segments)."
+    )
+    team: str | None = Field(default=None, description="The team that acts; default: the playbook's default_team.")
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> PlaybookRule:
+        if self.signal is None and self.min_tier is None and self.segment is None:
+            raise ValueError("a rule needs at least one of signal, min_tier or segment (default_action covers everyone else)")
+        return self
+
+    @property
+    def segments(self) -> tuple[str, ...] | None:
+        """``segment`` as a tuple (None: any segment)."""
+        if self.segment is None:
+            return None
+        return (self.segment,) if isinstance(self.segment, str) else tuple(self.segment)
 
 
 class Playbook(Strict):
-    """Recommended actions per reason signal (``configs/playbook.yaml``)."""
+    """Who gets which action, by which team, how often, and who is held out (``configs/playbook.yaml``).
+
+    See ``docs/outreach.md``: rules, team capacity, cooldown and the control group.
+    """
 
     default_action: str
+    default_team: str = Field("customer_success", description="The team of default_action and of rules without a team.")
     rules: tuple[PlaybookRule, ...] = ()
+    teams: tuple[Team, ...] = Field(
+        default=(),
+        description="Teams and their daily capacity; a team named by a rule or default_team but "
+        "not listed here has no limit.",
+    )
+    cooldown_days: int = Field(
+        30, ge=0, description="A customer contacted within this many days before as_of is not assigned again."
+    )
+    control_share: float = Field(
+        0.1, ge=0, lt=1, description="Share of customers held out of outreach (per risk decile) to measure its effect."
+    )
+    control_seed: int = Field(
+        0, description="Seed of the control group: the same seed holds out the same customers run after run."
+    )
+    include_control: bool = Field(
+        False,
+        description="Publish control customers in the ranked list too (flagged control, no action); "
+        "by default they are left out of it and recorded only in the outreach plan.",
+    )
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names_unique(cls, teams: tuple[Team, ...]) -> tuple[Team, ...]:
+        require_unique([t.name for t in teams], "team names")
+        return teams
+
+    @model_validator(mode="after")
+    def _rule_teams_are_listed(self) -> Playbook:
+        if not self.teams:
+            return self
+        listed = {t.name for t in self.teams}
+        named = {self.default_team} | {r.team for r in self.rules if r.team is not None}
+        unknown = sorted(named - listed)
+        if unknown:
+            raise ValueError(f"team(s) {unknown} are not listed under teams ({', '.join(sorted(listed))})")
+        return self
+
+    def team_of(self, rule: PlaybookRule | None) -> str:
+        """The team acting on ``rule`` (None: the default action)."""
+        return rule.team if rule is not None and rule.team is not None else self.default_team
+
+    def capacity(self, team: str) -> int | None:
+        """The daily capacity of ``team`` (None: no limit)."""
+        for t in self.teams:
+            if t.name == team:
+                return t.daily_capacity
+        return None

@@ -497,6 +497,43 @@ def write_world(world: World, directory: Path, file_format: str = "parquet") -> 
     return paths
 
 
+def read_contacts(path: Path) -> pd.DataFrame:
+    """The outreach contact log: ``customer_id`` (string) and ``contacted_at`` (timestamp), one row a contact.
+
+    Other columns (the action, the agent) are kept. Rows without an id or a readable date are an
+    error naming how many, since a silently dropped contact would let a customer be called twice.
+    """
+    frame = read_frame(path)
+    missing = [c for c in ("customer_id", "contacted_at") if c not in frame.columns]
+    if missing:
+        raise ContractError(f"{path}: the outreach history needs column(s) {missing}; it has {list(frame.columns)}")
+    frame = frame.copy()
+    frame["customer_id"] = stripped_strings(frame["customer_id"])
+    when = pd.to_datetime(frame["contacted_at"], errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    bad = frame["customer_id"].isna() | when.isna()
+    if bad.any():
+        raise ContractError(
+            f"{path}: {int(bad.sum())} row(s) of the outreach history have no customer_id or no "
+            f"readable contacted_at (first at row {int(np.flatnonzero(bad.to_numpy())[0]) + 1})"
+        )
+    frame["contacted_at"] = when.astype("datetime64[ns]")
+    return frame
+
+
+def dated_files(directory: Path, prefix: str, suffix: str = ".parquet") -> dict[pd.Timestamp, Path]:
+    """The files ``<prefix><YYYY-MM-DD><suffix>`` in ``directory`` by date, oldest first (none: empty)."""
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for path in directory.glob(f"{prefix}*{suffix}"):
+        stamp = path.name.removeprefix(prefix).removesuffix(suffix)
+        try:
+            found[pd.Timestamp(stamp)] = path
+        except ValueError:
+            logger.warning("%s: not named %s<YYYY-MM-DD>%s; ignored", path, prefix, suffix)
+    return dict(sorted(found.items()))
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame as Parquet or CSV (by suffix), atomically."""
     atomic_write(path, frame_writer(frame, path.suffix.lstrip(".")))

@@ -34,8 +34,10 @@ from retain.config import (
 )
 from retain.contracts import THEME_SEPARATOR, World
 from retain.scoring import (
+    PLAN_ARCHIVE,
     ScoringError,
     ScoringModels,
+    outreach_list,
     score_flat,
     score_world,
     summarise,
@@ -74,7 +76,7 @@ class TrainOutcome:
 
 @dataclass
 class ScoreOutcome:
-    ranked: pd.DataFrame
+    ranked: pd.DataFrame  # every scored customer, control ones too (the list: scoring.outreach_list)
     paths: dict[str, Path]
     summary: dict[str, Any]
     seconds: float
@@ -227,6 +229,7 @@ def _text_job_champion(track: TrackingConfig) -> TextModels | None:
         baseline_metrics={},
         train_until=pd.Timestamp(stamp) if stamp else pd.Timestamp.max,
         registered={track.text_model: version},
+        single_label_themes=bool(bundle.single_label_themes),
     )
 
 
@@ -413,12 +416,14 @@ def load_scoring_models(
     versions = {track.churn_model: churn_version}
     sentiment = themes = None
     theme_ids: list[str] = []
+    single_label = False
     if track.text_model in used:
         # One model from `retain text train` (any kind: TF-IDF, transformer, zero-label).
         bundle = tracking.load_text_model(
             track, f"models:/{track.text_model}/{used[track.text_model]}"
         ).model
         sentiment, themes, theme_ids = bundle.sentiment, bundle.themes, list(bundle.theme_ids)
+        single_label = bool(bundle.single_label_themes)
         versions[track.text_model] = used[track.text_model]
     if track.sentiment_model in used:
         sentiment = tracking.load_version(track, track.sentiment_model, used[track.sentiment_model])
@@ -428,7 +433,11 @@ def load_scoring_models(
         versions[track.theme_model] = used[track.theme_model]
         tags = tracking.model_version_tags(track, track.theme_model, used[track.theme_model])
         theme_ids = [t for t in tags.get(THEME_IDS_TAG, "").split(THEME_SEPARATOR) if t]
-    return ScoringModels(sentiment=sentiment, themes=themes, churn=churn, versions=versions), theme_ids
+    models = ScoringModels(
+        sentiment=sentiment, themes=themes, churn=churn, versions=versions,
+        single_label_themes=single_label,
+    )
+    return models, theme_ids
 
 
 def default_score_date(world_end: pd.Timestamp) -> pd.Timestamp:
@@ -488,11 +497,13 @@ def run_score(
     world = None
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
+    history = config.scoring.outreach_history
+    contacts = data.read_contacts(history) if history is not None else None
     if config.data.layout == "flat":
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         ranked = score_flat(
             flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
-            value_column=config.data.flat.value_column if config.data.flat else None,
+            value_column=config.data.flat.value_column if config.data.flat else None, contacts=contacts,
         )
         rejected = {"customers": len(flat.report.rejected)}
         how = "--as-of" if as_of is not None else "each row's snapshot date"
@@ -504,7 +515,8 @@ def run_score(
         when, how = score_date(as_of, data_end, config, force_as_of)
         logger.info("scoring as of %s (%s)", when.date(), how)
         ranked = score_world(
-            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label
+            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
+            contacts=contacts,
         )
         rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
         warnings = loaded.warnings
@@ -512,11 +524,17 @@ def run_score(
     summary["as_of_chosen"] = how
     summary["rejected_input_rows"] = rejected
     summary["data_warnings"] = list(warnings)
-    paths = write_scores(ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs)
+    summary["control_in_list"] = playbook.include_control
+    paths = write_scores(
+        ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
+        include_control=playbook.include_control,
+    )
     outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0)
     if config.scoring.publish:
+        # The database holds the list the files hold: the control group only if the playbook lists it.
         outcome.published_run = publish_scores(
-            config.scoring.database, ranked, summary, world, models, theme_ids
+            config.scoring.database, outreach_list(ranked, playbook.include_control), summary,
+            world, models, theme_ids,
         )
         from retain.serve.db import masked
 
@@ -595,7 +613,7 @@ def list_published_runs(database: DatabaseConfig) -> list[Any]:
     """The runs kept in the database, newest first (``retain.serve.runs.RunInfo``)."""
     from retain.serve import db, runs
 
-    engine = db.open_database(database.url)
+    engine = db.open_database(database.url, create=False)
     try:
         with db.database_errors(database.url, "listing runs"):
             return runs.list_runs(engine)
@@ -607,7 +625,7 @@ def rollback_published_run(database: DatabaseConfig, run_id: int) -> Any:
     """Make run ``run_id`` the current list again; return it (``RunInfo``)."""
     from retain.serve import db, runs
 
-    engine = db.open_database(database.url)
+    engine = db.open_database(database.url, create=False)
     try:
         with db.database_errors(database.url, f"rolling back to run {run_id}"):
             return runs.rollback(engine, run_id)
@@ -766,7 +784,8 @@ def format_training_outcome(outcome: TrainOutcome) -> str:
 
 
 def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
-    ranked, summary = outcome.ranked, outcome.summary
+    summary = outcome.summary
+    ranked = outreach_list(outcome.ranked, bool(summary.get("control_in_list", False)))
     tiers = ", ".join(f"{n} {t}" for t, n in summary["tiers"].items())
     has_value = not str(summary.get("value_basis", "")).startswith("none")
     lines = [
@@ -774,6 +793,7 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         + (f"; value at risk {summary['value_at_risk_total']:,.0f} a month." if has_value else "."),
         f"Scoring date {summary['as_of']}: {summary.get('as_of_chosen', '--as-of')}.",
         *(f"Data warning: {w}" for w in summary.get("data_warnings", ())),
+        _outreach_line(summary),
         f"Top {min(top, len(ranked))} by value at risk:"
         if has_value
         else f"Top {min(top, len(ranked))} by churn probability (the data has no monthly value):",
@@ -785,7 +805,7 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         for reason in reasons:
             if isinstance(reason, str):
                 lines.append(f"       - {reason}")
-        lines.append(f"       -> {row.recommended_action}")
+        lines.append(f"       -> {row.recommended_action}  [{row.team}: {row.outreach_status}]")
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
     if outcome.published_run is not None:
@@ -794,6 +814,12 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
             "list (`retain runs` lists the runs; `retain runs rollback <id>` goes back)."
         )
     return "\n".join(lines)
+
+
+def _outreach_line(summary: dict[str, Any]) -> str:
+    counts = summary.get("outreach", {})
+    shown = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("assigned", "queued", "cooldown", "held_out"))
+    return f"Outreach today: {shown}; {summary.get('control_customers', 0)} customers in the control group."
 
 
 def format_demo_outcome(outcome: DemoOutcome) -> str:
@@ -1288,3 +1314,113 @@ def _open_served(database: DatabaseConfig) -> Any:
     from retain.serve import db
 
     return db.open_database(database.url)
+
+
+# --------------------------------------------------------------------------------------------
+# retain outreach report: the measured effect of a past list, once its horizon has passed
+
+
+@dataclass
+class OutreachReport:
+    as_of: pd.Timestamp
+    horizon_end: pd.Timestamp
+    data_end: pd.Timestamp
+    plan: Path
+    effect: pd.DataFrame
+    contacts_known: bool
+    paths: dict[str, Path]
+
+
+def run_outreach_report(
+    config: ScoreConfig, plan_path: Path | None = None, as_of: date | None = None
+) -> OutreachReport:
+    """Compare churn of assigned and held-out customers of a past list whose horizon has passed.
+
+    The plan is ``plan_path``, else the archived plan of ``as_of`` (``<output_dir>/outreach_plans``),
+    else the newest archived plan whose horizon (``features.horizon_days``) the data now covers.
+    Outcomes are the churn labels of ``config.label`` read from the data; the customers actually
+    contacted come from ``scoring.outreach_history`` (contacts from the plan's date to the end of
+    its horizon), without it only the intention-to-treat rows are given. Writes
+    ``<output_dir>/outreach_effects/effect_<as_of>.json`` and ``.png``.
+    """
+    from retain.churn.labels import labels
+    from retain.outreach.effect import effect_figure, outreach_effect
+
+    if config.data.layout == "flat":
+        raise ScoringError("a flat table has no dates after its snapshot: the effect of outreach needs dated data")
+    loaded = data.load_world(config.data)
+    data_end = observed_until(loaded.world)
+    horizon = pd.Timedelta(days=config.features.horizon_days)
+    if plan_path is None:
+        plan_path = _plan_to_report(config, data_end, horizon, pd.Timestamp(as_of) if as_of else None)
+    plan = data.read_frame(plan_path)
+    when = pd.Timestamp(plan["as_of"].iloc[0])
+    if when + horizon > data_end:
+        raise ScoringError(
+            f"{plan_path}: the horizon of the list of {when.date()} ends {(when + horizon).date()}, but the data "
+            f"ends {data_end.date()}: who churned is not known yet; run the report after that date's data is in"
+        )
+    outcomes = labels(loaded.world.customers, loaded.world.events, when, config.features.horizon_days, config.label)
+    contacted = None
+    if config.scoring.outreach_history is not None:
+        contacts = data.read_contacts(config.scoring.outreach_history)
+        window = (contacts["contacted_at"] >= when) & (contacts["contacted_at"] < when + horizon)
+        contacted = set(contacts.loc[window, "customer_id"])
+    effect = outreach_effect(plan, outcomes, contacted)
+    out_dir = config.scoring.output_dir / "outreach_effects"
+    name = f"effect_{when:%Y-%m-%d}"
+    payload = {
+        "as_of": when, "horizon_days": config.features.horizon_days, "horizon_end": when + horizon,
+        "data_end": data_end, "plan": plan_path, "churn_definition": config.label.definition,
+        "per_protocol": contacted is not None, "rows": effect.to_dict(orient="records"),
+    }
+    paths = {"json": data.write_json(payload, out_dir / f"{name}.json")}
+    figure = effect_figure(effect, f"Effect of outreach on {config.features.horizon_days}-day churn, list of {when.date()}")
+    paths["plot"] = data.write_figures({name: figure}, out_dir)[name]
+    return OutreachReport(when, when + horizon, data_end, plan_path, effect, contacted is not None, paths)
+
+
+def _plan_to_report(
+    config: ScoreConfig, data_end: pd.Timestamp, horizon: pd.Timedelta, as_of: pd.Timestamp | None
+) -> Path:
+    plans = data.dated_files(config.scoring.output_dir / PLAN_ARCHIVE, "plan_")
+    if as_of is not None:
+        if as_of not in plans:
+            listed = ", ".join(f"{d.date()}" for d in plans) or "none"
+            raise ScoringError(f"no outreach plan of {as_of.date()} under {config.scoring.output_dir / PLAN_ARCHIVE} (plans: {listed})")
+        return plans[as_of]
+    ready = [d for d in plans if d + horizon <= data_end]
+    if not ready:
+        waiting = ", ".join(f"{d.date()} (ready after {(d + horizon).date()})" for d in plans) or "none yet"
+        raise ScoringError(
+            f"no outreach plan under {config.scoring.output_dir / PLAN_ARCHIVE} has a horizon that the data "
+            f"(to {data_end.date()}) covers; plans: {waiting}"
+        )
+    return plans[ready[-1]]
+
+
+def format_outreach_report(report: OutreachReport) -> str:
+    lines = [
+        (
+            f"Effect of outreach, list of {report.as_of.date()} ({report.plan}); churn within the horizon "
+            f"to {report.horizon_end.date()}, data to {report.data_end.date()}."
+        ),
+        "Treated: assigned that day; control: held out at random among those who would have been assigned.",
+        "Difference = treated - control churn rate (below 0: fewer left after outreach), 95% Newcombe interval.",
+    ]
+    if not report.contacts_known:
+        lines.append("No outreach history (scoring.outreach_history): intention to treat only.")
+    if report.effect.empty:
+        lines.append("No assigned or held-out customer with a known outcome.")
+    for row in report.effect.itertuples(index=False):
+        kind = "ITT" if row.analysis == "intention_to_treat" else "PP "
+        interval = (
+            f"{row.difference:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]" if pd.notna(row.difference) else "n/a (a group is empty)"
+        )
+        lines.append(
+            f"  {kind} treated {row.churned_treated}/{row.n_treated}  control {row.churned_control}/{row.n_control}  "
+            f"{interval}  {row.action}"
+        )
+    lines.append("Outputs:")
+    lines += [f"  {kind:<6} {path}" for kind, path in report.paths.items()]
+    return "\n".join(lines)

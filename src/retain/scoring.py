@@ -23,13 +23,19 @@ from retain.churn.evidence import reason_evidence
 from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
-from retain.ranking import rank_customers
+from retain.outreach.control import control_group
+from retain.outreach.playbook import assign_outreach
+from retain.outreach.ranking import CUSTOMER_ATTRIBUTES, rank_customers
 from retain.text.aspects import add_aspect_scores
 from retain.text.scoring import score_feedback
 
 logger = logging.getLogger(__name__)
 
 RANKED_LIST = "ranked_customers"
+OUTREACH_PLAN = "outreach_plan.parquet"
+PLAN_ARCHIVE = "outreach_plans"
+"""Under the output directory: every run's plan by scoring date, kept after its run is pruned,
+so its effect can be measured once the horizon has passed (``retain outreach report``)."""
 SUMMARY = "score_summary.json"
 
 
@@ -45,6 +51,8 @@ class ScoringModels:
     themes: Any
     churn: Any
     versions: dict[str, str]
+    #: The theme model gives each text one theme: per-theme sentiment reads its most probable one.
+    single_label_themes: bool = False
 
 
 def score_world(
@@ -56,16 +64,24 @@ def score_world(
     scoring_config: ScoringConfig,
     playbook: Playbook,
     label_config: LabelConfig | None = None,
+    contacts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Score every customer in the population at ``as_of`` and rank them by value at risk.
+    """Score every customer in the population at ``as_of``, rank them by value at risk, assign outreach.
+
+    ``contacts`` (``customer_id``, ``contacted_at``) are the past outreach contacts the
+    playbook's cooldown reads.
 
     Returns
     -------
     pd.DataFrame
         One row per population customer at ``as_of``: ``rank``, ``as_of``, ``customer_id``,
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
-        ``reason_1..k`` with their ``reason_i_signal`` ids and ``reason_i_evidence`` (ticket and
-        feedback ids behind each reason, ``|``-joined), and ``recommended_action``.
+        the customer attributes ``segment``, ``region``, ``plan`` where the customers table has
+        them, ``reason_1..k`` with their ``reason_i_signal`` ids and ``reason_i_evidence`` (ticket
+        and feedback ids behind each reason, ``|``-joined), ``control`` (held out of outreach to
+        measure its effect), and the playbook's ``recommended_action``, ``team``,
+        ``outreach_status``, ``last_contacted_at`` (``outreach.playbook.assign_outreach``). Every
+        customer is here, control ones too; :func:`outreach_list` is the list people act on.
     """
     text_scores = None
     if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
@@ -73,7 +89,8 @@ def score_world(
         text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
         if feature_config.theme_sentiment_comments > 0:
             text_scores = add_aspect_scores(
-                text_scores, feedback, models.sentiment, models.themes, theme_ids
+                text_scores, feedback, models.sentiment, models.themes, theme_ids,
+                single_label=models.single_label_themes,
             )
     table = features.build_features(
         world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
@@ -98,8 +115,12 @@ def score_world(
             feedback_scores=text_scores,
         )
 
+    customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
+    attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
+    attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
     return _rank(
-        table, as_of, models, scoring_config, playbook, value_from_purchases(world, table, as_of), evidence
+        table, as_of, models, scoring_config, playbook, value_from_purchases(world, table, as_of), evidence,
+        attributes=attributes, contacts=contacts,
     )
 
 
@@ -110,6 +131,7 @@ def score_flat(
     playbook: Playbook,
     as_of: pd.Timestamp | None = None,
     value_column: str | None = None,
+    contacts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score the customers of a flat table who have not churned (label not 1), ranked.
 
@@ -122,7 +144,10 @@ def score_flat(
     snapshot = active["as_of"].max() if active["as_of"].notna().any() else None
     when = pd.Timestamp(as_of or snapshot or pd.Timestamp.now().normalize())
     never = (value_column,) if value_column else ()
-    return _rank(active, when, models, scoring_config, playbook, None, None, never)
+    attributes = active[[c for c in CUSTOMER_ATTRIBUTES if c in active.columns]]
+    return _rank(
+        active, when, models, scoring_config, playbook, None, None, never, attributes=attributes, contacts=contacts
+    )
 
 
 def _rank(
@@ -134,6 +159,8 @@ def _rank(
     purchase_value: pd.Series | None,
     evidence: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
     never_reasons: tuple[str, ...] = (),
+    attributes: pd.DataFrame | None = None,
+    contacts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     expected = list(models.churn.feature_names_in_)
     missing = [c for c in expected if c not in table.columns]
@@ -178,10 +205,30 @@ def _rank(
         },
         index=X.index,
     )
-    ranked = rank_customers(scored, reasons, playbook, scoring_config.tiers)
+    if attributes is not None:
+        scored = scored.join(attributes)
+    ranked = rank_customers(scored, reasons, scoring_config.tiers)
     ranked.insert(1, "as_of", as_of)
+    ranked["control"] = control_group(
+        ranked["customer_id"], ranked["churn_probability"], playbook.control_share, playbook.control_seed
+    )
+    ranked = assign_outreach(ranked, playbook, contacts, as_of, [t.name for t in scoring_config.tiers])
     ranked.attrs["value_basis"] = basis
     return ranked
+
+
+def outreach_list(ranked: pd.DataFrame, include_control: bool = False) -> pd.DataFrame:
+    """The list people act on: the ranked customers without the control group, ranks renumbered.
+
+    With ``include_control`` (the playbook's setting) control customers stay in, flagged by
+    ``control`` and with status ``held_out`` where they would have been contacted.
+    """
+    held_out = ranked["control"].to_numpy(dtype=bool) if "control" in ranked.columns else np.zeros(len(ranked), bool)
+    listed = ranked if include_control else ranked.loc[~held_out]
+    listed = listed.reset_index(drop=True)
+    listed["rank"] = np.arange(1, len(listed) + 1)
+    listed.attrs = dict(ranked.attrs)
+    return listed
 
 
 def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | None:
@@ -204,31 +251,50 @@ def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp)
 
 
 def write_scores(
-    ranked: pd.DataFrame, output_dir: Path, summary: dict[str, Any], keep_runs: int = 5
+    ranked: pd.DataFrame,
+    output_dir: Path,
+    summary: dict[str, Any],
+    keep_runs: int = 5,
+    include_control: bool = False,
 ) -> dict[str, Path]:
-    """Publish the ranked list (Parquet, CSV) and its summary (JSON) as one run.
+    """Publish the ranked list (Parquet, CSV), the outreach plan and the summary (JSON) as one run.
 
-    The three files go into a new ``output_dir/runs/<id>/`` and ``output_dir/latest`` is then
+    The list is :func:`outreach_list` (control customers left out unless ``include_control``);
+    the outreach plan (``outreach_plan.parquet``) is every scored customer, control ones
+    included, with their status: what ``retain outreach report`` reads once the horizon has
+    passed; a copy is kept under ``output_dir/outreach_plans/`` (:func:`plan_archive_path`),
+    which run pruning does not touch. The files go into a new ``output_dir/runs/<id>/`` and ``output_dir/latest`` is then
     switched to it in one rename (:func:`retain.data.publish_run`), so a reader sees the previous
     list or this one, never a mix. Returns the stable paths under ``latest`` and ``run``, the
     run directory.
     """
-    names = {"parquet": f"{RANKED_LIST}.parquet", "csv": f"{RANKED_LIST}.csv", "summary": SUMMARY}
+    names = {
+        "parquet": f"{RANKED_LIST}.parquet", "csv": f"{RANKED_LIST}.csv", "plan": OUTREACH_PLAN, "summary": SUMMARY,
+    }
+    listed_customers = outreach_list(ranked, include_control)
     # Stable paths only: the files of two runs on the same data and models stay byte-identical.
     listed = {kind: str(output_dir / data.LATEST / name) for kind, name in names.items() if kind != "summary"}
-    payload = {**summary, "outputs": listed}
+    payload = {**summary, "customers_listed": len(listed_customers), "outputs": listed}
     published = data.publish_run(
         output_dir,
         {
-            names["parquet"]: data.frame_writer(ranked, "parquet"),
-            names["csv"]: data.frame_writer(ranked, "csv"),
+            names["parquet"]: data.frame_writer(listed_customers, "parquet"),
+            names["csv"]: data.frame_writer(listed_customers, "csv"),
+            names["plan"]: data.frame_writer(ranked, "parquet"),
             names["summary"]: lambda p: data.dump_json(payload, p),
         },
         keep_runs=keep_runs,
     )
     paths = {kind: published.files[name] for kind, name in names.items()}
     paths["run"] = published.run_dir
+    if len(ranked):
+        paths["plans"] = data.write_frame(ranked, plan_archive_path(output_dir, ranked["as_of"].iloc[0]))
     return paths
+
+
+def plan_archive_path(output_dir: Path, as_of: pd.Timestamp) -> Path:
+    """Where the outreach plan of the list dated ``as_of`` is kept (a rescore of that date replaces it)."""
+    return output_dir / PLAN_ARCHIVE / f"plan_{pd.Timestamp(as_of):%Y-%m-%d}.parquet"
 
 
 def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:
@@ -238,6 +304,12 @@ def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:
         "as_of": str(as_of.date()) if as_of is not None else None,
         "customers_scored": len(ranked),
         "tiers": {str(k): int(v) for k, v in ranked["risk_tier"].value_counts().items()},
+        "control_customers": int(ranked["control"].sum()) if "control" in ranked.columns else 0,
+        "outreach": (
+            {str(k): int(v) for k, v in ranked["outreach_status"].value_counts().items()}
+            if "outreach_status" in ranked.columns
+            else {}
+        ),
         "value_at_risk_total": float(ranked["value_at_risk"].sum()),
         "value_basis": ranked.attrs.get("value_basis", "monthly_value"),
         "model_versions": versions,

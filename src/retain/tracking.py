@@ -51,22 +51,31 @@ data cannot be compared and does not block; the decision's reason says so. The m
 evaluation id and the decision (``promotion.promoted``, ``promotion.reason``) are stored as tags
 on the model version, so later decisions and people can see why.
 
+No model is ever unpickled
+--------------------------
 Models are logged with the sklearn flavour and an explicit ``pip_requirements`` list (MLflow's
-own inference of the requirements takes seconds per model): in the ``skops`` format when skops
-can hold the model with the types it trusts plus :data:`SKOPS_TRUSTED_TYPES` (the TF-IDF text
-Pipelines), in the ``cloudpickle`` format otherwise (the churn model: LightGBM and retain's own
-estimators; the text pyfunc is cloudpickled too). Unpickling runs code from the artifact,
-so the sha256 of every file of a model is recorded when it is logged (a tag on the logged model,
-copied to each registered version, :data:`ARTIFACT_HASHES_TAG`) and every load copies the files
-out of the store, checks them and only then unpickles that copy: a changed, added or missing
-file, or a model without recorded hashes, raises :class:`ModelIntegrityError` and nothing of it
-runs.
+own inference of the requirements takes seconds per model), always in the ``skops`` format:
+skops writes a model's state as data and, loading it, builds only the types skops trusts
+(scikit-learn's, NumPy's, SciPy's) and those listed in :data:`SKOPS_TRUSTED_TYPES` (the churn
+model: LightGBM and retain's own estimators; retain's functions in the TF-IDF Pipelines). A
+model skops cannot store with those types is a ``TypeError`` naming the others, never a pickle.
+
+The ``retain text`` model is a pyfunc logged from code (``retain/text_pyfunc.py``, no
+``python_model.pkl``) whose one artifact, ``text_model.skops``, is the text bundle stored with
+skops and :data:`TEXT_SKOPS_TRUSTED_TYPES`; a transformer's tokenizer, config and weights are
+plain data inside it (file bytes, JSON, safetensors).
+
+The sha256 of every file of a model is also recorded when it is logged (a tag on the logged
+model, copied to each registered version, :data:`ARTIFACT_HASHES_TAG`) and every load copies
+the files out of the store, checks them and only then reads that copy: a changed, added or
+missing file, or a model without recorded hashes, raises :class:`ModelIntegrityError` and
+nothing of it is read. A model stored as a pickle by an older retain (``model.pkl``,
+``python_model.pkl``, ``text_model.pkl``) is refused with :class:`UnsafeModelFormatError`: retrain it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
@@ -95,18 +104,21 @@ __all__ = [
     "ARTIFACT_HASHES_TAG",
     "BASE_REQUIREMENTS",
     "SKOPS_TRUSTED_TYPES",
+    "TEXT_SKOPS_TRUSTED_TYPES",
     "LoadedTextModel",
     "ModelIntegrityError",
     "NoChampionError",
     "PromotionDecision",
     "StoreError",
     "TrackedRun",
+    "UnsafeModelFormatError",
     "artifact_hashes",
     "champion_version",
     "crown_without_evidence",
     "evaluation_predictions",
     "flatten_params",
     "load_champion",
+    "load_text_bundle",
     "load_text_model",
     "log_model",
     "log_text_model",
@@ -125,7 +137,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Packages every logged sklearn model needs to load back (pinned to the installed versions).
-BASE_REQUIREMENTS: tuple[str, ...] = ("scikit-learn", "cloudpickle", "numpy", "pandas")
+BASE_REQUIREMENTS: tuple[str, ...] = ("scikit-learn", "skops", "numpy", "pandas")
 
 # Tag keys. Model-version tags carry the champion decision; run tags the text models used.
 METRIC_TAG = "metric.{metric}"
@@ -154,9 +166,6 @@ def mlflow_name(name: str) -> str:
     'themes_f1_anecdotes/miscellaneous'
     """
     return _NOT_IN_MLFLOW_NAMES.sub("_", name)
-# We choose cloudpickle on purpose (see module docstring); MLflow warns about it on every save.
-_CLOUDPICKLE_WARNING = "Saving scikit-learn models in the pickle or cloudpickle format"
-_PYTHON_OBJECT_WARNING = "Passing a Python object as `python_model`"
 
 
 class NoChampionError(LookupError):
@@ -417,12 +426,11 @@ def log_model(
     extra_requirements: Sequence[str] = (),
     pip_requirements: Sequence[str] | None = None,
 ) -> str:
-    """Log a fitted sklearn-contract model with the sklearn flavour (skops, else cloudpickle).
+    """Log a fitted sklearn-contract model with the sklearn flavour, in the skops format.
 
-    A model skops can store using only the types skops trusts and :data:`SKOPS_TRUSTED_TYPES`
-    (the TF-IDF text Pipelines) is saved in the skops format, which loads without running code
-    from the file; any other (the churn model: LightGBM and retain's own estimators) is
-    cloudpickled. Either way the hashes of its files are recorded (see :func:`load_version`).
+    The model must be storable by skops with only the types skops trusts and
+    :data:`SKOPS_TRUSTED_TYPES`, so it loads without running code from the file; it is never
+    pickled. The hashes of its files are recorded too (see :func:`load_version`).
 
     Parameters
     ----------
@@ -447,6 +455,11 @@ def log_model(
     -------
     str
         The model URI (``models:/<model_id>``) to pass to :func:`register_model`.
+
+    Raises
+    ------
+    TypeError
+        When skops cannot store the model, or only with types outside the trusted ones (named).
     """
     import mlflow
     import mlflow.sklearn
@@ -462,21 +475,16 @@ def log_model(
         else pinned_requirements(*BASE_REQUIREMENTS, *extra_requirements)
     )
     signature = _infer_signature(model, input_example, name) if input_example is not None else None
-    in_skops = _fits_skops(model)
-    if in_skops:
-        requirements = [*requirements, *pinned_requirements("skops")]
-    with _drop_log_records("mlflow.sklearn", _CLOUDPICKLE_WARNING):
-        info = mlflow.sklearn.log_model(
-            model,
-            name=name,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
-            if in_skops
-            else mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES) if in_skops else None,
-            pip_requirements=requirements,
-            # False, not None: None would make MLflow try to infer one again.
-            signature=signature if signature is not None else False,
-        )
+    _check_skops_storable(model, SKOPS_TRUSTED_TYPES, name)
+    info = mlflow.sklearn.log_model(
+        model,
+        name=name,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        pip_requirements=requirements,
+        # False, not None: None would make MLflow try to infer one again.
+        signature=signature if signature is not None else False,
+    )
     _record_hashes(run.tracking, info.model_id)
     logger.info("logged model %r as %s", name, info.model_uri)
     return info.model_uri
@@ -740,12 +748,14 @@ def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any
     """Load one version of a registered model as its native sklearn object.
 
     The model's files are copied from the store and checked against the sha256 recorded at
-    registration before anything is unpickled. A skops file is loaded trusting only the types
+    registration before anything is read. The skops file is loaded trusting only the types
     skops trusts by default (scikit-learn's, NumPy's, SciPy's) and :data:`SKOPS_TRUSTED_TYPES`,
     not the list stored with the model.
 
     Raises
     ------
+    UnsafeModelFormatError
+        The model was stored as a pickle (by an older retain); it is not loaded.
     ModelIntegrityError
         A file was changed, added or removed since registration, or no hashes were recorded.
     StoreError
@@ -760,9 +770,9 @@ def load_version(tracking: TrackingConfig, name: str, version: str | int) -> Any
     with _verified_copy(tracking, uri, what) as local:
         try:
             flavor = Model.load(str(local / "MLmodel")).flavors.get("sklearn", {})
-            if flavor.get("serialization_format") == mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
-                return _load_skops(local / flavor["pickled_model"], what)
-            return mlflow.sklearn.load_model(str(local))
+            if flavor.get("serialization_format") != mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
+                raise UnsafeModelFormatError(_stored_as_pickle(what, "retain train -c <config>"))
+            return _load_skops(local / flavor["pickled_model"], what, SKOPS_TRUSTED_TYPES)
         except (OSError, _mlflow_error()) as exc:
             raise _artifacts_missing(what, uri, exc) from exc
 
@@ -863,8 +873,10 @@ def pinned_requirements(*packages: str) -> list[str]:
 
 # --- the text model: one pyfunc for sentiment and themes --------------------------------------
 
-#: Artifact key (and file name) of the pickled text model inside the logged pyfunc.
-TEXT_MODEL_ARTIFACT = "text_model.pkl"
+#: Artifact key (and file name) of the text bundle, stored with skops, inside the logged pyfunc.
+TEXT_MODEL_ARTIFACT = "text_model.skops"
+#: The pyfunc's code, logged as a file ("models from code"), so no pickled class is stored.
+TEXT_PYFUNC_CODE = Path(__file__).with_name("text_pyfunc.py")
 
 
 @dataclass(frozen=True)
@@ -899,8 +911,10 @@ def log_text_model(
 ) -> str:
     """Log a text model as an MLflow pyfunc: DataFrame with a ``text`` column in, scores out.
 
-    The fitted estimators are pickled (cloudpickle) into one artifact, so loading needs no
-    network; torch and transformers models keep their weights inside that pickle.
+    The bundle is stored with skops as ``text_model.skops`` (trusting only
+    :data:`TEXT_SKOPS_TRUSTED_TYPES` beyond skops' own); a transformer's tokenizer, config and
+    weights are plain data inside it, so loading needs no network. The pyfunc class is logged as
+    code (:data:`TEXT_PYFUNC_CODE`), so nothing of the model is pickled.
 
     Parameters
     ----------
@@ -914,14 +928,19 @@ def log_text_model(
         A few texts; used to infer the signature (input ``text``, output score columns).
     extra_requirements
         Packages beyond :data:`BASE_REQUIREMENTS` and ``retain``, e.g. ``("torch",
-        "transformers")`` for a transformer model. Bare names are pinned to the installed version.
+        "transformers", "safetensors")`` for a transformer model. Bare names are pinned to the
+        installed version.
 
     Returns
     -------
     str
         The model URI to pass to :func:`register_model`.
+
+    Raises
+    ------
+    TypeError
+        When skops cannot store the bundle, or only with types outside the trusted ones (named).
     """
-    import cloudpickle
     import mlflow
     import mlflow.pyfunc
     import pandas as pd
@@ -934,13 +953,14 @@ def log_text_model(
         )
     example = pd.DataFrame({"text": list(input_example)})
     signature = infer_signature(example, bundle.predict(example["text"]))
+    stored = _check_skops_storable(bundle, TEXT_SKOPS_TRUSTED_TYPES, name)
     with tempfile.TemporaryDirectory(prefix="retain-text-model-") as tmp:
         path = Path(tmp) / TEXT_MODEL_ARTIFACT
-        path.write_bytes(cloudpickle.dumps(bundle))
-        with _drop_log_records("mlflow.pyfunc", _PYTHON_OBJECT_WARNING), _quiet_artifact_copies():
+        path.write_bytes(stored)
+        with _quiet_artifact_copies():
             info = mlflow.pyfunc.log_model(
                 name=name,
-                python_model=_text_pyfunc_class()(),
+                python_model=str(TEXT_PYFUNC_CODE),
                 artifacts={TEXT_MODEL_ARTIFACT: str(path)},
                 pip_requirements=pinned_requirements(
                     *BASE_REQUIREMENTS, "mlflow", "retain", *extra_requirements
@@ -949,8 +969,21 @@ def log_text_model(
                 input_example=example,
             )
     _record_hashes(run.tracking, info.model_id)
-    logger.info("logged text model %r as %s", name, info.model_uri)
+    logger.info("logged text model %r as %s (%d bytes of skops)", name, info.model_uri, len(stored))
     return info.model_uri
+
+
+def load_text_bundle(path: Path) -> Any:
+    """The text bundle in a ``text_model.skops`` file, trusting :data:`TEXT_SKOPS_TRUSTED_TYPES`.
+
+    Used by the logged pyfunc (``retain/text_pyfunc.py``) when MLflow loads it.
+
+    Raises
+    ------
+    ModelIntegrityError
+        The file holds a type outside skops' own and the trusted ones; nothing of it was built.
+    """
+    return _load_skops(Path(path), f"text model file {Path(path).name}", TEXT_SKOPS_TRUSTED_TYPES)
 
 
 def text_model_uri(tracking: TrackingConfig) -> str:
@@ -963,12 +996,14 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
 
     ``model_uri`` is a registered version (``models:/<name>/<version>`` or ``@<alias>``) or a
     logged model (``models:/m-<id>``): the model's files are copied from the store and checked
-    against the sha256 recorded when it was logged before anything is unpickled.
+    against the sha256 recorded when it was logged before anything is read.
 
     Raises
     ------
     NoChampionError
         When no ``model_uri`` is given and the text model has no champion yet.
+    UnsafeModelFormatError
+        The model was stored as a pickle (by an older retain); it is not loaded.
     ModelIntegrityError
         A file was changed, added or removed since logging, or no hashes are recorded for the
         URI (e.g. a ``runs:/`` URI).
@@ -990,63 +1025,20 @@ def load_text_model(tracking: TrackingConfig, model_uri: str | None = None) -> L
         description = f"{tracking.text_model} version {version} ({tracking.champion_alias})"
     else:
         description = model_uri
-    with _verified_copy(tracking, model_uri, f"text model {description}") as local:
+    what = f"text model {description}"
+    with _verified_copy(tracking, model_uri, what) as local:
+        if _holds_pickles(local) or not (local / "artifacts" / TEXT_MODEL_ARTIFACT).is_file():
+            raise UnsafeModelFormatError(_stored_as_pickle(what, "retain text train -c <config>"))
         try:
             loaded = mlflow.pyfunc.load_model(str(local))
         except (OSError, _mlflow_error()) as exc:
-            raise _artifacts_missing(f"text model {description}", model_uri, exc) from exc
+            raise _artifacts_missing(what, model_uri, exc) from exc
     bundle = loaded.unwrap_python_model().bundle
     model_version = loaded.metadata.model_uuid or model_uri
     logger.info("loaded text model %s (model %s)", description, model_version)
     return LoadedTextModel(
         model=bundle, uri=model_uri, model_version=model_version, description=description
     )
-
-
-@functools.cache
-def _text_pyfunc_class() -> type:
-    """The pyfunc wrapper class, built on first use so ``import retain.tracking`` stays light."""
-    import warnings
-
-    import cloudpickle
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # MLflow's own notes on type hints
-        import mlflow.pyfunc
-
-        return _define_text_pyfunc(mlflow.pyfunc.PythonModel, cloudpickle)
-
-
-def _define_text_pyfunc(base: type, cloudpickle: Any) -> type:
-    class TextPyfunc(base):  # type: ignore[misc, valid-type]
-        """MLflow pyfunc over a ``TextModelBundle``: a DataFrame with ``text`` in, scores out."""
-
-        bundle: Any = None
-        # The logged signature describes the input; MLflow's type-hint validation is not used.
-        _skip_type_hint_validation = True
-
-        def load_context(self, context: Any) -> None:
-            with open(context.artifacts[TEXT_MODEL_ARTIFACT], "rb") as handle:
-                self.bundle = cloudpickle.load(handle)
-
-        # No type hints: MLflow would read them as an input schema (the signature is logged).
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            import pandas as pd
-
-            texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input
-            return self.bundle.predict(texts)
-
-    TextPyfunc.__module__ = __name__
-    TextPyfunc.__qualname__ = "TextPyfunc"
-    return TextPyfunc
-
-
-def __getattr__(name: str) -> Any:
-    # ``TextPyfunc`` is built lazily (it subclasses an MLflow class); pickles name it
-    # ``retain.tracking.TextPyfunc`` and find it here when a logged model is loaded.
-    if name == "TextPyfunc":
-        return _text_pyfunc_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- the store: checked, created private and migrated once, under a lock ----------------------
@@ -1195,7 +1187,7 @@ def _artifacts_missing(what: str, uri: str, exc: Exception) -> StoreError:
     )
 
 
-# --- model files: hashed when logged, checked before anything is unpickled ---------------------
+# --- model files: hashed when logged, checked before anything is read -------------------------
 
 #: Tag holding the sha256 of every file of a model as JSON (``{"model.pkl": "<hex>", ...}``), set
 #: on the logged model when it is logged and copied to every registered version of it.
@@ -1212,6 +1204,26 @@ _RESTORE = (
 
 class ModelIntegrityError(StoreError):
     """A model's files differ from the sha256 recorded when it was logged; it is not loaded."""
+
+
+class UnsafeModelFormatError(ModelIntegrityError):
+    """A model stored as a pickle (by an older retain): loading it could run any code, so it is not.
+
+    A :class:`ModelIntegrityError`, so the CLI exits with the same code (7) as for a changed file.
+    """
+
+
+def _stored_as_pickle(what: str, retrain: str) -> str:
+    return (
+        f"{what}: this model was stored as a pickle by an older retain; retrain it (`{retrain}`). "
+        "retain loads only models stored without pickle (skops), since unpickling a file can run "
+        "any code"
+    )
+
+
+def _holds_pickles(directory: Path) -> bool:
+    """Whether a model's files include a pickle (``*.pkl``, as older retains stored models)."""
+    return any(path.suffix == ".pkl" for path in directory.rglob("*") if path.is_file())
 
 
 def artifact_hashes(directory: Path) -> dict[str, str]:
@@ -1304,7 +1316,7 @@ def _downloaded(uri: str, what: str) -> Iterator[Path]:
 def _verified_copy(tracking: TrackingConfig, uri: str, what: str) -> Iterator[Path]:
     """A copy of a model's files that matches the recorded hashes: load from it, nothing else.
 
-    The copy is checked before anything in it is unpickled, and the model is loaded from that
+    The copy is checked before anything in it is read, and the model is loaded from that
     same copy, so a file swapped in the store after the check is not the one loaded.
     """
     expected = _recorded_hashes(tracking, uri, what)
@@ -1333,33 +1345,100 @@ def _verified_copy(tracking: TrackingConfig, uri: str, what: str) -> Iterator[Pa
 
 
 
-# --- skops: scikit-learn models stored without pickle, with an explicit list of trusted types ---
+# --- skops: every model stored without pickle, with explicit lists of trusted types ----------
 
-#: Types retain trusts when loading a skops file, beyond those skops trusts by default
-#: (scikit-learn's estimators, NumPy and SciPy types): retain's own functions in its Pipelines.
-SKOPS_TRUSTED_TYPES: tuple[str, ...] = ("retain.text.inputs.as_texts", "retain.text.pii.scrub_pii")
+#: Types retain trusts when loading a skops file of a sklearn-flavour model, beyond those skops
+#: trusts by default (scikit-learn's public estimators, NumPy arrays and SciPy types). Each is
+#: built from data only (its ``__dict__`` or ``__setstate__`` state made of trusted types).
+SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
+    # retain's functions inside the TF-IDF text Pipelines (FunctionTransformer steps).
+    "retain.text.inputs.as_texts",
+    "retain.text.pii.scrub_pii",
+    # The churn model itself (retain.churn.model): parameters, classes_, categories_ as arrays.
+    "retain.churn.model.ChurnClassifier",
+    # Its booster. Booster keeps its trees as LightGBM's own text model (model_to_string in its
+    # __getstate__, parsed by LightGBM in __setstate__), not as a pickle.
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.basic.Booster",
+    # LightGBM keeps its evaluation records (best_score) in ordered dicts.
+    "collections.OrderedDict",
+    # CalibratedClassifierCV's fitted parts: private classes of scikit-learn, hence not in
+    # skops' defaults; isotonic calibration uses the public IsotonicRegression.
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    # The logistic churn baseline (make_logistic_baseline): its categorical step's function,
+    # the column selectors of its ColumnTransformer, and the dtypes those selectors hold.
+    "retain.churn.model._missing_as_nan",
+    "sklearn.compose._column_transformer.make_column_selector",
+    "numpy.dtype",
+    # A fine-tuned transformer classifier logged on its own (retain.text.transformer documents
+    # that it works with MLflow's sklearn flavour); its network is plain data (encoder_state).
+    "retain.text.transformer.TransformerTextClassifier",
+    "retain.text.transformer.EncoderNetwork",
+)
+
+#: Types retain trusts when loading ``text_model.skops`` (the ``retain text`` bundle), beyond
+#: those skops trusts by default. A transformer's tokenizer, config and weights are plain data
+#: in these objects' state (file bytes, JSON, safetensors bytes; see
+#: :func:`retain.text.encoder.encoder_state`), never torch or transformers objects.
+TEXT_SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
+    # The bundle: models per task, theme ids, threshold.
+    "retain.text.bundle.TextModelBundle",
+    # TF-IDF Pipelines: retain's functions in their FunctionTransformer steps.
+    "retain.text.inputs.as_texts",
+    "retain.text.pii.scrub_pii",
+    # Fine-tuned transformer classifiers and the network (tokenizer, encoder, head) they hold.
+    "retain.text.transformer.TransformerTextClassifier",
+    "retain.text.transformer.EncoderNetwork",
+    # A transformer blended with TF-IDF (weights chosen on held-out rows).
+    "retain.text.transformer.BlendedTextClassifier",
+    # One fine-tuned encoder with a head per task, and each task's view of it.
+    "retain.text.multitask.MultiTaskTextClassifier",
+    "retain.text.multitask.SharedEncoderTask",
+    # Its set of held-out text digests: a frozenset of strings (construction runs nothing).
+    "builtins.frozenset",
+    # Zero-label classifiers (no labels) and the sentence encoder (tokenizer, weights) they hold.
+    "retain.text.zero_label.ZeroLabelSentimentClassifier",
+    "retain.text.zero_label.ZeroLabelThemeClassifier",
+    "retain.text.encoder.LoadedEncoder",
+)
 
 
-def _fits_skops(model: Any) -> bool:
-    """Whether skops stores ``model`` with no type beyond the trusted ones (and is installed)."""
+def _check_skops_storable(model: Any, trusted: Sequence[str], name: str) -> bytes:
+    """``model`` in skops' format, after checking it needs no type beyond ``trusted``.
+
+    Raises
+    ------
+    TypeError
+        skops cannot store the model, or needs types outside skops' defaults and ``trusted``
+        (named), so it would not load back: it is refused rather than pickled.
+    """
+    import skops.io
+
     try:
-        import skops.io
-    except ImportError:
-        return False
-    try:
-        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    except Exception as exc:  # noqa: BLE001 - skops cannot store some objects (Cython, LightGBM)
-        logger.debug("%s is cloudpickled: skops cannot store it (%s)", type(model).__name__, exc)
-        return False
-    return set(untrusted) <= set(SKOPS_TRUSTED_TYPES)
+        stored = skops.io.dumps(model)
+    except Exception as exc:  # skops raises several types for objects it cannot store
+        raise TypeError(
+            f"model {name!r} ({type(model).__name__}) cannot be stored with skops ({exc}); "
+            "retain stores no model as a pickle"
+        ) from exc
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=stored)) - set(trusted))
+    if untrusted:
+        raise TypeError(
+            f"model {name!r} ({type(model).__name__}) holds types retain does not trust when "
+            f"loading: {', '.join(untrusted)}. retain stores no model as a pickle: store these "
+            "as plain data, or add a type to retain.tracking's trusted list if loading it runs "
+            "no code from the file"
+        )
+    return stored
 
 
-def _load_skops(path: Path, what: str) -> Any:
+def _load_skops(path: Path, what: str, trusted: Sequence[str]) -> Any:
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+        return skops.io.load(path, trusted=list(trusted))
     except UntrustedTypesFoundException as exc:
         raise ModelIntegrityError(
             f"{what}: {path.name} holds types retain does not trust ({exc}); it was not loaded: "
@@ -1535,15 +1614,6 @@ def _installed_version(package: str) -> str | None:
         return None
 
 
-class _DropMessages(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
-
-
 @contextlib.contextmanager
 def _quiet_artifact_copies() -> Iterator[None]:
     """No MLflow progress bar for copying a model's few local artifacts (retain has its own)."""
@@ -1559,15 +1629,3 @@ def _quiet_artifact_copies() -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = before
-
-
-@contextlib.contextmanager
-def _drop_log_records(logger_name: str, prefix: str) -> Iterator[None]:
-    """Drop one known log message from one logger for the duration of the block."""
-    target = logging.getLogger(logger_name)
-    message_filter = _DropMessages(prefix)
-    target.addFilter(message_filter)
-    try:
-        yield
-    finally:
-        target.removeFilter(message_filter)

@@ -99,6 +99,9 @@ class TextModels:
     evaluation_id: str = ""
     #: Registered versions, when these are champions loaded from the registry (not trained here).
     registered: dict[str, str] = field(default_factory=dict)
+    #: The theme model gives each text one theme (``retain text train`` with ``themes_mode``
+    #: single): per-theme sentiment reads its most probable theme, not a threshold.
+    single_label_themes: bool = False
 
 
 @dataclass
@@ -370,7 +373,10 @@ def _pretrained_scores(
 ) -> Callable[[pd.Timestamp], pd.DataFrame | None]:
     scored = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
     if aspects:
-        scored = add_aspect_scores(scored, feedback, models.sentiment, models.themes, theme_ids)
+        scored = add_aspect_scores(
+            scored, feedback, models.sentiment, models.themes, theme_ids,
+            single_label=models.single_label_themes,
+        )
     stamps = feedback["created_at"].to_numpy()
     until = models.train_until
 

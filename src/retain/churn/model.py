@@ -2,10 +2,11 @@
 
 :class:`ChurnClassifier` follows scikit-learn's estimator contract (parameters stored unchanged in
 ``__init__``, learned state ending in ``_``, ``fit`` returning ``self``, ``classes_`` and
-``predict_proba``), so ``clone``, grid search, pickling and MLflow's sklearn flavour work with no
-extra code. It takes a DataFrame of numeric and string/categorical columns as they come out of
-``retain.churn.features`` (or a flat customer table such as IBM Telco) and returns calibrated churn
-probabilities; :meth:`ChurnClassifier.feature_attributions` explains each row in log-odds for
+``predict_proba``), so ``clone``, grid search and MLflow's sklearn flavour work with no extra code.
+Its fitted state is plain data (NumPy arrays, LightGBM and scikit-learn objects), so skops stores
+it without pickle (see :data:`retain.tracking.SKOPS_TRUSTED_TYPES`). It takes a DataFrame of
+numeric and string/categorical columns as they come out of ``retain.churn.features`` (or a flat
+customer table such as IBM Telco) and returns calibrated churn probabilities; :meth:`ChurnClassifier.feature_attributions` explains each row in log-odds for
 ``retain.churn.reasons``.
 
 :func:`make_logistic_baseline` is the plain, well-understood model every churn figure is compared
@@ -134,9 +135,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         Column names seen in ``fit`` (DataFrame input).
     n_features_in_ : int
         Number of columns seen in ``fit``.
-    categories_ : dict[str, pandas.Index]
-        The categories of each string/categorical column, learned in ``fit``; at predict time
-        values outside them are treated as missing.
+    categories_ : dict[str, numpy.ndarray]
+        The categories of each string/categorical column (an object array, in the order pandas
+        sorted them), learned in ``fit``; at predict time values outside them are treated as
+        missing. Object arrays, not ``pandas.Index``: skops stores them without pickle.
     booster_ : lightgbm.LGBMClassifier
         The booster fitted on all rows (source of :meth:`feature_attributions`).
     calibrated_ : sklearn.calibration.CalibratedClassifierCV or None
@@ -209,7 +211,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         y = self._validated_labels(y, n_rows=len(frame))
 
         self.categories_ = {
-            col: _as_labels(frame[col]).astype("category").cat.categories
+            col: np.asarray(_as_labels(frame[col]).astype("category").cat.categories, dtype=object)
             for col in frame.columns
             if _is_categorical(frame[col])
         }

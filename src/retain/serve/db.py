@@ -85,6 +85,10 @@ scored_customers = sa.Table(
     sa.Column("recommended_action", sa.Text, nullable=False),
     sa.Column("owner", sa.String(200)),
     sa.Column("team", sa.String(200)),
+    # The outreach plan of the run (retain.outreach.playbook): status, the control flag, last contact.
+    sa.Column("outreach_status", sa.String(20)),
+    sa.Column("control", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_contacted_at", sa.DateTime),
     sa.Column("segment", sa.String(200)),
     sa.Column("region", sa.String(200)),
     sa.Column("plan", sa.String(200)),
@@ -166,8 +170,11 @@ def masked(url: str | sa.URL) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, create: bool = True) -> Engine:
     """An engine on ``url`` whose schema is at the latest migration.
+
+    With ``create=False`` a SQLite file that does not exist is an error rather than a new empty
+    database (``retain runs`` on a misspelled path says so instead of listing nothing).
 
     A SQLite file (and its directory) is created if missing, readable by its owner only (0600;
     0640 with ``$RETAIN_GROUP_READABLE=1``, as every file retain writes), in WAL mode (readers
@@ -185,6 +192,9 @@ def open_database(url: str) -> Engine:
     except sa.exc.ArgumentError as exc:
         raise DatabaseError(f"database URL {masked(url)} is not a valid URL: {exc}") from None
     name = masked(parsed)
+    file = _sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if not create and file is not None and not file.exists():
+        raise DatabaseError(f"database {name}: no such file (nothing published there yet?)")
     try:
         if parsed.get_backend_name() == "sqlite":
             engine = _sqlite_engine(parsed)
@@ -219,12 +229,20 @@ def database_errors(url: str | sa.URL, doing: str) -> Iterator[None]:
         ) from None
 
 
-def _sqlite_engine(url: sa.URL) -> Engine:
+def _sqlite_file(url: sa.URL) -> Path | None:
+    """The file of a SQLite URL (None: in memory or a ``file:`` URI)."""
     path = url.database
     if path and path != ":memory:" and not path.startswith("file:"):
+        return Path(path)
+    return None
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    path = url.database
+    file = _sqlite_file(url)
+    if file is not None:
         from retain.data import private_file_mode
 
-        file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             # Private from the first byte (SQLite gives its -wal and -shm files the same mode).

@@ -37,8 +37,8 @@ SORTS: dict[str, str] = {
 #: Columns of a list row, in the order of the CSV export.
 LIST_COLUMNS = (
     "rank", "customer_id", "churn_probability", "monthly_value", "value_at_risk", "risk_tier",
-    "segment", "region", "plan", "owner", "recommended_action", "reasons", "themes",
-    "last_contacted_at",
+    "segment", "region", "plan", "owner", "recommended_action", "outreach_status", "reasons",
+    "themes", "last_contacted_at",
 )
 
 MAX_PAGE_SIZE = 500
@@ -74,7 +74,7 @@ class Page:
 
 def _last_contact() -> sa.Subquery:
     return (
-        sa.select(outreach_log.c.customer_id, sa.func.max(outreach_log.c.at).label("last_contacted_at"))
+        sa.select(outreach_log.c.customer_id, sa.func.max(outreach_log.c.at).label("logged_at"))
         .where(outreach_log.c.control.is_(False))
         .group_by(outreach_log.c.customer_id)
         .subquery("last_contact")
@@ -95,10 +95,16 @@ def _like_json_string(column: sa.ColumnElement[Any], value: str) -> sa.ColumnEle
     return sa.cast(column, sa.Text).like(f'%"{escaped}"%', escape="\\")
 
 
+def _contacted_at(last: sa.Subquery) -> sa.ColumnElement[Any]:
+    """The latest contact: logged through the API since, else the one known when the run was scored."""
+    return sa.func.coalesce(last.c.logged_at, scored_customers.c.last_contacted_at)
+
+
 def _filtered(run_id: int, filters: ListFilters, last: sa.Subquery) -> sa.Select[Any]:
     c = scored_customers.c
     query = (
-        sa.select(scored_customers, last.c.last_contacted_at)
+        sa.select(*[col for col in scored_customers.c if col.name != "last_contacted_at"],
+                  _contacted_at(last).label("last_contacted_at"))
         .select_from(scored_customers.outerjoin(last, last.c.customer_id == c.customer_id))
         .where(c.run_id == run_id)
     )
@@ -117,7 +123,7 @@ def _filtered(run_id: int, filters: ListFilters, last: sa.Subquery) -> sa.Select
     if filters.reason:
         query = query.where(_like_json_string(c.reasons, filters.reason))
     if filters.not_contacted:
-        query = query.where(last.c.last_contacted_at.is_(None))
+        query = query.where(_contacted_at(last).is_(None))
     return query
 
 
@@ -168,7 +174,7 @@ def customer_page(
         total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
         if not filters.not_contacted:
             _counts.put(key, total)
-    column = last.c.last_contacted_at if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
+    column = _contacted_at(last) if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
     order = column.desc() if descending else column.asc()
     if sort == "last_contacted_at":  # customers never contacted last, either way
         order = sa.nulls_last(order)
@@ -183,7 +189,7 @@ def export_rows(conn: Connection, filters: ListFilters, sort: str = "rank", desc
     """Every row of the current run's filtered list, in order (for the CSV export)."""
     run_id = current_run_id(conn)
     last = _last_contact()
-    column = last.c.last_contacted_at if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
+    column = _contacted_at(last) if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
     order = column.desc() if descending else column.asc()
     result = conn.execution_options(yield_per=chunk).execute(
         _filtered(run_id, filters, last).order_by(order, scored_customers.c.rank)
@@ -205,6 +211,8 @@ def _list_row(row: Any) -> dict[str, Any]:
         "plan": row["plan"],
         "owner": row["owner"] or row["team"],
         "recommended_action": row["recommended_action"],
+        "outreach_status": row["outreach_status"],
+        "control": bool(row["control"]),
         "reasons": [{"phrase": r.get("phrase"), "signal": r.get("signal")} for r in row["reasons"] or []],
         "themes": list(row["themes"] or []),
         "last_contacted_at": _iso(row["last_contacted_at"]),
@@ -283,7 +291,8 @@ def customer_detail(conn: Connection, customer_id: str) -> dict[str, Any] | None
             ]
             items.sort(key=lambda e: e["occurred_at"] or "", reverse=True)
             reasons.append({"phrase": reason.get("phrase"), "signal": reason.get("signal"), "evidence": items})
-        customer = {**_list_row({**row, "last_contacted_at": outreach[0]["contacted_at"] if outreach else None}),
+        latest = outreach[0]["contacted_at"] if outreach else _iso(row["last_contacted_at"])
+        customer = {**_list_row({**row, "last_contacted_at": latest}),
                     "reasons": reasons, "team": row["team"], "run_id": run_id}
     return {"customer": customer, "history": history, "outreach": outreach}
 

@@ -13,12 +13,13 @@ run id they were logged against.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from retain.serve.db import evidence as evidence_table
 from retain.serve.db import outreach_log, score_runs, scored_customers
 
 logger = logging.getLogger(__name__)
+RowT = TypeVar("RowT")
 
 CHUNK_ROWS = 5_000
 ATTRIBUTES = ("segment", "region", "plan")
@@ -59,13 +61,13 @@ def with_customer_attributes(ranked: pd.DataFrame, customers: pd.DataFrame | Non
 
     Columns ``ranked`` already holds are kept as they are; ``ranked`` is not modified.
     """
-    wanted = [c for c in ATTRIBUTES if customers is not None and c in customers.columns and c not in ranked]
+    if customers is None:
+        return ranked
+    wanted = [c for c in ATTRIBUTES if c in customers.columns and c not in ranked.columns]
     if not wanted:
         return ranked
-    assert customers is not None
-    attributes = customers.drop_duplicates("customer_id").set_index(
-        customers["customer_id"].drop_duplicates().astype(str).to_numpy()
-    )[wanted]
+    by_id = customers.assign(customer_id=customers["customer_id"].astype(str))
+    attributes = by_id.drop_duplicates("customer_id").set_index("customer_id")[wanted]
     joined = attributes.reindex(ranked["customer_id"].astype(str).to_numpy())
     out = ranked.copy()
     for column in wanted:
@@ -90,7 +92,8 @@ def publish_run(
         The ranked list (``scoring.score_world``): ``rank``, ``as_of``, ``customer_id``,
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
         ``reason_i``/``reason_i_signal``/``reason_i_evidence``, ``recommended_action``, and
-        optionally ``segment``, ``region``, ``plan``, ``owner``, ``team``.
+        optionally ``segment``, ``region``, ``plan``, ``owner``, and the outreach plan's
+        ``team``, ``outreach_status``, ``control``, ``last_contacted_at``.
     summary:
         The run's summary (``scoring.summarise``): ``as_of``, ``model_versions``,
         ``value_basis`` are read from it; the whole is stored.
@@ -100,8 +103,8 @@ def publish_run(
         Rows per ``executemany``.
     """
     as_of = _as_of(ranked, summary)
-    customers = list(_customer_rows(ranked, evidence))
-    evidence_rows = list(_evidence_rows(evidence)) if evidence is not None else []
+    customers = _customer_columns(ranked, evidence)
+    evidence_rows = _evidence_columns(evidence) if evidence is not None and len(evidence) else {}
     now = _utcnow()
     with engine.begin() as conn:
         run_id = conn.execute(
@@ -109,22 +112,24 @@ def publish_run(
             {
                 "as_of": as_of, "created_at": now, "status": "pending",
                 "model_versions": dict(summary.get("model_versions", {})),
-                "customers": len(customers), "value_basis": summary.get("value_basis"),
+                "customers": len(ranked), "value_basis": summary.get("value_basis"),
                 "summary": _plain(summary),
             },
         ).scalar_one()
     try:
         with engine.begin() as conn:
-            for table, rows in ((scored_customers, customers), (evidence_table, evidence_rows)):
-                for chunk in _chunks(rows, chunk_rows):
-                    conn.execute(table.insert(), [{**row, "run_id": run_id} for row in chunk])
+            for table, columns in ((scored_customers, customers), (evidence_table, evidence_rows)):
+                _insert(conn, table, run_id, columns, chunk_rows)
         with engine.begin() as conn:
             _switch(conn, run_id, previous_status="superseded")
     except BaseException:
         with engine.begin() as conn:
             _delete_runs(conn, [run_id])
         raise
-    logger.info("published run %d: %d customers, %d evidence rows", run_id, len(customers), len(evidence_rows))
+    logger.info(
+        "published run %d: %d customers, %d evidence rows",
+        run_id, len(ranked), 0 if evidence is None else len(evidence),
+    )
     return run_id
 
 
@@ -225,18 +230,69 @@ def log_outreach(
         ).scalar_one()
 
 
+def _insert(
+    conn: Connection, table: sa.Table, run_id: int, columns: dict[str, list[Any]], chunk_rows: int
+) -> None:
+    """Insert a run's rows, given column by column, in the caller's transaction.
+
+    PostgreSQL with psycopg: one ``COPY ... FROM STDIN``. SQLite: the driver's ``executemany``
+    in chunks, values already in the form SQLAlchemy stores (JSON text, its DATETIME text).
+    Elsewhere: SQLAlchemy's ``executemany``. Turning values into parameters one by one is most
+    of a large publish's time through SQLAlchemy; the first two paths convert whole columns.
+    """
+    if not columns:
+        return
+    n = len(next(iter(columns.values())))
+    values = {"run_id": [run_id] * n, **columns}
+    dialect = conn.dialect
+    if not _bulk_path(dialect):
+        names = list(values)
+        for chunk in _chunks(list(zip(*values.values(), strict=True)), chunk_rows):
+            conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in chunk])
+        return
+    for name, column in values.items():
+        if isinstance(table.c[name].type, sa.JSON):
+            values[name] = [None if v is None else json.dumps(v) for v in column]
+        elif dialect.name == "sqlite" and isinstance(table.c[name].type, sa.DateTime):
+            # SQLAlchemy's SQLite DATETIME text, so its reads parse what was written here.
+            values[name] = [None if v is None else v.strftime("%Y-%m-%d %H:%M:%S.%f") for v in column]
+    rows = list(zip(*values.values(), strict=True))
+    names = ", ".join(f'"{c}"' for c in values)
+    if dialect.name == "postgresql":
+        sql = f'COPY "{table.name}" ({names}) FROM STDIN'
+        try:
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+        except dialect.dbapi.Error as exc:  # type: ignore[union-attr]
+            raise sa.exc.DBAPIError.instance(sql, None, exc, dialect.dbapi.Error) from None  # type: ignore[union-attr]
+    else:
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(values))})'
+        for chunk in _chunks(rows, chunk_rows):
+            conn.exec_driver_sql(sql, chunk)
+
+
+def _bulk_path(dialect: sa.Dialect) -> bool:
+    """Whether :func:`_insert` may bypass SQLAlchemy's parameters (SQLite, PostgreSQL via psycopg)."""
+    return dialect.name == "sqlite" or (dialect.name, dialect.driver) == ("postgresql", "psycopg")
+
+
 def _switch(conn: Connection, run_id: int, previous_status: str) -> None:
-    """In the caller's transaction: the current run gets ``previous_status``, ``run_id`` becomes current."""
+    """In the caller's transaction: the current run gets ``previous_status``, ``run_id`` becomes current.
+
+    The first statement writes, so the transaction holds the write lock (SQLite) before the
+    current run is read; on PostgreSQL the pointer row is read ``FOR UPDATE``. Two publishes
+    at once thus switch one after the other, and only the last is left ``published``.
+    """
+    conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(status="published"))
     previous = conn.execute(sa.select(current_table.c.run_id).with_for_update()).scalar_one_or_none()
     now = _utcnow()
-    if previous is not None:
-        conn.execute(
-            score_runs.update().where(score_runs.c.id == previous).values(status=previous_status)
-        )
-        conn.execute(current_table.update().where(current_table.c.id == 1).values(run_id=run_id, switched_at=now))
-    else:
+    if previous is None:
         conn.execute(current_table.insert(), {"id": 1, "run_id": run_id, "switched_at": now})
-    conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(status="published"))
+        return
+    if previous != run_id:
+        conn.execute(score_runs.update().where(score_runs.c.id == previous).values(status=previous_status))
+    conn.execute(current_table.update().where(current_table.c.id == 1).values(run_id=run_id, switched_at=now))
 
 
 def _delete_runs(conn: Connection, ids: Sequence[int]) -> None:
@@ -247,59 +303,65 @@ def _delete_runs(conn: Connection, ids: Sequence[int]) -> None:
     conn.execute(score_runs.delete().where(score_runs.c.id.in_(ids)))
 
 
-def _customer_rows(ranked: pd.DataFrame, evidence: pd.DataFrame | None) -> Iterator[dict[str, Any]]:
+def _customer_columns(ranked: pd.DataFrame, evidence: pd.DataFrame | None) -> dict[str, list[Any]]:
+    """The ``scored_customers`` columns of a ranked list, as lists of plain values."""
     numbers = sorted(
         int(c.split("_")[1]) for c in ranked.columns if c.startswith("reason_") and c.endswith("_signal")
     )
+    customers = ranked["customer_id"].astype(str).tolist()
     themes = _themes_by_customer(ranked, evidence, numbers)
-    optional = [c for c in (*ATTRIBUTES, "owner", "team") if c in ranked.columns]
-    columns = {
-        name: ranked[name].to_numpy(dtype=object).tolist()
-        for name in (
-            "rank", "customer_id", "churn_probability", "monthly_value", "value_at_risk",
-            "risk_tier", "recommended_action", *optional,
-        )
+    columns: dict[str, list[Any]] = {
+        "customer_id": customers,
+        "rank": ranked["rank"].astype("int64").tolist(),
+        **{c: ranked[c].astype("float64").tolist() for c in ("churn_probability", "monthly_value", "value_at_risk")},
+        "risk_tier": ranked["risk_tier"].astype(str).tolist(),
+        "reasons": _reasons(ranked, numbers),
+        "recommended_action": ranked["recommended_action"].astype(str).tolist(),
     }
-    reasons = {
-        i: (
-            ranked[f"reason_{i}"].to_numpy(dtype=object).tolist(),
-            ranked[f"reason_{i}_signal"].to_numpy(dtype=object).tolist(),
-            (
-                ranked[f"reason_{i}_evidence"].to_numpy(dtype=object).tolist()
-                if f"reason_{i}_evidence" in ranked
-                else [None] * len(ranked)
-            ),
-        )
-        for i in numbers
-    }
-    for row in range(len(ranked)):
-        customer = str(columns["customer_id"][row])
-        listed = []
-        for phrases, signals, ids in reasons.values():
-            if _missing(phrases[row]):
+    for name in (*ATTRIBUTES, "owner", "team", "outreach_status"):
+        columns[name] = _texts(ranked[name]) if name in ranked.columns else [None] * len(ranked)
+    columns["control"] = (
+        ranked["control"].fillna(False).astype(bool).tolist() if "control" in ranked.columns else [False] * len(ranked)
+    )
+    columns["last_contacted_at"] = (
+        [None if pd.isna(t) else t.to_pydatetime() for t in pd.to_datetime(ranked["last_contacted_at"])]
+        if "last_contacted_at" in ranked.columns
+        else [None] * len(ranked)
+    )
+    columns["themes"] = [themes.get(c) for c in customers]
+    return columns
+
+
+def _reasons(ranked: pd.DataFrame, numbers: Sequence[int]) -> list[list[dict[str, Any]]]:
+    """Per customer: [{phrase, signal, evidence_kind, evidence_ids}], strongest first, no empty ones."""
+    listed: list[list[dict[str, Any]]] = [[] for _ in range(len(ranked))]
+    for i in numbers:
+        phrases = _texts(ranked[f"reason_{i}"])
+        signals = _texts(ranked[f"reason_{i}_signal"])
+        ids = _texts(ranked[f"reason_{i}_evidence"]) if f"reason_{i}_evidence" in ranked else [None] * len(ranked)
+        for row, (phrase, signal, joined) in enumerate(zip(phrases, signals, ids, strict=True)):
+            if phrase is None:
                 continue
-            signal = None if _missing(signals[row]) else str(signals[row])
-            listed.append(
+            listed[row].append(
                 {
-                    "phrase": str(phrases[row]),
+                    "phrase": phrase,
                     "signal": signal,
                     "evidence_kind": evidence_kind(signal) if signal else None,
-                    "evidence_ids": [] if _missing(ids[row]) else str(ids[row]).split(EVIDENCE_SEPARATOR),
+                    "evidence_ids": joined.split(EVIDENCE_SEPARATOR) if joined else [],
                 }
             )
-        yield {
-            "rank": int(columns["rank"][row]),
-            "customer_id": customer,
-            "churn_probability": float(columns["churn_probability"][row]),
-            "monthly_value": float(columns["monthly_value"][row]),
-            "value_at_risk": float(columns["value_at_risk"][row]),
-            "risk_tier": str(columns["risk_tier"][row]),
-            "reasons": listed,
-            "recommended_action": str(columns["recommended_action"][row]),
-            **{c: None for c in (*ATTRIBUTES, "owner", "team")},
-            **{c: None if _missing(columns[c][row]) else str(columns[c][row]) for c in optional},
-            "themes": themes.get(customer),
-        }
+    return listed
+
+
+def _texts(values: pd.Series) -> list[str | None]:
+    """A column as strings, None where missing."""
+    return [None if _missing(v) else str(v) for v in values.to_numpy(dtype=object)]
+
+
+def _numbers(values: pd.Series) -> list[float | None]:
+    """A column as floats, None where missing."""
+    floats = pd.to_numeric(values, errors="coerce").astype("float64")
+    return [None if math.isnan(v) else v for v in floats.tolist()]
 
 
 def _themes_by_customer(
@@ -323,26 +385,24 @@ def _themes_by_customer(
     return {customer: sorted(themes) for customer, themes in found.items()}
 
 
-def _evidence_rows(evidence: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    present = [c for c in EVIDENCE_RECORD_COLUMNS if c in evidence.columns]
-    columns = {c: evidence[c].to_numpy(dtype=object).tolist() for c in present}
-    for row in range(len(evidence)):
-        record: dict[str, Any] = {c: None for c in EVIDENCE_RECORD_COLUMNS}
-        for c in present:
-            value = columns[c][row]
-            if c == "themes":
-                record[c] = None if value is None or (isinstance(value, float) and math.isnan(value)) else [
-                    str(t) for t in value
-                ]
-            elif c == "occurred_at":
-                record[c] = pd.Timestamp(value).to_pydatetime()
-            elif _missing(value):
-                record[c] = None
-            elif c in ("csat", "nps", "ces", "rating"):
-                record[c] = float(value)
-            else:
-                record[c] = str(value)
-        yield record
+def _evidence_columns(evidence: pd.DataFrame) -> dict[str, list[Any]]:
+    """The ``evidence`` columns of ``churn.evidence.evidence_records``, as lists of plain values."""
+    columns: dict[str, list[Any]] = {}
+    for name in EVIDENCE_RECORD_COLUMNS:
+        if name not in evidence.columns:
+            columns[name] = [None] * len(evidence)
+        elif name == "occurred_at":
+            columns[name] = [t.to_pydatetime() for t in pd.to_datetime(evidence[name])]
+        elif name == "themes":
+            columns[name] = [
+                [str(t) for t in v] if isinstance(v, list | tuple | np.ndarray) else None
+                for v in evidence[name].to_numpy(dtype=object)
+            ]
+        elif name in ("csat", "nps", "ces", "rating"):
+            columns[name] = _numbers(evidence[name])
+        else:
+            columns[name] = _texts(evidence[name])
+    return columns
 
 
 def _as_of(ranked: pd.DataFrame, summary: dict[str, Any]) -> datetime:
@@ -353,7 +413,7 @@ def _as_of(ranked: pd.DataFrame, summary: dict[str, Any]) -> datetime:
     raise ValueError("the ranked list has no as_of (an empty list needs summary['as_of'])")
 
 
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _chunks(rows: list[RowT], size: int) -> Iterator[list[RowT]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 

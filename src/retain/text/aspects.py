@@ -145,19 +145,34 @@ def _split_leading_subordinate(clause: str) -> list[str]:
 
 
 def theme_thresholds(
-    theme_model: Any, n_themes: int, threshold: float | Sequence[float] | None = None
+    theme_model: Any,
+    n_themes: int,
+    threshold: float | Sequence[float] | None = None,
+    single_label: bool = False,
 ) -> np.ndarray:
     """The probability each theme must reach to count as raised.
 
     ``threshold`` if given (one number or one per theme); otherwise the model's per-theme
-    ``thresholds_`` if it has them; otherwise 0.5.
+    ``thresholds_`` if it has them; otherwise 0.5. With ``single_label`` any probability above
+    0: only the most probable theme is left non-zero (:func:`most_probable_only`).
     """
+    if single_label:
+        return np.full(n_themes, np.finfo(float).tiny)
     if threshold is None:
         threshold = getattr(theme_model, "thresholds_", 0.5)
     values = np.broadcast_to(np.asarray(threshold, dtype=float), (n_themes,)).copy()
     if np.any((values < 0) | (values > 1)):
         raise ValueError(f"theme thresholds must lie in [0, 1], got {values}")
     return values
+
+
+def most_probable_only(probabilities: np.ndarray) -> np.ndarray:
+    """Each row's highest probability kept, the others set to 0 (ties keep every maximum)."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.size == 0:
+        return probabilities.copy()
+    top = np.nanmax(probabilities, axis=1, keepdims=True)
+    return np.where(probabilities == top, probabilities, 0.0)
 
 
 def aspect_sentiment(
@@ -169,6 +184,7 @@ def aspect_sentiment(
     feedback_ids: Sequence[Any] | None = None,
     threshold: float | Sequence[float] | None = None,
     conflict: float = 0.5,
+    single_label: bool = False,
 ) -> pd.DataFrame:
     """Sentiment per theme, one row per (text, theme it raises).
 
@@ -201,6 +217,10 @@ def aspect_sentiment(
     conflict
         How sure two clauses must be of opposite polarities for the theme to be ``"mixed"``;
         above 1 never.
+    single_label
+        The theme model gives each text one theme (a softmax over themes, ``themes_mode``
+        single): a text or clause raises its most probable theme, whatever its probability,
+        and thresholds are not used. Read at 0.5, a softmax over many themes seldom raises any.
 
     Returns
     -------
@@ -217,9 +237,9 @@ def aspect_sentiment(
     if len(ids) != len(texts):
         raise ValueError(f"{len(ids)} feedback_ids for {len(texts)} texts")
     theme_ids = list(theme_ids)
-    thresholds = theme_thresholds(theme_model, len(theme_ids), threshold)
+    thresholds = theme_thresholds(theme_model, len(theme_ids), threshold, single_label)
     scored = _ThemePolarities.of(
-        texts, sentiment_model, theme_model, theme_ids, thresholds, conflict
+        texts, sentiment_model, theme_model, theme_ids, thresholds, conflict, single_label
     )
     rows, cols = np.nonzero(scored.theme_probability >= thresholds)  # row-major: text order
     out = scored.frame(rows, cols)
@@ -293,6 +313,7 @@ class _ThemePolarities:
         theme_ids: list[str],
         thresholds: np.ndarray,
         conflict: float,
+        single_label: bool = False,
     ) -> _ThemePolarities:
         """Score texts and the clauses of multi-clause texts in one batch, then apply the rule."""
         clauses = [split_clauses(t) for t in texts]
@@ -301,6 +322,8 @@ class _ThemePolarities:
         units = texts + [c for parts in clauses if len(parts) > 1 for c in parts]
         sentiment = class_probabilities(sentiment_model, units, SENTIMENTS, "sentiment")
         themes = class_probabilities(theme_model, units, theme_ids, "theme")
+        if single_label:  # thresholds are then any probability above 0 (theme_thresholds)
+            themes = most_probable_only(themes)
         n, k = len(texts), len(theme_ids)
         logger.debug("aspect sentiment: %d texts, %d clauses scored", n, len(units) - n)
 
@@ -413,6 +436,7 @@ def aspect_feedback_scores(
     theme_model: Any | None,
     theme_ids: Sequence[str],
     threshold: float | Sequence[float] | None = None,
+    single_label: bool = False,
 ) -> pd.DataFrame:
     """Per-theme negative sentiment for the feedback-scores table (churn features read it).
 
@@ -424,7 +448,7 @@ def aspect_feedback_scores(
         Fitted models, or None: then every ``aspect_<id>_negative`` is NaN (unknown, not 0).
     theme_ids
         The taxonomy's theme ids, in order.
-    threshold
+    threshold, single_label
         As in :func:`aspect_sentiment`.
 
     Returns
@@ -445,6 +469,7 @@ def aspect_feedback_scores(
         theme_ids,
         feedback_ids=list(feedback["feedback_id"]),
         threshold=threshold,
+        single_label=single_label,
     )
     wide = aspect_sentiment_wide(long, list(feedback["feedback_id"]), theme_ids)
     wide.index = feedback.index
@@ -457,10 +482,14 @@ def add_aspect_scores(
     sentiment_model: Any | None,
     theme_model: Any | None,
     theme_ids: Sequence[str],
+    single_label: bool = False,
 ) -> pd.DataFrame:
     """``scores`` (a feedback-scores table of ``feedback``'s rows) with the columns of
-    :func:`aspect_feedback_scores` added; a new frame, ``scores`` is not modified."""
-    per_theme = aspect_feedback_scores(feedback, sentiment_model, theme_model, theme_ids)
+    :func:`aspect_feedback_scores` added; a new frame, ``scores`` is not modified.
+    ``single_label``: the theme model gives one theme per text (see :func:`aspect_sentiment`)."""
+    per_theme = aspect_feedback_scores(
+        feedback, sentiment_model, theme_model, theme_ids, single_label=single_label
+    )
     if not scores.index.equals(per_theme.index):
         raise ValueError("scores and feedback must have the same rows (index)")
     return pd.concat([scores, per_theme.drop(columns="feedback_id")], axis=1)

@@ -80,24 +80,90 @@ class LoadedEncoder:
         return int(self.model.config.hidden_size)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pickled as the tokenizer, the model's config and its weights (safetensors bytes), so a
-        # fitted model that holds its encoder unpickles with no folder and no network.
-        return {
-            "name": self.name,
-            "tokenizer": self.tokenizer,
-            "config": self.model.config,
-            "weights_safetensors": weights_to_bytes(self.model.state_dict()),
-        }
+        # Plain data only (see encoder_state), so skops stores a fitted model that holds its
+        # encoder without pickle, and it loads back with no folder and no network.
+        return {"name": self.name, **encoder_state(self.tokenizer, self.model)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from transformers import AutoModel
-
-        model = AutoModel.from_config(state["config"])
-        model.load_state_dict(weights_from_state(state))
-        model.eval()
+        tokenizer, model = encoder_from_state(state)
         object.__setattr__(self, "name", state["name"])
-        object.__setattr__(self, "tokenizer", state["tokenizer"])
+        object.__setattr__(self, "tokenizer", tokenizer)
         object.__setattr__(self, "model", model)
+
+
+def encoder_state(
+    tokenizer: Any, model: Any, tensors: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A tokenizer and an encoder as plain data: file bytes, a JSON string and tensor bytes.
+
+    ``tokenizer_files`` are the files ``save_pretrained`` writes (file name to bytes),
+    ``config_json`` the model's configuration as JSON and ``weights_safetensors`` its weights
+    as safetensors bytes (or ``tensors``, when more than the model's are stored). None of them
+    runs code when read back (:func:`encoder_from_state`), unlike a pickled tokenizer, config or
+    ``torch.save`` file.
+    """
+    return {
+        "tokenizer_files": tokenizer_files(tokenizer),
+        "config_json": model.config.to_json_string(use_diff=False),
+        "weights_safetensors": weights_to_bytes(model.state_dict() if tensors is None else tensors),
+    }
+
+
+def encoder_from_state(state: Mapping[str, Any], prefix: str = "") -> tuple[Any, Any]:
+    """``(tokenizer, model)`` rebuilt from :func:`encoder_state`'s data, in evaluation mode.
+
+    ``prefix`` selects the model's tensors among others in ``weights_safetensors`` (e.g.
+    ``"encoder."`` when a head's tensors are stored beside them).
+    """
+    from transformers import AutoModel
+
+    weights = weights_from_state(state)
+    if prefix:
+        weights = {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
+    model = AutoModel.from_config(config_from_json(state["config_json"]))
+    model.load_state_dict(weights)
+    model.eval()
+    return tokenizer_from_files(state["tokenizer_files"]), model
+
+
+def tokenizer_files(tokenizer: Any) -> dict[str, bytes]:
+    """The files ``tokenizer.save_pretrained`` writes, as file name to bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="retain-tokenizer-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {
+            path.relative_to(tmp).as_posix(): path.read_bytes()
+            for path in sorted(Path(tmp).rglob("*"))
+            if path.is_file()
+        }
+
+
+def tokenizer_from_files(files: Mapping[str, bytes]) -> Any:
+    """The tokenizer saved in ``files`` (see :func:`tokenizer_files`), read offline."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="retain-tokenizer-") as tmp:
+        for name, content in files.items():
+            path = (Path(tmp) / name).resolve()
+            if not path.is_relative_to(Path(tmp).resolve()):
+                raise ValueError(f"tokenizer file name {name!r} points outside its folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        # A tokenizer file naming its own code (auto_map) is refused, not run.
+        return AutoTokenizer.from_pretrained(tmp, local_files_only=True, trust_remote_code=False)
+
+
+def config_from_json(text: str) -> Any:
+    """A Hugging Face model configuration from its JSON (``to_json_string``), offline."""
+    import json
+
+    from transformers import CONFIG_MAPPING
+
+    values = json.loads(text)
+    return CONFIG_MAPPING[values["model_type"]].from_dict(values)
 
 
 def weights_to_bytes(tensors: Mapping[str, Any]) -> bytes:

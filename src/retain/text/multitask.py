@@ -5,7 +5,7 @@
 per column for an indicator matrix such as themes (a label vector of themes gets a softmax head).
 The heads are the column blocks of one ``torch.nn.Linear`` over the pooled sentence vector, so
 the network is the :class:`~retain.text.transformer.EncoderNetwork` of the single-task model and
-fine-tunes, pickles and quantises the same way (the training loop is
+fine-tunes, stores (skops or pickle) and quantises the same way (the training loop is
 :class:`~retain.text.transformer.FineTuningMixin`'s).
 
 It trains on the union of the rows carrying any task's label; a row without a label for a task

@@ -10,8 +10,9 @@ pairs (sentence, aspect), so it also scores sentiment towards a given theme.
 a transformer) with weights chosen on validation rows carved from the training data.
 
 Both fit in anything that takes the TF-IDF pipelines: :func:`retain.text.scoring.score_feedback`,
-``clone``, pickling and MLflow's sklearn flavour. A fitted transformer model carries its weights
-and tokenizer inside the pickle: unpickling loads nothing from disk or network.
+``clone``, skops (and pickling) and MLflow's sklearn flavour. A fitted transformer model carries
+its weights and tokenizer inside the stored model (plain data: see :class:`EncoderNetwork`):
+loading it reads nothing from disk or network.
 
 torch and transformers are imported inside functions only.
 """
@@ -38,6 +39,8 @@ from sklearn.utils.validation import check_is_fitted
 from retain.config import TextModelConfig
 from retain.text.encoder import (
     DEFAULT_ENCODER,
+    encoder_from_state,
+    encoder_state,
     length_sorted_batches,
     mean_pool,
     resolve_encoder,
@@ -223,16 +226,17 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 
 # --------------------------------------------------------------------------------------------
-# The network: a tokenizer, an encoder and an optional linear head, pickled as bytes
+# The network: a tokenizer, an encoder and an optional linear head, stored as plain data
 # --------------------------------------------------------------------------------------------
 
 
 class EncoderNetwork:
     """A tokenizer, a Hugging Face encoder and an optional linear head, on the CPU.
 
-    Pickles as the tokenizer, the encoder's config and its weights as bytes (CPU tensors), so
-    unpickling rebuilds the model from the pickle alone, without ``from_pretrained``. The int8
-    copy made by :meth:`quantized` is not pickled; it is remade on first use.
+    Its state is plain data (:func:`retain.text.encoder.encoder_state`: the tokenizer's files,
+    the encoder's config as JSON, the encoder's and head's weights as safetensors bytes), so
+    skops (or pickle) rebuilds it without ``from_pretrained`` or the network. The int8 copy made
+    by :meth:`quantized` is not stored; it is remade on first use.
     """
 
     def __init__(self, tokenizer: Any, encoder: Any, head: Any | None = None) -> None:
@@ -242,36 +246,28 @@ class EncoderNetwork:
         self._quantized: Any | None = None
 
     def __getstate__(self) -> dict[str, Any]:
+        # Plain data only (see encoder_state): the head's tensors beside the encoder's.
         tensors = {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
         if self.head is not None:
             tensors.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
         head_shape = None if self.head is None else (self.head.in_features, self.head.out_features)
-        return {
-            "tokenizer": self.tokenizer,
-            "config": self.encoder.config,
-            "head_shape": head_shape,
-            "weights_safetensors": weights_to_bytes(tensors),
-        }
+        return {**encoder_state(self.tokenizer, self.encoder, tensors), "head_shape": head_shape}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import torch
-        from transformers import AutoModel
 
-        weights = weights_from_state(state)
-        if "weights_safetensors" in state:  # flat "encoder.*" / "head.*" names
-            weights = {
-                part: {k.removeprefix(f"{part}."): v for k, v in weights.items() if k.startswith(f"{part}.")}
-                for part in ("encoder", "head")
-            }
-        encoder = AutoModel.from_config(state["config"])
-        encoder.load_state_dict(weights["encoder"])
-        encoder.eval()
+        if "weights_safetensors" not in state:  # older torch.save bytes: {"encoder": .., "head": ..}
+            nested = weights_from_state(state)
+            flat = {f"{part}.{k}": v for part, tensors in nested.items() for k, v in tensors.items()}
+            state = {**state, "weights_safetensors": weights_to_bytes(flat)}
+        tokenizer, encoder = encoder_from_state(state, prefix="encoder.")
         head = None
         if state["head_shape"] is not None:
+            weights = weights_from_state(state)
             head = torch.nn.Linear(*state["head_shape"])
-            head.load_state_dict(weights["head"])
+            head.load_state_dict({k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")})
             head.eval()
-        self.tokenizer, self.encoder, self.head = state["tokenizer"], encoder, head
+        self.tokenizer, self.encoder, self.head = tokenizer, encoder, head
         self._quantized = None
 
     @property
@@ -923,8 +919,11 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
         The fitted members, in the order of ``estimators``.
     weights_ : numpy.ndarray
         The chosen weight of each member.
-    validation_losses_ : dict
-        Log loss on the validation rows per weight vector tried.
+    validation_weights_ : numpy.ndarray
+        The weight vectors tried, one row each.
+    validation_losses_ : numpy.ndarray
+        Log loss on the validation rows of each row of ``validation_weights_`` (arrays, not a
+        dict keyed by weight tuples: skops stores arrays without pickle).
     validation_rows_ : numpy.ndarray
         Positions (in the data given to ``fit``) of the rows the weights were chosen on.
     tuned_on_ : str
@@ -981,7 +980,8 @@ class BlendedTextClassifier(ClassifierMixin, BaseEstimator):
             losses[weights] = _log_loss(target[validation], blend, multilabel)
         best = min(losses, key=lambda w: (losses[w], -max(w)))
         self.weights_ = np.array(best)
-        self.validation_losses_ = losses
+        self.validation_weights_ = np.array(list(losses), dtype=float)
+        self.validation_losses_ = np.array(list(losses.values()), dtype=float)
         self.validation_rows_ = validation
         weights = ", ".join(f"{name}={w:.2f}" for name, w in zip(names, best, strict=True))
         where = (

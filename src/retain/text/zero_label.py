@@ -260,7 +260,7 @@ class _PrototypeSelfTrainer(ClassifierMixin, BaseEstimator):
         A text that splits into clauses contributes itself and each clause; its first unit is
         always the whole text.
         """
-        # The encoder the model was fitted with travels inside the fitted model (pickled as its
+        # The encoder the model was fitted with travels inside the fitted model (stored as its
         # weights), so scoring needs neither the folder nor the network.
         encoder = getattr(self, "encoder_", None) or load_encoder(self.encoder)
         units: list[str] = []

@@ -58,6 +58,10 @@ def upgrade() -> None:
         sa.Column("recommended_action", sa.Text, nullable=False),
         sa.Column("owner", sa.String(200)),
         sa.Column("team", sa.String(200)),
+        # The outreach plan of the run (retain.outreach.playbook): status, the control flag, last contact.
+        sa.Column("outreach_status", sa.String(20)),
+        sa.Column("control", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("last_contacted_at", sa.DateTime),
         sa.Column("segment", sa.String(200)),
         sa.Column("region", sa.String(200)),
         sa.Column("plan", sa.String(200)),

@@ -1,4 +1,4 @@
-"""The ranked at-risk list: value at risk, risk tiers, recommended actions, order."""
+"""The ranked at-risk list: value at risk, risk tiers, order (actions: ``outreach.playbook``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from retain.config import Playbook, RiskTier
+from retain.config import RiskTier
 
 RANKED_COLUMNS = (
     "rank",
@@ -17,6 +17,8 @@ RANKED_COLUMNS = (
     "value_at_risk",
     "risk_tier",
 )
+CUSTOMER_ATTRIBUTES = ("segment", "region", "plan")
+"""Customer attributes carried into the list where the data has them (to filter it by)."""
 
 
 def risk_tiers(probabilities: pd.Series, tiers: Sequence[RiskTier]) -> pd.Series:
@@ -29,33 +31,9 @@ def risk_tiers(probabilities: pd.Series, tiers: Sequence[RiskTier]) -> pd.Series
     return pd.Series(names[index], index=probabilities.index, dtype=object)
 
 
-def recommended_actions(
-    reason_signals: pd.DataFrame, tiers: pd.Series, playbook: Playbook, tier_order: Sequence[str]
-) -> pd.Series:
-    """The playbook action for each customer: the first of its reasons (in order) that has a rule.
-
-    A rule with ``min_tier`` applies only to customers in that tier or a higher one
-    (``tier_order`` lists tier names from highest to lowest).
-    """
-    rank_of = {name: i for i, name in enumerate(tier_order)}
-    tier_rank = tiers.map(rank_of).to_numpy()
-    actions = pd.Series(playbook.default_action, index=reason_signals.index, dtype=object)
-    decided = np.zeros(len(actions), dtype=bool)
-    for column in reason_signals.columns:
-        signals = reason_signals[column].to_numpy()
-        for rule in playbook.rules:
-            match = (signals == rule.signal) & ~decided
-            if rule.min_tier is not None:
-                match &= tier_rank <= rank_of.get(rule.min_tier, len(tier_order))
-            actions[match] = rule.action
-            decided |= match
-    return actions
-
-
 def rank_customers(
     scored: pd.DataFrame,
     reasons: pd.DataFrame,
-    playbook: Playbook,
     tiers: Sequence[RiskTier],
 ) -> pd.DataFrame:
     """Rank customers by value at risk (churn probability x monthly value), highest first.
@@ -63,31 +41,32 @@ def rank_customers(
     Parameters
     ----------
     scored:
-        ``customer_id``, ``churn_probability`` and ``monthly_value``, one row per customer.
+        ``customer_id``, ``churn_probability`` and ``monthly_value``, one row per customer,
+        optionally the customer attributes ``segment``, ``region``, ``plan``.
     reasons:
         ``reason_1..k`` and ``reason_1_signal..k`` (``reasons.top_reasons``), optionally
         ``reason_1_evidence..k`` (``evidence.reason_evidence``), same index as ``scored``.
-    playbook, tiers:
-        From ``configs/playbook.yaml`` and the scoring config.
+    tiers:
+        From the scoring config, highest first.
 
     Returns
     -------
     pd.DataFrame
         ``rank`` (1 = act first), ``customer_id``, ``churn_probability``, ``monthly_value``,
-        ``value_at_risk``, ``risk_tier``, the reasons (phrases, signals, evidence), and
-        ``recommended_action``. Ties in value at risk are broken by probability, then customer
+        ``value_at_risk``, ``risk_tier``, the customer attributes present, and the reasons
+        (phrases, signals, evidence). Ties in value at risk are broken by probability, then customer
         id, so the order is reproducible.
     """
+    attributes = [c for c in CUSTOMER_ATTRIBUTES if c in scored.columns]
     out = scored[["customer_id", "churn_probability", "monthly_value"]].copy()
     out["value_at_risk"] = out["churn_probability"] * out["monthly_value"]
     out["risk_tier"] = risk_tiers(out["churn_probability"], tiers)
+    for column in attributes:
+        out[column] = scored[column].astype(object)
     signal_cols = [c for c in reasons.columns if c.endswith("_signal")]
     evidence_cols = [c for c in reasons.columns if c.endswith("_evidence")]
     reason_cols = [c for c in reasons.columns if c not in {*signal_cols, *evidence_cols}]
     out = out.join(reasons[reason_cols + signal_cols + evidence_cols])
-    out["recommended_action"] = recommended_actions(
-        reasons[signal_cols], out["risk_tier"], playbook, [t.name for t in tiers]
-    )
     out = out.sort_values(
         ["value_at_risk", "churn_probability", "customer_id"],
         ascending=[False, False, True],
