@@ -154,3 +154,45 @@ def test_help_lists_exit_8_and_the_publish_flag() -> None:
     assert "8 the database the list is published to cannot be opened or written" in top
     assert "--publish" in runner.invoke(app, ["score", "--help"]).output
     assert "rollback" in runner.invoke(app, ["runs", "--help"]).output
+
+
+def test_the_outreach_loop_through_the_database(trained: Path, database_url: str) -> None:
+    """Act, follow up, measure: a contact logged through the API puts the customer in cooldown
+    on the next list, counts as contacted in the effect report, and the report reaches the API."""
+    from fastapi.testclient import TestClient
+
+    from retain.serve import auth
+    from retain.serve.api import create_app
+
+    config = score_config(trained, database_url, f"loop-{abs(hash(database_url))}.yaml")
+    # A list far enough back that the data covers its 90-day horizon.
+    first = retain("score", "-c", str(config), "--publish", "-q", "--as-of", "2025-03-01", "--force-as-of")
+    assert first.returncode == 0, first.stderr
+    engine = db.open_database(database_url)
+    with engine.begin() as conn:
+        token = auth.create_token(conn, "lead-1", "lead")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(engine)) as client:
+        top = client.get("/api/customers", headers=headers, params={"page_size": 3}).json()["items"]
+        chosen = top[0]["customer_id"]
+        logged = client.post(
+            f"/api/customers/{chosen}/outreach", headers=headers,
+            json={"channel": "phone", "outcome": "reached", "contacted_at": "2025-03-02T10:00:00"},
+        )
+        assert logged.status_code == 201, logged.text
+        before = client.get("/api/outreach/effect", headers=headers).json()
+        assert before["rows"] == [] and "retain outreach report" in before["message"]
+
+    again = retain("score", "-c", str(config), "--publish", "-q", "--as-of", "2025-03-15", "--force-as-of")
+    assert again.returncode == 0, again.stderr
+    plan = pd.read_parquet(trained / config.stem / "latest" / "outreach_plan.parquet")
+    assert plan.set_index("customer_id").loc[chosen, "outreach_status"] == "cooldown"
+
+    report = retain("outreach", "report", "-c", str(config), "--as-of", "2025-03-01", "--publish", "-q")
+    assert report.returncode == 0, report.stderr
+    assert "intention to treat only" not in report.stdout  # the logged contact was read
+    with TestClient(create_app(engine)) as client:
+        effect = client.get("/api/outreach/effect", headers=headers).json()
+    assert effect["as_of"].startswith("2025-03-01") and effect["per_protocol"] is True
+    assert {r["analysis"] for r in effect["rows"]} == {"intention_to_treat", "per_protocol"}
+    engine.dispose()

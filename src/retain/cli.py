@@ -556,14 +556,22 @@ def outreach_report(
         str | None,
         typer.Option("--as-of", help="The date of the archived plan (YYYY-MM-DD); default: the newest whose horizon has passed."),
     ] = None,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Also store the report in scoring.database, where `retain serve`'s page and API "
+            "show it; contacts logged there count as contacted.",
+        ),
+    ] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
     """Compare churn of contacted and control customers of a past list, per playbook action.
 
     Reads the plan, the data (churn labels over features.horizon_days after the plan's date,
-    as label.definition defines them) and, if scoring.outreach_history is set, who was actually
-    contacted. Prints the table and writes effect_<date>.json and .png under
+    as label.definition defines them) and who was actually contacted (scoring.outreach_history
+    and, when the list is published, the outreach log in the database). Prints the table and writes effect_<date>.json and .png under
     <scoring.output_dir>/outreach_effects/. Exit 3 when the data does not cover the horizon yet.
     """
     _configure_logging(verbose, quiet)
@@ -572,7 +580,7 @@ def outreach_report(
 
     cfg = _run(_load, config, ScoreConfig)
     when = _iso_date(as_of, "--as-of") if as_of else None
-    report = _run(jobs.run_outreach_report, cfg, plan, when)
+    report = _run(jobs.run_outreach_report, cfg, plan, when, publish)
     typer.echo(jobs.format_outreach_report(report))
 
 

@@ -497,8 +497,7 @@ def run_score(
     world = None
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
-    history = config.scoring.outreach_history
-    contacts = data.read_contacts(history) if history is not None else None
+    contacts = known_contacts(config)
     if config.data.layout == "flat":
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         ranked = score_flat(
@@ -1331,8 +1330,33 @@ class OutreachReport:
     paths: dict[str, Path]
 
 
+def known_contacts(config: ScoreConfig, database: bool | None = None) -> pd.DataFrame | None:
+    """Who was contacted when: ``scoring.outreach_history`` and, when the list is published
+    (``database``, default ``scoring.publish``), the outreach log leads keep in the database.
+
+    None when neither is there (a cooldown then skips nobody).
+    """
+    frames = []
+    if config.scoring.outreach_history is not None:
+        frames.append(data.read_contacts(config.scoring.outreach_history))
+    if config.scoring.publish if database is None else database:
+        from retain.serve import db, runs
+
+        url = config.scoring.database.url
+        engine = db.open_database(url)
+        try:
+            with db.database_errors(url, "reading the outreach log"):
+                frames.append(runs.logged_contacts(engine))
+        finally:
+            engine.dispose()
+    frames = [f for f in frames if len(f)]
+    if not frames:  # nothing recorded: say so (intention to treat only) rather than "nobody"
+        return None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def run_outreach_report(
-    config: ScoreConfig, plan_path: Path | None = None, as_of: date | None = None
+    config: ScoreConfig, plan_path: Path | None = None, as_of: date | None = None, publish: bool = False
 ) -> OutreachReport:
     """Compare churn of assigned and held-out customers of a past list whose horizon has passed.
 
@@ -1340,8 +1364,10 @@ def run_outreach_report(
     else the newest archived plan whose horizon (``features.horizon_days``) the data now covers.
     Outcomes are the churn labels of ``config.label`` read from the data; the customers actually
     contacted come from ``scoring.outreach_history`` (contacts from the plan's date to the end of
-    its horizon), without it only the intention-to-treat rows are given. Writes
-    ``<output_dir>/outreach_effects/effect_<as_of>.json`` and ``.png``.
+    its horizon) and, when the list is published (``publish`` or ``scoring.publish``), the
+    database's outreach log; without either only the intention-to-treat rows are given. Writes
+    ``<output_dir>/outreach_effects/effect_<as_of>.json`` and ``.png``; with ``publish`` also
+    stores the report in the database, where the API and the page show it.
     """
     from retain.churn.labels import labels
     from retain.outreach.effect import effect_figure, outreach_effect
@@ -1362,8 +1388,8 @@ def run_outreach_report(
         )
     outcomes = labels(loaded.world.customers, loaded.world.events, when, config.features.horizon_days, config.label)
     contacted = None
-    if config.scoring.outreach_history is not None:
-        contacts = data.read_contacts(config.scoring.outreach_history)
+    contacts = known_contacts(config, database=publish or config.scoring.publish)
+    if contacts is not None:
         window = (contacts["contacted_at"] >= when) & (contacts["contacted_at"] < when + horizon)
         contacted = set(contacts.loc[window, "customer_id"])
     effect = outreach_effect(plan, outcomes, contacted)
@@ -1377,6 +1403,16 @@ def run_outreach_report(
     paths = {"json": data.write_json(payload, out_dir / f"{name}.json")}
     figure = effect_figure(effect, f"Effect of outreach on {config.features.horizon_days}-day churn, list of {when.date()}")
     paths["plot"] = data.write_figures({name: figure}, out_dir)[name]
+    if publish:
+        from retain.serve import db, runs
+
+        url = config.scoring.database.url
+        engine = db.open_database(url)
+        try:
+            with db.database_errors(url, "storing the outreach report"):
+                runs.store_outreach_report(engine, data_end.to_pydatetime(), payload)
+        finally:
+            engine.dispose()
     return OutreachReport(when, when + horizon, data_end, plan_path, effect, contacted is not None, paths)
 
 

@@ -358,7 +358,7 @@ def latest_effect(conn: Connection) -> dict[str, Any]:
         return {
             "message": "No effect measured yet: once customers contacted from a published list have "
             "passed their horizon, run `retain outreach report --publish`.",
-            "groups": [],
+            "rows": [],
         }
     return {**dict(row["report"]), "created_at": _iso(row["created_at"]),
             "observed_until": _iso(row["observed_until"])}

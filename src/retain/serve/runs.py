@@ -230,6 +230,34 @@ def log_outreach(
         ).scalar_one()
 
 
+def logged_contacts(engine: Engine) -> pd.DataFrame:
+    """Every contact of the outreach log (not control-group entries): ``customer_id``,
+    ``contacted_at``, ``channel``, ``outcome``, ``action``, ``run_id``; oldest first."""
+    c = outreach_log.c
+    query = (
+        sa.select(c.customer_id, c.at.label("contacted_at"), c.channel, c.outcome, c.action, c.run_id)
+        .where(c.control.is_(False))
+        .order_by(c.at, c.id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "contacted_at", "channel", "outcome", "action", "run_id"])
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame["contacted_at"] = pd.to_datetime(frame["contacted_at"]).astype("datetime64[ns]")
+    return frame
+
+
+def store_outreach_report(engine: Engine, observed_until: datetime, report: dict[str, Any]) -> int:
+    """Keep a measured effect of outreach (``retain outreach report --publish``) for the API."""
+    from retain.serve.db import outreach_reports
+
+    with engine.begin() as conn:
+        return conn.execute(
+            outreach_reports.insert().returning(outreach_reports.c.id),
+            {"created_at": _utcnow(), "observed_until": observed_until, "report": _plain(report)},
+        ).scalar_one()
+
+
 def _insert(
     conn: Connection, table: sa.Table, run_id: int, columns: dict[str, list[Any]], chunk_rows: int
 ) -> None:

@@ -54,7 +54,8 @@ async function loadList() {
     tr.append(el("td", c.rank), el("td", c.customer_id), el("td", percent(c.churn_probability)),
       el("td", money(c.value_at_risk)), el("td", c.risk_tier, "tier-" + c.risk_tier),
       el("td", (c.reasons || []).map((r) => r.phrase).join("; ")),
-      el("td", c.recommended_action), el("td", c.owner || ""), el("td", day(c.last_contacted_at)));
+      el("td", c.recommended_action), el("td", c.owner || ""), el("td", c.outreach_status || ""),
+      el("td", day(c.last_contacted_at)));
     tr.addEventListener("click", () => openCustomer(c.customer_id));
     tr.addEventListener("keydown", (e) => { if (e.key === "Enter") openCustomer(c.customer_id); });
     rows.append(tr);
@@ -74,7 +75,7 @@ async function openCustomer(id) {
   $("detail-title").textContent = "Customer " + c.customer_id;
   const facts = [`churn risk ${percent(c.churn_probability)}`, `value at risk ${money(c.value_at_risk)}`,
     `tier ${c.risk_tier}`, `action: ${c.recommended_action}`];
-  for (const key of ["segment", "region", "plan", "owner"]) if (c[key]) facts.push(`${key} ${c[key]}`);
+  for (const key of ["segment", "region", "plan", "owner", "outreach_status"]) if (c[key]) facts.push(`${key.replace("_", " ")} ${c[key]}`);
   if (c.control) facts.push("control group: do not contact");
   $("detail-summary").textContent = facts.join(" · ");
   const reasons = $("detail-reasons");
@@ -137,13 +138,17 @@ async function loadEffect() {
   const body = await (await api("api/outreach/effect")).json();
   const rows = $("effect-table").querySelector("tbody");
   rows.replaceChildren();
-  $("effect-status").textContent = body.message || "";
-  for (const g of body.groups || []) {
+  if (body.message) { $("effect-status").textContent = body.message; return; }
+  $("effect-status").textContent = `List of ${day(body.as_of)}: churn within ${body.horizon_days} days, ` +
+    "customers assigned outreach against a control group held out at random" +
+    (body.per_protocol ? " (and those actually contacted)." : " (intention to treat: no contact log).");
+  for (const r of body.rows || []) {
     const tr = el("tr");
-    const ci = g.difference === null ? "not yet measurable"
-      : `${percent(g.difference)} (${percent(g.ci_low)} to ${percent(g.ci_high)})`;
-    tr.append(el("td", g.action), el("td", g.treated), el("td", percent(g.treated_churn_rate)),
-      el("td", g.control), el("td", percent(g.control_churn_rate)), el("td", ci));
+    const ci = (r.difference === null || r.difference === undefined) ? "not measurable (a group is empty)"
+      : `${percent(r.difference)} (${percent(r.ci_low)} to ${percent(r.ci_high)})`;
+    const label = r.analysis === "per_protocol" ? `${r.action} (contacted)` : `${r.action} (assigned)`;
+    tr.append(el("td", label), el("td", r.n_treated), el("td", percent(r.churn_rate_treated)),
+      el("td", r.n_control), el("td", percent(r.churn_rate_control)), el("td", ci));
     rows.append(tr);
   }
 }
