@@ -187,3 +187,23 @@ def test_the_api_documents_itself(served) -> None:  # type: ignore[no-untyped-de
             "/api/customers/export.csv", "/api/runs", "/api/health", "/api/ready"} <= set(spec["paths"])
     assert client.get("/api/docs").status_code == 200
     assert "<title>retain" in client.get("/").text
+
+
+def test_a_revoked_tokens_name_can_be_given_to_a_new_token(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, engine = served
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    with engine.begin() as conn:
+        old = auth.create_token(conn, "alice", "lead")
+    with engine.begin() as conn:
+        assert auth.revoke_token(conn, "alice") == 1
+    # What the error for a name in use says to do (revoke it first) must then work.
+    with engine.begin() as conn:
+        new = auth.create_token(conn, "alice", "viewer")
+    assert get(client, "/api/me", new).json()["role"] == "viewer"
+    assert get(client, "/api/me", old).status_code == 401
+    # through the API as well, and a live name is still refused
+    assert client.delete("/api/tokens/alice", headers=admin).status_code == 200
+    assert client.post("/api/tokens", json={"name": "alice", "role": "lead"}, headers=admin).status_code == 201
+    assert client.post("/api/tokens", json={"name": "alice", "role": "lead"}, headers=admin).status_code == 409
+    alices = [t for t in get(client, "/api/tokens", tokens["admin"]).json() if t["name"] == "alice"]
+    assert len(alices) == 3 and sum(t["revoked_at"] is None for t in alices) == 1

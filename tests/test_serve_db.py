@@ -335,3 +335,33 @@ def test_a_bad_url_is_a_database_error_with_the_password_masked() -> None:
         db.open_database("mysql+nosuchdriver://u@h/x")
     with pytest.raises(db.DatabaseError, match=r"driver is not installed \(MySQLdb\)"):
         db.open_database("mysql://u@h/x")
+
+
+def test_the_token_names_migration_keeps_the_tokens(database_url: str) -> None:
+    """A database made before 0003 keeps its tokens (live and revoked) through the upgrade."""
+    from alembic import command
+
+    from retain.serve import auth
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        config = db._alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+    with engine.begin() as conn:
+        live = auth.create_token(conn, "ana", "lead")
+        auth.create_token(conn, "ben", "viewer")
+        auth.revoke_token(conn, "ben")
+    engine.dispose()
+    upgraded = db.open_database(database_url)
+    with upgraded.begin() as conn:
+        assert db.schema_revision(conn) == db.head_revision()
+        assert auth.principal_for(conn, live).name == "ana"
+        assert [(t["name"], t["revoked_at"] is None) for t in auth.list_tokens(conn)] == [("ben", False), ("ana", True)]
+        auth.create_token(conn, "ben", "viewer")  # a revoked token's name is free again
+        with pytest.raises(ValueError, match="exists"):
+            auth.create_token(conn, "ana", "viewer")
+    with pytest.raises(sa.exc.IntegrityError), upgraded.begin() as conn:  # never two live tokens named alike
+        conn.execute(db.api_tokens.insert(), {"name": "ana", "role": "lead", "token_sha256": "x" * 64,
+                                              "created_at": datetime(2025, 1, 1)})
+    upgraded.dispose()
