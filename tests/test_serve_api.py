@@ -207,3 +207,24 @@ def test_a_revoked_tokens_name_can_be_given_to_a_new_token(served) -> None:  # t
     assert client.post("/api/tokens", json={"name": "alice", "role": "lead"}, headers=admin).status_code == 409
     alices = [t for t in get(client, "/api/tokens", tokens["admin"]).json() if t["name"] == "alice"]
     assert len(alices) == 3 and sum(t["revoked_at"] is None for t in alices) == 1
+
+
+def test_a_failing_request_logs_and_answers_no_customer_text(served, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    from retain.serve import queries
+    from retain.serve.db import outreach_log
+
+    def failing_write(conn, customer_id, contacted_by, channel, outcome, notes, at):  # type: ignore[no-untyped-def]
+        # a real database error about the row being written (PostgreSQL quotes the row)
+        conn.execute(outreach_log.insert(), {"customer_id": customer_id, "contacted_by": contacted_by,
+                                             "channel": channel, "at": None, "notes": notes})
+
+    monkeypatch.setattr(queries, "record_outreach", failing_write)
+    with caplog.at_level(logging.DEBUG):
+        response = client.post("/api/customers/c3/outreach", headers={"Authorization": f"Bearer {tokens['lead']}"},
+                               json={"channel": "email", "notes": SECRET_NOTE})
+    assert response.status_code == 500 and SECRET_NOTE not in response.text
+    # the server's records with any exception text or traceback (the test client's own are not the server's)
+    logged = "\n".join(caplog.handler.format(r) for r in caplog.records if not r.name.startswith("httpx"))
+    assert "/api/customers/{customer_id}/outreach failed: IntegrityError" in logged
+    assert SECRET_NOTE not in logged and "c3" not in logged

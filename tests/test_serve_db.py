@@ -365,3 +365,19 @@ def test_the_token_names_migration_keeps_the_tokens(database_url: str) -> None:
         conn.execute(db.api_tokens.insert(), {"name": "ana", "role": "lead", "token_sha256": "x" * 64,
                                               "created_at": datetime(2025, 1, 1)})
     upgraded.dispose()
+
+
+def test_database_errors_never_carry_the_values_written(database_url: str) -> None:
+    """A failed write's error (what a server logs) does not list the values written.
+
+    (PostgreSQL's own message may quote the row: the API logs only the error's type.)
+    """
+    secret = "she mentioned her divorce"
+    engine = db.open_database(database_url)
+    with pytest.raises(sa.exc.IntegrityError) as raised, engine.begin() as conn:
+        conn.execute(db.outreach_log.insert(), {"customer_id": "C000001", "contacted_by": "ana", "channel": "phone",
+                                                "at": None, "notes": secret})
+    assert "outreach_log" in str(raised.value) and "parameters hidden" in str(raised.value)
+    if engine.dialect.name == "sqlite":
+        assert secret not in str(raised.value)
+    engine.dispose()

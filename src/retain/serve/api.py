@@ -90,7 +90,14 @@ def create_app(engine: Engine) -> FastAPI:
     @app.middleware("http")
     async def _log_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - answered here, so no server logs its message
+            # An error's text can quote customer data (a database's "Failing row contains (...)",
+            # a value that failed to parse): log its type only, never its message or traceback.
+            logger.error("%s %s failed: %s", request.method,
+                         getattr(request.scope.get("route"), "path", "(no route)"), type(exc).__name__)
+            response = JSONResponse({"detail": "internal error (the server log names its type)"}, status_code=500)
         route = request.scope.get("route")
         # The route's template, never the path itself: paths hold customer ids.
         logger.info(

@@ -185,7 +185,8 @@ def open_database(url: str, create: bool = True) -> Engine:
     0640 with ``$RETAIN_GROUP_READABLE=1``, as every file retain writes), in WAL mode (readers
     never wait for a publish) with foreign keys on. The migrations run under a lock (a file
     lock beside a SQLite file, an advisory lock on PostgreSQL), so processes opening a new
-    database at the same time do not collide.
+    database at the same time do not collide. The engine's errors never list a statement's
+    values (``hide_parameters``): those are customer ids and text, and errors end up in logs.
 
     Raises
     ------
@@ -204,7 +205,7 @@ def open_database(url: str, create: bool = True) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             engine = _sqlite_engine(parsed)
         else:
-            engine = sa.create_engine(parsed, pool_pre_ping=True)
+            engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         with _migration_lock(engine, parsed):
             _upgrade(engine)
     except sa.exc.NoSuchModuleError:
@@ -253,7 +254,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             # Private from the first byte (SQLite gives its -wal and -shm files the same mode).
             os.close(os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, private_file_mode()))
             os.chmod(file, private_file_mode())
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
