@@ -228,3 +228,27 @@ def test_a_failing_request_logs_and_answers_no_customer_text(served, caplog, mon
     logged = "\n".join(caplog.handler.format(r) for r in caplog.records if not r.name.startswith("httpx"))
     assert "/api/customers/{customer_id}/outreach failed: IntegrityError" in logged
     assert SECRET_NOTE not in logged and "c3" not in logged
+
+
+def test_the_total_is_right_when_a_pruned_runs_id_comes_back(database_url: str) -> None:
+    """SQLite gives a deleted newest run's id to the next run: a total cached for the old one must not stick."""
+    import pandas as pd
+
+    from retain.serve import runs
+    from serve_fixtures import AS_OF, evidence_rows, ranked
+
+    engine = open_database(database_url)
+    publish_two_runs(engine)
+    with engine.begin() as conn:
+        token = auth.create_token(conn, "v", "viewer")
+    with TestClient(create_app(engine)) as client:
+        assert get(client, "/api/customers", token).json()["total"] == 5
+        first, second = sorted(r.id for r in runs.list_runs(engine))
+        runs.rollback(engine, first)
+        assert runs.prune_runs(engine, keep=1) == [second]
+        three = ranked(AS_OF + pd.Timedelta(days=30)).head(3)
+        runs.publish_run(engine, three, {"model_versions": {"churn": "3"}}, evidence_rows())
+        body = get(client, "/api/customers", token).json()
+        assert body["run"]["model_versions"] == {"churn": "3"}
+        assert len(body["items"]) == 3 and body["total"] == 3
+    engine.dispose()

@@ -128,7 +128,8 @@ def _filtered(run_id: int, filters: ListFilters, last: sa.Subquery) -> sa.Select
 
 
 class _Counts:
-    """Totals per (run, filters): a published run never changes, so a count stays true."""
+    """Totals per (run id, run creation time, filters): a published run never changes, so a
+    count stays true."""
 
     def __init__(self, size: int = 2048) -> None:
         self._lock = threading.Lock()
@@ -168,7 +169,9 @@ def customer_page(
     run_id = current_run_id(conn)
     last = _last_contact()
     query = _filtered(run_id, filters, last)
-    key = (run_id, *filters.key())
+    # With the run's creation time: SQLite gives a deleted newest run's id to the next run.
+    created = conn.execute(sa.select(score_runs.c.created_at).where(score_runs.c.id == run_id)).scalar_one_or_none()
+    key = (run_id, created, *filters.key())
     total = None if filters.not_contacted else _counts.get(key)
     if total is None:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
