@@ -252,3 +252,30 @@ def test_the_total_is_right_when_a_pruned_runs_id_comes_back(database_url: str) 
         assert body["run"]["model_versions"] == {"churn": "3"}
         assert len(body["items"]) == 3 and body["total"] == 3
     engine.dispose()
+
+
+def test_theme_and_reason_filters_match_exactly(database_url: str) -> None:
+    """Accented themes match; case counts (as for the other filters); a reason matches its signal only."""
+    from retain.serve import runs
+    from serve_fixtures import AS_OF, evidence_rows, ranked
+
+    engine = open_database(database_url)
+    evidence = evidence_rows()
+    evidence.at[3, "themes"] = ["facturación", "50%_off"]
+    runs.publish_run(engine, ranked(AS_OF), {"model_versions": {"churn": "1"}}, evidence)
+    with engine.begin() as conn:
+        token = auth.create_token(conn, "v", "viewer")
+    with TestClient(create_app(engine)) as client:
+        def ids(**params: object) -> list[str]:
+            response = get(client, "/api/customers", token, **params)
+            assert response.status_code == 200, response.text
+            return [c["customer_id"] for c in response.json()["items"]]
+
+        assert {"facturación", "50%_off"} <= set(get(client, "/api/filters", token).json()["theme"])
+        assert ids(theme="facturación") == ["c4"]
+        assert ids(theme="50%_off") == ["c4"] and ids(theme="5_%") == [] and ids(theme="%") == []
+        assert ids(theme="billing") == ["c2", "c4"] and ids(theme="Billing") == []
+        assert ids(reason="repeated_contacts") == ["c1"]
+        assert ids(reason="ticket") == [] and ids(reason="t1") == []  # an evidence kind, an evidence id
+        assert ids(reason='engagement"') == []
+    engine.dispose()

@@ -7,6 +7,7 @@ published. Runs never change once published, which is why counts can be cached p
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
 from retain.serve.db import (
     current_run,
@@ -89,10 +91,32 @@ def current_run_id(conn: Connection) -> int:
     return int(run_id)
 
 
-def _like_json_string(column: sa.ColumnElement[Any], value: str) -> sa.ColumnElement[bool]:
-    """``column`` (JSON) holds the string ``value`` somewhere (matched on its JSON text)."""
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', '\\"')
-    return sa.cast(column, sa.Text).like(f'%"{escaped}"%', escape="\\")
+class _Holds(sa.sql.expression.FunctionElement[bool]):
+    """``_Holds(text, part)``: ``part`` occurs in ``text``, case and all (no LIKE wildcards)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_Holds)
+def _holds_default(element: _Holds, compiler: Any, **kw: Any) -> str:
+    return f"(strpos({compiler.process(element.clauses, **kw)}) > 0)"
+
+
+@compiles(_Holds, "sqlite")
+def _holds_sqlite(element: _Holds, compiler: Any, **kw: Any) -> str:
+    return f"(instr({compiler.process(element.clauses, **kw)}) > 0)"
+
+
+def _json_holds(column: sa.ColumnElement[Any], fragment: str) -> sa.ColumnElement[bool]:
+    """``column`` (JSON) holds ``fragment`` in its JSON text.
+
+    The text is what ``json.dumps`` wrote (SQLAlchemy's JSON type and the bulk insert of
+    :mod:`retain.serve.runs` both use it): strings in double quotes, non-ASCII as ``\\uXXXX``,
+    ``", "`` and ``": "`` between items. A fragment built with ``json.dumps`` therefore matches
+    exactly (SQLite's LIKE would ignore case and miss every accented theme).
+    """
+    return _Holds(sa.cast(column, sa.Text), sa.literal(fragment, sa.Text))
 
 
 def _contacted_at(last: sa.Subquery) -> sa.ColumnElement[Any]:
@@ -118,10 +142,10 @@ def _filtered(run_id: int, filters: ListFilters, last: sa.Subquery) -> sa.Select
         query = query.where(sa.func.coalesce(c.owner, c.team) == filters.owner)
     if filters.min_value is not None:
         query = query.where(c.value_at_risk >= filters.min_value)
-    if filters.theme:
-        query = query.where(_like_json_string(c.themes, filters.theme))
-    if filters.reason:
-        query = query.where(_like_json_string(c.reasons, filters.reason))
+    if filters.theme:  # an item of the list of themes
+        query = query.where(_json_holds(c.themes, json.dumps(filters.theme)))
+    if filters.reason:  # a reason's signal (not its phrase, evidence kind or evidence ids)
+        query = query.where(_json_holds(c.reasons, '"signal": ' + json.dumps(filters.reason)))
     if filters.not_contacted:
         query = query.where(_contacted_at(last).is_(None))
     return query
