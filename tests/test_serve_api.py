@@ -279,3 +279,18 @@ def test_theme_and_reason_filters_match_exactly(database_url: str) -> None:
         assert ids(reason="ticket") == [] and ids(reason="t1") == []  # an evidence kind, an evidence id
         assert ids(reason='engagement"') == []
     engine.dispose()
+
+
+def test_the_export_is_in_the_order_of_the_list(served) -> None:  # type: ignore[no-untyped-def]
+    client, tokens, _ = served
+    lead = tokens["lead"]
+    for customer, at in (("c4", "2025-06-02T09:00:00"), ("c2", "2025-06-03T09:00:00")):
+        made = client.post(f"/api/customers/{customer}/outreach", headers={"Authorization": f"Bearer {lead}"},
+                           json={"channel": "phone", "contacted_at": at})
+        assert made.status_code == 201, made.text
+    for order, contacted in (("asc", ["c4", "c2"]), ("desc", ["c2", "c4"])):
+        listed = [c["customer_id"] for c in get(client, "/api/customers", lead, sort="last_contacted_at",
+                                                     order=order).json()["items"]]
+        assert listed == [*contacted, "c1", "c3", "c5"]  # never contacted: last, by rank
+        exported = get(client, "/api/customers/export.csv", lead, sort="last_contacted_at", order=order).text
+        assert [r["customer_id"] for r in csv.DictReader(io.StringIO(exported))] == listed

@@ -201,12 +201,8 @@ def customer_page(
         total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
         if not filters.not_contacted:
             _counts.put(key, total)
-    column = _contacted_at(last) if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
-    order = column.desc() if descending else column.asc()
-    if sort == "last_contacted_at":  # customers never contacted last, either way
-        order = sa.nulls_last(order)
     rows = conn.execute(
-        query.order_by(order, scored_customers.c.rank).offset((page - 1) * page_size).limit(page_size)
+        query.order_by(*_order(sort, descending, last)).offset((page - 1) * page_size).limit(page_size)
     ).mappings()
     return Page(run_id=run_id, total=total, items=[_list_row(r) for r in rows])
 
@@ -214,15 +210,24 @@ def customer_page(
 def export_rows(conn: Connection, filters: ListFilters, sort: str = "rank", descending: bool = False,
                 chunk: int = 5000) -> Iterator[dict[str, Any]]:
     """Every row of the current run's filtered list, in order (for the CSV export)."""
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
     run_id = current_run_id(conn)
     last = _last_contact()
-    column = _contacted_at(last) if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
-    order = column.desc() if descending else column.asc()
     result = conn.execution_options(yield_per=chunk).execute(
-        _filtered(run_id, filters, last).order_by(order, scored_customers.c.rank)
+        _filtered(run_id, filters, last).order_by(*_order(sort, descending, last))
     ).mappings()
     for row in result:
         yield _list_row(row)
+
+
+def _order(sort: str, descending: bool, last: sa.Subquery) -> tuple[sa.ColumnElement[Any], ...]:
+    """The list's order: by ``sort``, ties by rank; customers never contacted last either way."""
+    column = _contacted_at(last) if sort == "last_contacted_at" else scored_customers.c[SORTS[sort]]
+    order = column.desc() if descending else column.asc()
+    if sort == "last_contacted_at":  # the databases differ on where NULL goes
+        order = sa.nulls_last(order)
+    return order, scored_customers.c.rank
 
 
 def _list_row(row: Any) -> dict[str, Any]:
