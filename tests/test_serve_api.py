@@ -294,3 +294,22 @@ def test_the_export_is_in_the_order_of_the_list(served) -> None:  # type: ignore
         assert listed == [*contacted, "c1", "c3", "c5"]  # never contacted: last, by rank
         exported = get(client, "/api/customers/export.csv", lead, sort="last_contacted_at", order=order).text
         assert [r["customer_id"] for r in csv.DictReader(io.StringIO(exported))] == listed
+
+
+def test_contact_times_are_utc_and_never_in_the_future(served) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    client, tokens, _ = served
+    lead = {"Authorization": f"Bearer {tokens['lead']}"}
+
+    def log(at: str) -> object:
+        return client.post("/api/customers/c3/outreach", headers=lead, json={"channel": "phone", "contacted_at": at})
+
+    assert log("2025-06-02T11:00:00+02:00").json()["at"] == "2025-06-02T09:00:00"  # stored in UTC
+    assert log("2025-06-02T09:30:00").json()["at"] == "2025-06-02T09:30:00"  # no zone: UTC
+    ahead = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    refused = log(ahead)
+    assert refused.status_code == 422 and "future" in refused.json()["detail"]
+    detail = get(client, "/api/customers/c3", tokens["viewer"]).json()
+    assert [o["contacted_at"] for o in detail["outreach"]] == ["2025-06-02T09:30:00", "2025-06-02T09:00:00"]
+    assert get(client, "/api/customers", tokens["viewer"], page=10**18).status_code == 422

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +32,8 @@ from retain.serve.auth import AuthError, Principal
 logger = logging.getLogger(__name__)
 
 WEB = Path(__file__).with_name("web")
+#: How far ahead of the server's clock a logged contact may be dated (clocks differ a little).
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 class OutreachIn(BaseModel):
@@ -155,7 +157,7 @@ def create_app(engine: Engine) -> FastAPI:
         filters: Filters,
         sort: Sort = "rank",
         order: Literal["asc", "desc"] = "asc",
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE)] = 50,
     ) -> dict[str, Any]:
         """The current run's ranked list: filtered, sorted, one page."""
@@ -217,9 +219,14 @@ def create_app(engine: Engine) -> FastAPI:
         customer_id: str, body: OutreachIn, who: Annotated[Principal, Depends(needs("log_outreach"))]
     ) -> dict[str, Any]:
         """Record a contact with a customer of the current list (by the token's holder)."""
-        at = body.contacted_at or datetime.now(UTC)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        at = body.contacted_at or now
         if at.tzinfo is not None:
             at = at.astimezone(UTC).replace(tzinfo=None)
+        if at > now + FUTURE_TOLERANCE:
+            # A contact dated ahead would hold the customer in cooldown and out of "not yet
+            # contacted" until then, and count in the wrong window of the effect report.
+            raise HTTPException(422, "contacted_at is in the future: log a contact once it has happened (UTC)")
         try:
             with engine.begin() as conn:
                 return queries.record_outreach(conn, customer_id, who.name, body.channel, body.outcome,

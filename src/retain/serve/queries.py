@@ -44,6 +44,8 @@ LIST_COLUMNS = (
 )
 
 MAX_PAGE_SIZE = 500
+#: The highest page number asked for (beyond, the row offset overflows a 64-bit integer).
+MAX_PAGE = 1_000_000_000
 
 
 class NoCurrentRun(LookupError):
