@@ -11,6 +11,7 @@ import io
 import logging
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -232,8 +233,6 @@ def test_a_failing_request_logs_and_answers_no_customer_text(served, caplog, mon
 
 def test_the_total_is_right_when_a_pruned_runs_id_comes_back(database_url: str) -> None:
     """SQLite gives a deleted newest run's id to the next run: a total cached for the old one must not stick."""
-    import pandas as pd
-
     from retain.serve import runs
     from serve_fixtures import AS_OF, evidence_rows, ranked
 
@@ -313,3 +312,18 @@ def test_contact_times_are_utc_and_never_in_the_future(served) -> None:  # type:
     detail = get(client, "/api/customers/c3", tokens["viewer"]).json()
     assert [o["contacted_at"] for o in detail["outreach"]] == ["2025-06-02T09:30:00", "2025-06-02T09:00:00"]
     assert get(client, "/api/customers", tokens["viewer"], page=10**18).status_code == 422
+
+
+def test_the_filter_choices_follow_the_current_run(served) -> None:  # type: ignore[no-untyped-def]
+    """The choices are cached per run: a new publish and a rollback each show their own run's."""
+    from retain.serve import runs
+    from serve_fixtures import AS_OF, evidence_rows, ranked
+
+    client, tokens, engine = served
+    before = get(client, "/api/filters", tokens["viewer"]).json()
+    assert before["region"] == ["north", "south"] and get(client, "/api/filters", tokens["viewer"]).json() == before
+    newer = ranked(AS_OF + pd.Timedelta(days=30)).assign(region="west")
+    third = runs.publish_run(engine, newer, {"model_versions": {"churn": "3"}}, evidence_rows())
+    assert get(client, "/api/filters", tokens["viewer"]).json()["region"] == ["west"]
+    runs.rollback(engine, third - 1)
+    assert get(client, "/api/filters", tokens["viewer"]).json() == before

@@ -153,27 +153,34 @@ def _filtered(run_id: int, filters: ListFilters, last: sa.Subquery) -> sa.Select
     return query
 
 
-class _Counts:
-    """Totals per (run id, run creation time, filters): a published run never changes, so a
-    count stays true."""
+class _PerRun:
+    """Answers per run (its id and creation time) and question: a published run never changes,
+    so a count or the choices of its filters stay true."""
 
     def __init__(self, size: int = 2048) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[tuple[Any, ...], int] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
         self._size = size
 
-    def get(self, key: tuple[Any, ...]) -> int | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
             return self._cache.get(key)
 
-    def put(self, key: tuple[Any, ...], value: int) -> None:
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
         with self._lock:
             if len(self._cache) >= self._size:
                 self._cache.clear()
             self._cache[key] = value
 
 
-_counts = _Counts()
+_counts = _PerRun()
+_choices = _PerRun(size=64)
+
+
+def _run_key(conn: Connection, run_id: int) -> tuple[int, datetime | None]:
+    """A run's id and creation time: SQLite gives a deleted newest run's id to the next run."""
+    created = conn.execute(sa.select(score_runs.c.created_at).where(score_runs.c.id == run_id)).scalar_one_or_none()
+    return run_id, created
 
 
 def customer_page(
@@ -195,9 +202,7 @@ def customer_page(
     run_id = current_run_id(conn)
     last = _last_contact()
     query = _filtered(run_id, filters, last)
-    # With the run's creation time: SQLite gives a deleted newest run's id to the next run.
-    created = conn.execute(sa.select(score_runs.c.created_at).where(score_runs.c.id == run_id)).scalar_one_or_none()
-    key = (run_id, created, *filters.key())
+    key = (*_run_key(conn, run_id), *filters.key())
     total = None if filters.not_contacted else _counts.get(key)
     if total is None:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
@@ -254,8 +259,20 @@ def _list_row(row: Any) -> dict[str, Any]:
 
 
 def filter_choices(conn: Connection) -> dict[str, list[str]]:
-    """The values each filter can take in the current run (for the page's drop-downs)."""
+    """The values each filter can take in the current run (for the page's drop-downs).
+
+    Cached per run: reading them scans the run's rows (a second on a million customers).
+    """
     run_id = current_run_id(conn)
+    key = _run_key(conn, run_id)
+    cached = _choices.get(key)
+    if cached is None:
+        cached = _filter_choices(conn, run_id)
+        _choices.put(key, cached)
+    return {name: list(values) for name, values in cached.items()}
+
+
+def _filter_choices(conn: Connection, run_id: int) -> dict[str, list[str]]:
     c = scored_customers.c
     out: dict[str, list[str]] = {}
     for name, column in (("tier", c.risk_tier), ("segment", c.segment), ("region", c.region),
