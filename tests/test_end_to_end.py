@@ -73,6 +73,28 @@ def test_demo_prints_metrics_top_ten_and_outputs(demo_run: subprocess.CompletedP
     assert str(workspace["root"] / "outputs" / "latest" / "ranked_customers.parquet") in out
 
 
+def test_demo_ends_with_how_to_open_the_page_and_a_token_that_opens_it(
+    demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from retain.serve.api import create_app
+    from retain.serve.db import open_database
+
+    lines = demo_run.stdout.splitlines()
+    serve = next(line for line in lines if "retain serve --database-url" in line)
+    url = serve.split("--database-url", 1)[1].strip()
+    token = lines[-1].rsplit(" ", 1)[1]
+    assert token.startswith("rtn_") and "http://localhost:8000/" in demo_run.stdout
+    engine = open_database(url)
+    with TestClient(create_app(engine)) as client:
+        listed = client.get("/api/customers", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json()["total"] > 0
+        me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
+        assert me["role"] == "lead"
+    engine.dispose()
+
+
 def test_no_model_is_stored_as_a_pickle(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
     """Issue 7: `retain train` stored the churn model as model.pkl; every model is skops now."""
     artifacts = workspace["root"] / "mlartifacts"

@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 import numpy as np
@@ -451,15 +452,19 @@ def _missing(value: object) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars and timestamps made JSON-ready."""
+    """``value`` with numpy scalars, timestamps and paths made JSON-ready; NaN as null."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, pd.Timestamp | datetime):
         return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
