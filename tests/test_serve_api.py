@@ -327,3 +327,24 @@ def test_the_filter_choices_follow_the_current_run(served) -> None:  # type: ign
     assert get(client, "/api/filters", tokens["viewer"]).json()["region"] == ["west"]
     runs.rollback(engine, third - 1)
     assert get(client, "/api/filters", tokens["viewer"]).json() == before
+
+
+def test_a_customer_id_with_a_slash_can_be_opened_and_contacted(database_url: str) -> None:
+    from retain.serve import runs
+    from serve_fixtures import AS_OF, ranked
+
+    engine = open_database(database_url)
+    listed = ranked(AS_OF)
+    listed.loc[0, "customer_id"] = "ACME/001"
+    runs.publish_run(engine, listed, {"model_versions": {"churn": "1"}}, None)
+    with engine.begin() as conn:
+        lead = {"Authorization": f"Bearer {auth.create_token(conn, 'l', 'lead')}"}
+    with TestClient(create_app(engine)) as client:
+        # as the page asks for it (encodeURIComponent)
+        detail = client.get("/api/customers/ACME%2F001", headers=lead)
+        assert detail.status_code == 200 and detail.json()["customer"]["customer_id"] == "ACME/001"
+        made = client.post("/api/customers/ACME%2F001/outreach", headers=lead, json={"channel": "phone"})
+        assert made.status_code == 201 and made.json()["customer_id"] == "ACME/001"
+        assert client.get("/api/customers/ACME%2F002", headers=lead).status_code == 404
+        assert client.get("/api/customers/export.csv", headers=lead).text.count("ACME/001") == 1
+    engine.dispose()

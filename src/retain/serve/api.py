@@ -97,13 +97,11 @@ def create_app(engine: Engine) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - answered here, so no server logs its message
             # An error's text can quote customer data (a database's "Failing row contains (...)",
             # a value that failed to parse): log its type only, never its message or traceback.
-            logger.error("%s %s failed: %s", request.method,
-                         getattr(request.scope.get("route"), "path", "(no route)"), type(exc).__name__)
+            logger.error("%s %s failed: %s", request.method, _route_template(request), type(exc).__name__)
             response = JSONResponse({"detail": "internal error (the server log names its type)"}, status_code=500)
-        route = request.scope.get("route")
         # The route's template, never the path itself: paths hold customer ids.
         logger.info(
-            "%s %s %d %.1f ms", request.method, getattr(route, "path", "(no route)"),
+            "%s %s %d %.1f ms", request.method, _route_template(request),
             response.status_code, 1000 * (time.perf_counter() - started),
         )
         return response
@@ -203,7 +201,8 @@ def create_app(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             return queries.filter_choices(conn)
 
-    @app.get("/api/customers/{customer_id}", tags=["list"])
+    # ``:path``: a customer id may hold a slash (the page sends it as %2F, which arrives decoded).
+    @app.get("/api/customers/{customer_id:path}", tags=["list"])
     def customer(
         customer_id: str, _who: Annotated[Principal, Depends(needs("read_customer"))]
     ) -> dict[str, Any]:
@@ -214,7 +213,7 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(404, "no such customer in the published runs")
         return found
 
-    @app.post("/api/customers/{customer_id}/outreach", status_code=201, tags=["outreach"])
+    @app.post("/api/customers/{customer_id:path}/outreach", status_code=201, tags=["outreach"])
     def log_outreach(
         customer_id: str, body: OutreachIn, who: Annotated[Principal, Depends(needs("log_outreach"))]
     ) -> dict[str, Any]:
@@ -304,6 +303,12 @@ def create_app(engine: Engine) -> FastAPI:
         return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-store"})
 
     return app
+
+
+def _route_template(request: Request) -> str:
+    """The matched route's template without converters (``/api/customers/{customer_id}``)."""
+    route = request.scope.get("route")
+    return getattr(route, "path_format", None) or getattr(route, "path", None) or "(no route)"
 
 
 def _run_json(run: Any) -> dict[str, Any]:
