@@ -381,3 +381,15 @@ def test_database_errors_never_carry_the_values_written(database_url: str) -> No
     if engine.dialect.name == "sqlite":
         assert secret not in str(raised.value)
     engine.dispose()
+
+
+def test_a_pruned_run_id_is_never_reused(database_url: str) -> None:
+    """Outreach log rows keep the run id they were logged against: after the newest runs are
+    rolled back from and pruned, a new publish must get a new id, not a deleted one."""
+    engine = db.open_database(database_url)
+    ids = [publish(engine, 3, f"2025-0{m}-01") for m in range(1, 4)]
+    runs.log_outreach(engine, "C000000", "ana", "phone", run_id=ids[2])
+    runs.rollback(engine, ids[0])
+    runs.prune_runs(engine, keep=1)  # deletes the newest two: the current run is the oldest
+    assert [r.id for r in runs.list_runs(engine)] == [ids[0]]
+    assert publish(engine, 3, "2025-07-01") > ids[2]

@@ -59,6 +59,9 @@ score_runs = sa.Table(
     sa.CheckConstraint(
         "status IN ('pending', 'published', 'superseded', 'rolled_back')", name="ck_score_runs_status"
     ),
+    # Never reuse a pruned run's id on SQLite: outreach log rows keep the id they were logged
+    # against, and a reused id would attach them to a different list.
+    sqlite_autoincrement=True,
 )
 
 current_run = sa.Table(

@@ -35,6 +35,7 @@ def upgrade() -> None:
             "status IN ('pending', 'published', 'superseded', 'rolled_back')",
             name="ck_score_runs_status",
         ),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "current_run",
