@@ -347,4 +347,25 @@ def test_a_customer_id_with_a_slash_can_be_opened_and_contacted(database_url: st
         assert made.status_code == 201 and made.json()["customer_id"] == "ACME/001"
         assert client.get("/api/customers/ACME%2F002", headers=lead).status_code == 404
         assert client.get("/api/customers/export.csv", headers=lead).text.count("ACME/001") == 1
+
+
+def test_filter_choices_name_reasons_found_only_far_down_the_list(database_url: str) -> None:
+    """A purchase log's list starts with big spenders no reason stands out for (CDNOW: the first
+    7,000 rows); the reason filter must still offer the reasons further down."""
+    from retain.serve.runs import publish_run
+    from serve_fixtures import AS_OF, ranked
+
+    engine = open_database(database_url)
+    top = ranked(AS_OF).iloc[[4]]
+    quiet = top.loc[top.index.repeat(6000)].assign(reason_1=None, reason_1_signal=None, reason_1_evidence=None)
+    frame = pd.concat([quiet, ranked(AS_OF).iloc[[0]]], ignore_index=True)
+    frame["customer_id"] = [f"k{i}" for i in range(len(frame))]
+    frame["rank"] = range(1, len(frame) + 1)
+    publish_run(engine, frame, {"model_versions": {"churn": "1"}})
+    with engine.begin() as conn:
+        token = auth.create_token(conn, "viewer-holder", "viewer")
+    with TestClient(create_app(engine)) as client:
+        choices = get(client, "/api/filters", token).json()
+        assert choices["reason"] == [frame["reason_1_signal"].iloc[-1]]
+        assert get(client, "/api/customers", token, reason=choices["reason"][0]).json()["total"] == 1
     engine.dispose()

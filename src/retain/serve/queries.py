@@ -283,12 +283,13 @@ def _filter_choices(conn: Connection, run_id: int) -> dict[str, list[str]]:
         out[name] = [str(v) for v in values]
     reasons: set[str] = set()
     themes: set[str] = set()
-    # Reasons and themes live in JSON lists: read them from the top of the list, where the
-    # choices matter (a full scan of a million rows would make the page slow to open).
-    top = conn.execute(
-        sa.select(c.reasons, c.themes).where(c.run_id == run_id).order_by(c.rank).limit(5000)
+    # Reasons and themes live in JSON lists: every row is read (once per run, then cached), not
+    # the top of the list: a list ranked by value at risk can start with thousands of customers
+    # no reason stands out for (CDNOW's big spenders), and the filter would hide the rest.
+    rows = conn.execution_options(yield_per=5000).execute(
+        sa.select(c.reasons, c.themes).where(c.run_id == run_id)
     )
-    for reason_list, theme_list in top:
+    for reason_list, theme_list in rows:
         reasons.update(r["signal"] for r in reason_list or [] if r.get("signal"))
         themes.update(theme_list or [])
     out["reason"] = sorted(reasons)
