@@ -173,3 +173,43 @@ def test_a_viewer_cannot_log_outreach_and_a_bad_token_is_refused(server, browser
     page.wait_for_function("document.querySelector('#sign-in-error').textContent.length > 0")
     assert "not accepted" in page.inner_text("#sign-in-error")
     assert not page.is_visible("#app")
+
+
+def test_the_page_says_why_a_reason_list_is_empty_and_hides_empty_filters(server, browser) -> None:  # type: ignore[no-untyped-def]
+    """What a flat table or a purchase log publishes: no segment or region, reasons without
+    tickets behind them, customers no reason stands out for. The API's answers are taken from the
+    real server and trimmed to that shape on their way to the page."""
+    import json
+
+    base, tokens, _ = server
+    page = browser.new_page()
+
+    def trimmed(route, change) -> None:  # type: ignore[no-untyped-def]
+        body = route.fetch().json()
+        change(body)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/api/filters", lambda route: trimmed(route, lambda b: b.update(
+        segment=[], region=[], reason=["column:Contract", "engagement"])))
+    page.route("**/api/customers/c4", lambda route: trimmed(route, lambda b: b["customer"].update(reasons=[])))
+    _sign_in(page, base, tokens["viewer"])
+
+    assert not page.is_visible("#filters select[name=segment]")
+    assert not page.is_visible("#filters select[name=region]")
+    assert page.is_visible("#filters select[name=tier]")
+    options = page.locator("#filters select[name=reason] option")
+    assert options.all_inner_texts() == ["any", "Contract", "engagement"]
+    assert options.nth(1).get_attribute("value") == "column:Contract"
+
+    page.click("#list tbody tr[data-customer=c3]")  # a reason with no ticket or comment behind it
+    page.wait_for_function("document.querySelector('#detail-title').textContent === 'Customer c3'")
+    assert "come from the customer's account" in page.inner_text("#detail-reasons-note")
+
+    page.click("#list tbody tr[data-customer=c4]")  # no reason at all
+    page.wait_for_function("document.querySelector('#detail-title').textContent === 'Customer c4'")
+    assert page.locator("#detail-reasons li").count() == 0
+    assert page.inner_text("#detail-reasons-note").startswith("No reason stands out")
+
+    page.click("#list tbody tr[data-customer=c2]")  # reasons with the feedback behind them
+    page.wait_for_function("document.querySelector('#detail-title').textContent === 'Customer c2'")
+    assert not page.is_visible("#detail-reasons-note")

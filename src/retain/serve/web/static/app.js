@@ -95,6 +95,13 @@ async function openCustomer(id) {
     }
     reasons.append(li);
   }
+  const note = $("detail-reasons-note");
+  const quoted = (c.reasons || []).length;
+  const withEvidence = (c.reasons || []).some((r) => (r.evidence || []).length);
+  note.textContent = !quoted
+    ? "No reason stands out: nothing in this customer's data both raises their risk and differs from the typical customer. The risk is what the model expects of customers like them."
+    : withEvidence ? "" : "No ticket or comment lies behind these reasons: they come from the customer's account and activity figures.";
+  note.hidden = !note.textContent;
   const history = $("detail-history").querySelector("tbody");
   history.replaceChildren();
   for (const h of body.history) {
@@ -159,7 +166,14 @@ async function fillChoices() {
   for (const [name, values] of Object.entries(body)) {
     const select = form.elements[name];
     if (!select || select.tagName !== "SELECT") continue;
-    for (const value of values) { const option = el("option", value); option.value = value; select.append(option); }
+    // a filter with nothing to choose (a flat table has no segment or region) is not shown
+    select.closest("label").hidden = values.length === 0;
+    for (const value of values) {
+      // reason signals are ids: a flat table's column "column:Contract" reads as "Contract"
+      const option = el("option", name === "reason" ? value.replace(/^column:/, "").replaceAll("_", " ") : value);
+      option.value = value;
+      select.append(option);
+    }
   }
 }
 
