@@ -70,6 +70,10 @@ def test_score_publish_then_runs_then_rollback(trained: Path, database_url: str)
     first = retain("score", "-c", str(config), "--publish", "-q", "--as-of", "2025-06-15")
     assert first.returncode == 0, first.stderr
     assert "Published run 1 to" in first.stdout and "it is now the current list" in first.stdout
+    n_listed = len(second_list(trained, config))
+    scored = len(pd.read_parquet(trained / config.stem / "latest" / "outreach_plan.parquet"))
+    assert scored > n_listed  # the control group is scored, not listed, and the message says so
+    assert f": {n_listed:,} customers (the {scored - n_listed:,} of the control group are left out" in first.stdout
     second = retain("score", "-c", str(config), "--publish", "-q")
     assert second.returncode == 0, second.stderr
     assert "Published run 2 to" in second.stdout

@@ -808,9 +808,12 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
     if outcome.published_run is not None:
+        # Say why the page shows fewer customers than were scored: the control group is left out.
+        left_out = len(outcome.ranked) - len(ranked)
+        held = f" (the {left_out:,} of the control group are left out, so no one contacts them)" if left_out else ""
         lines.append(
-            f"Published run {outcome.published_run} to {outcome.database}: it is now the current "
-            "list (`retain runs` lists the runs; `retain runs rollback <id>` goes back)."
+            f"Published run {outcome.published_run} to {outcome.database}: {len(ranked):,} customers{held}; "
+            "it is now the current list (`retain runs` lists the runs; `retain runs rollback <id>` goes back)."
         )
     return "\n".join(lines)
 
