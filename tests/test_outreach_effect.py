@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,9 +163,36 @@ def test_the_report_command_reads_outcomes_from_the_data_after_the_horizon(tmp_p
     assert (itt["n_control"], itt["churned_control"]) == (len(control), int(truth[control].sum()))
     pp = rows[(ALL_ACTIONS, PER_PROTOCOL)]
     assert (pp["n_treated"], pp["churned_treated"]) == (len(reached), int(truth[reached].sum()))
+    assert "ITT: every assigned customer" in result.output and "PP is empty" not in result.output
+
+    # only a contact before the list: the report says why its PP lines are empty
+    pd.DataFrame({"customer_id": [ids[1]], "contacted_at": ["2024-07-01"]}).to_csv(tmp_path / "contacts.csv", index=False)
+    result = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "No contact with an assigned customer of this list is logged from 2024-08-01 to" in result.output
 
     too_soon = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--as-of", "2024-11-01", "-q"])
     assert too_soon.exit_code == EXIT_DATA and "no outreach plan of 2024-11-01" in too_soon.output
     write_frame(plan.assign(as_of=pd.Timestamp("2024-11-01")), plan_archive_path(out, pd.Timestamp("2024-11-01")))
     too_soon = CliRunner().invoke(app, ["outreach", "report", "-c", str(config), "--as-of", "2024-11-01", "-q"])
     assert too_soon.exit_code == EXIT_DATA and "who churned is not known yet" in too_soon.output
+
+
+def test_the_report_says_when_the_overall_interval_cannot_tell() -> None:
+    from retain.jobs import OutreachReport, format_outreach_report
+
+    plan = pd.DataFrame(
+        {
+            "customer_id": list("ABCDEFG"),
+            "control": [False] * 5 + [True] * 2,
+            "outreach_status": ["assigned"] * 5 + ["held_out"] * 2,
+            "recommended_action": ["call"] * 7,
+        }
+    )
+    effect = outreach_effect(plan, pd.Series(dict(zip("ABCDEFG", [0, 1, 0, 1, 0, 1, 0]))))
+    day = pd.Timestamp("2024-08-01")
+    report = OutreachReport(day, day + pd.Timedelta(days=90), day + pd.Timedelta(days=95), Path("plan.parquet"),
+                            effect, contacts_known=False, paths={})
+    text = format_outreach_report(report)
+    assert "The overall ITT interval contains 0: 5 assigned against 2 held out cannot tell" in text
+    assert "PP is empty" not in text  # no contact history at all is said once, differently

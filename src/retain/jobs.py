@@ -1438,6 +1438,28 @@ def _plan_to_report(
     return plans[ready[-1]]
 
 
+def _outreach_report_notes(report: OutreachReport) -> list[str]:
+    """What a first reader of the overall lines needs told: why PP is empty, whether ITT can tell."""
+    from retain.outreach.effect import ALL_ACTIONS, INTENTION_TO_TREAT, PER_PROTOCOL
+
+    overall = report.effect.loc[report.effect["action"] == ALL_ACTIONS].set_index("analysis")
+    notes = []
+    if report.contacts_known and PER_PROTOCOL in overall.index and overall.at[PER_PROTOCOL, "n_treated"] == 0:
+        notes.append(
+            f"No contact with an assigned customer of this list is logged from {report.as_of.date()} to "
+            f"{report.horizon_end.date()} (the page's outreach form, or scoring.outreach_history): PP is empty."
+        )
+    if INTENTION_TO_TREAT in overall.index:
+        itt = overall.loc[INTENTION_TO_TREAT]
+        if pd.isna(itt["difference"]) or itt["ci_low"] <= 0 <= itt["ci_high"]:
+            notes.append(
+                f"The overall ITT interval {'is missing' if pd.isna(itt['difference']) else 'contains 0'}: "
+                f"{int(itt['n_treated'])} assigned against {int(itt['n_control'])} held out cannot tell outreach "
+                "from no outreach; more lists (or a larger control_share in the playbook) will."
+            )
+    return notes
+
+
 def format_outreach_report(report: OutreachReport) -> str:
     lines = [
         (
@@ -1446,11 +1468,17 @@ def format_outreach_report(report: OutreachReport) -> str:
         ),
         "Treated: assigned that day; control: held out at random among those who would have been assigned.",
         "Difference = treated - control churn rate (below 0: fewer left after outreach), 95% Newcombe interval.",
+        (
+            "ITT: every assigned customer, reached or not (the figure to decide on); "
+            "PP: only the assigned customers a contact was logged for."
+        ),
     ]
     if not report.contacts_known:
         lines.append("No outreach history (scoring.outreach_history): intention to treat only.")
     if report.effect.empty:
         lines.append("No assigned or held-out customer with a known outcome.")
+    else:
+        lines += _outreach_report_notes(report)
     for row in report.effect.itertuples(index=False):
         kind = "ITT" if row.analysis == "intention_to_treat" else "PP "
         interval = (
