@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from retain.config import TrainConfig, load_config
+from retain.config import ScoreConfig, TrainConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "configs" / "examples"
@@ -44,6 +44,11 @@ def test_example_configs_validate_and_resolve_their_data_through_retain_data_dir
     config = load_config(EXAMPLES / f"{name}.yaml", TrainConfig)
     assert config.data.path == Path("/somewhere/data") / SETS[name]
     assert config.tracking.churn_model != "retain-churn"  # each set keeps its own registry name
+    # and its own database: runs of different data sets are not one list's history, and the
+    # outreach log (cooldown, the effect report) is keyed by customer id
+    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
+    url = load_config(EXAMPLES / f"{name}.yaml", ScoreConfig).scoring.database.url
+    assert url == f"sqlite:///outputs/{name}/retain.db"
 
 
 def _isolated_config(name: str, root: Path) -> Path:
