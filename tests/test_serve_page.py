@@ -192,7 +192,11 @@ def test_the_page_says_why_a_reason_list_is_empty_and_hides_empty_filters(server
     page.route("**/api/filters", lambda route: trimmed(route, lambda b: b.update(
         segment=[], region=[], reason=["column:Contract", "engagement"])))
     page.route("**/api/customers/c4", lambda route: trimmed(route, lambda b: b["customer"].update(reasons=[])))
+    page.route("**/api/runs/current", lambda route: trimmed(route, lambda b: b.update(value_basis="purchases")))
     _sign_in(page, base, tokens["viewer"])
+
+    # what "value" means on this data is a hover away
+    assert page.get_attribute("#value-head", "title") == "churn risk × monthly value; monthly value: purchases"
 
     assert not page.is_visible("#filters select[name=segment]")
     assert not page.is_visible("#filters select[name=region]")

@@ -190,6 +190,8 @@ async function start() {
   try {
     const run = await (await api("api/runs/current")).json();
     $("run-info").textContent = `As of ${day(run.as_of)} · run ${run.id} published ${day(run.created_at)} · signed in as ${state.me.name} (${state.me.role})`;
+    // what "value" means depends on the data: a purchase log's spend, a flat table's column
+    if (run.value_basis) $("value-head").title = `churn risk × monthly value; monthly value: ${run.value_basis}`;
   } catch (e) { $("run-info").textContent = "No list has been published yet: run `retain score --publish`."; return; }
   await fillChoices();
   await loadList();
