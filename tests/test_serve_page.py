@@ -193,8 +193,15 @@ def test_the_page_says_why_a_reason_list_is_empty_and_hides_empty_filters(server
         segment=[], region=[], reason=["column:Contract", "engagement"])))
     page.route("**/api/customers/c4", lambda route: trimmed(route, lambda b: b["customer"].update(reasons=[])))
     page.route("**/api/runs/current", lambda route: trimmed(route, lambda b: b.update(value_basis="purchases")))
+    effect = {"as_of": "2025-03-01", "horizon_days": 90, "per_protocol": False, "rows": [
+        {"action": "(all actions)", "analysis": "intention_to_treat", "n_treated": 60, "n_control": 5,
+         "churn_rate_treated": 0.42, "churn_rate_control": 0.6, "difference": -0.18, "ci_low": -0.49, "ci_high": 0.21}]}
+    page.route("**/api/outreach/effect", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(effect)))
     _sign_in(page, base, tokens["viewer"])
 
+    page.wait_for_function("document.querySelector('#effect-status').textContent.includes('cannot yet tell')")
+    assert "60 assigned against 5 held out cannot yet tell" in page.inner_text("#effect-status")
     # what "value" means on this data is a hover away
     assert page.get_attribute("#value-head", "title") == "churn risk × monthly value; monthly value: purchases"
 

@@ -149,6 +149,14 @@ async function loadEffect() {
   $("effect-status").textContent = `List of ${day(body.as_of)}: churn within ${body.horizon_days} days, ` +
     "customers assigned outreach against a control group held out at random" +
     (body.per_protocol ? " (and those actually contacted)." : " (intention to treat: no contact log).");
+  // the first question a lead asks of the overall line: does it tell anything yet?
+  const overall = (body.rows || []).find((r) => r.action === "(all actions)" && r.analysis === "intention_to_treat");
+  if (overall) {
+    const unclear = overall.difference === null || overall.difference === undefined || (overall.ci_low <= 0 && overall.ci_high >= 0);
+    $("effect-status").textContent += " A difference below 0 means fewer customers left after outreach. " + (unclear
+      ? `Overall, ${overall.n_treated} assigned against ${overall.n_control} held out cannot yet tell outreach from no outreach (the interval includes 0); more lists will.`
+      : "Overall, the interval excludes 0.");
+  }
   for (const r of body.rows || []) {
     const tr = el("tr");
     const ci = (r.difference === null || r.difference === undefined) ? "not measurable (a group is empty)"
