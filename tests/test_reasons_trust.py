@@ -334,3 +334,24 @@ def test_a_figure_that_prints_like_the_reference_is_no_reason() -> None:
     assert reasons.loc[4, "reason_1"] == (
         "0.6 negative comment(s) about price and value in the last 90 days; median customer: 0.0"
     )
+
+
+def test_one_fact_behind_two_signals_is_quoted_once() -> None:
+    """A purchase log: every event is a purchase, so days since the last event and since the
+    last purchase are one column of numbers; the signal raising the risk more quotes it."""
+    days = [500.0, 100.0, 90.0, 80.0, 70.0]
+    features = pd.DataFrame({"days_since_last_event": days, "days_since_last_purchase": days}, index=IDS)
+    attributions = pd.DataFrame(
+        {"days_since_last_event": [0.3, -0.1, -0.1, -0.2, -0.2],
+         "days_since_last_purchase": [0.5, -0.1, -0.1, -0.2, -0.2], "baseline": [-1.0] * 5},
+        index=IDS,
+    )
+    reasons = top_reasons(attributions, features, FEATURE_SIGNALS, k=3)
+    assert reasons.loc["A", "reason_1"] == "Last purchase 500 days ago; median customer: 90 days"
+    assert reasons.loc["A", "reason_1_signal"] == "purchases"
+    assert reasons.loc["A", ["reason_2", "reason_3"]].isna().all()
+
+    # different numbers are different facts: both are quoted
+    features["days_since_last_event"] = [400.0, 100.0, 90.0, 80.0, 70.0]
+    reasons = top_reasons(attributions, features, FEATURE_SIGNALS, k=3)
+    assert reasons.loc["A", "reason_2"] == "No activity for 400 days; median customer: 90 days"

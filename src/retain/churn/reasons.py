@@ -454,6 +454,7 @@ class _Quote:
 
     qualifies: np.ndarray  # bool per row: known figure on the risky side
     phrase: Callable[[np.ndarray], list[str]]  # row positions -> phrases
+    column: str  # the key figure's column
 
 
 class _Population:
@@ -538,7 +539,7 @@ class _Population:
                 )
             return phrases
 
-        return _Quote(qualifies, phrase)
+        return _Quote(qualifies, phrase, column)
 
     def categorical(self, column: str, title: str) -> _Quote | None:
         """A category: risky when its mean attribution over the population is > 0."""
@@ -561,7 +562,7 @@ class _Population:
                 f"{title}: {_level(values[r])} ({share[values[r]]:.0%} of customers)" for r in rows
             ]
 
-        return _Quote(qualifies, phrase)
+        return _Quote(qualifies, phrase, column)
 
     def column(self, column: str) -> _Quote | None:
         """A column retain did not engineer: ``Contract: Month-to-month``, ``tenure: 2 (...)``."""
@@ -599,6 +600,29 @@ def _is_binary(series: pd.Series) -> bool:
 
 # --------------------------------------------------------------------------------------------
 # Reasons
+
+
+def _quote_each_fact_once(
+    eligible: np.ndarray,
+    values: np.ndarray,
+    choice: np.ndarray,
+    quotes: Sequence[Sequence[_Quote]],
+    features: pd.DataFrame,
+) -> None:
+    """Keep one of two reasons whose key figures are the same column of numbers (in place).
+
+    In a purchase log every event is a purchase, so "Last purchase 546 days ago" and "No
+    activity for 546 days" are one fact twice: the signal that raises the risk more is kept.
+    """
+    keyed = [(j, q, quote.column) for j, qs in enumerate(quotes) for q, quote in enumerate(qs)]
+    for a, (j1, q1, c1) in enumerate(keyed):
+        for j2, q2, c2 in keyed[a + 1:]:
+            if j1 == j2 or c1 == c2 or not features[c1].equals(features[c2]):
+                continue
+            both = eligible[:, j1] & eligible[:, j2] & (choice[:, j1] == q1) & (choice[:, j2] == q2)
+            first_wins = values[:, j1] >= values[:, j2]
+            eligible[both & first_wins, j2] = False
+            eligible[both & ~first_wins, j1] = False
 
 
 def top_reasons(
@@ -656,6 +680,7 @@ def top_reasons(
 
     values = contributions.to_numpy(dtype="float64")
     eligible = (values > 0) & (choice >= 0)
+    _quote_each_fact_once(eligible, values, choice, quotes, features)
     ranked = np.where(eligible, values, -np.inf)
     order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(eligible, order, axis=1)
