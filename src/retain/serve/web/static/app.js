@@ -176,6 +176,8 @@ async function fillChoices() {
     if (!select || select.tagName !== "SELECT") continue;
     // a filter with nothing to choose (a flat table has no segment or region) is not shown
     select.closest("label").hidden = values.length === 0;
+    // signing in again (another token, another run) starts from "any" again, not appended twice
+    while (select.options.length > 1) select.remove(1);
     for (const value of values) {
       // reason signals are ids: a flat table's column "column:Contract" reads as "Contract"
       const option = el("option", name === "reason" ? value.replace(/^column:/, "").replaceAll("_", " ") : value);
