@@ -1267,7 +1267,7 @@ def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "
     tokens = run_tokens_list(database)
     engine = _open_served(database)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    logger.warning("serving the at-risk list at http://%s:%d/ (API docs at /api/docs); Ctrl-C stops", shown, port)
+    logger.info("serving the at-risk list at http://%s:%d/ (API docs at /api/docs); Ctrl-C stops", shown, port)
     if not any(t["revoked_at"] is None for t in tokens):
         logger.warning("no token exists yet: create one with `retain tokens create --role lead --name <you>`")
     # uvicorn's access log prints paths, which hold customer ids: the app logs route templates.
