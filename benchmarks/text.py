@@ -128,15 +128,22 @@ class TextCliReport:
         return str(self.training["tasks"][task]["kind"])
 
     def task_record(self, task: str) -> dict[str, Any]:
-        """Kind, how it was chosen, validation figures of every candidate, paired comparison."""
+        """Kind, how it was chosen, validation figures of every candidate, paired comparison.
+
+        Aggregate figures only (:func:`aggregate_metrics`): the per-theme F1 of the text job's
+        record names every class of the data set, which a committed result must not copy.
+        """
         record = self.training["tasks"][task]
         return {
             "kind": record["kind"],
             "how_chosen": record["how_chosen"],
             "n_fit": record["n_fit"],
             "n_validation": record["n_validation"],
-            "validation": record["validation"],
-            "candidates": record["candidates"],
+            "validation": aggregate_metrics(record["validation"]),
+            "candidates": {
+                name: {**candidate, "validation": aggregate_metrics(candidate.get("validation") or {})}
+                for name, candidate in record["candidates"].items()
+            },
             "comparisons": record["comparisons"],
         }
 
@@ -152,6 +159,11 @@ class TextCliReport:
         if missing:
             raise RuntimeError(f"{len(missing)} test ids not in the scores file, e.g. {missing[:3]}")
         return scores.loc[list(ids)]
+
+
+def aggregate_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` without the per-theme ``f1_<theme>`` entries (they name the data set's classes)."""
+    return {k: v for k, v in metrics.items() if not k.startswith("f1_")}
 
 
 def deep_update(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,5 @@ def zero_label_themes(run: BenchmarkRun) -> None:
         n_train=len(train_texts),
         n_test=len(test),
         macro_f1=metrics["macro_f1"],
-        f1_per_theme={t: metrics[f"f1_{t}"] for t in taxonomy.ids},
         tuned_on=T7_TUNED_ON,
     )

@@ -173,3 +173,22 @@ def test_scores_are_aligned_to_the_test_ids_as_the_cli_reads_them() -> None:
     assert report.aligned(["a#1 ", "b"])["sentiment"].tolist() == ["positive", "neutral"]
     with pytest.raises(RuntimeError, match="not in the scores file"):
         report.aligned(["c"])
+
+
+def test_text_records_keep_aggregate_figures_not_the_data_sets_classes() -> None:
+    """A committed record must not list a data set's classes: per-theme F1 is left out."""
+    validation = {"micro_f1": 0.9, "macro_f1": 0.8, "f1_card_arrival": 0.7, "f1_lost_card": 0.6}
+    training = {"tasks": {"themes": {
+        "kind": "tfidf", "how_chosen": "only candidate", "n_fit": 8, "n_validation": 2,
+        "validation": validation,
+        "candidates": {"tfidf": {"validation": validation, "seconds_fit": 1.0, "error": None}},
+        "comparisons": [],
+    }}}
+    report = bench_text.TextCliReport(
+        train=None, score=None, training=training, scores=pd.DataFrame(), config_changes={}  # type: ignore[arg-type]
+    )
+    record = report.task_record("themes")
+    assert record["validation"] == {"micro_f1": 0.9, "macro_f1": 0.8}
+    assert record["candidates"]["tfidf"]["validation"] == {"micro_f1": 0.9, "macro_f1": 0.8}
+    assert record["candidates"]["tfidf"]["seconds_fit"] == 1.0
+    assert "card_arrival" not in json.dumps(record)
