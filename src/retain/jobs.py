@@ -7,8 +7,10 @@ arguments and calls these, so a notebook or a scheduler can call them the same w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -568,14 +570,10 @@ def publish_scores(
     if world is not None and len(ranked):
         evidence = evidence_behind(ranked, world, models, theme_ids)
         ranked = runs.with_customer_attributes(ranked, world.customers)
-    engine = db.open_database(database.url)
-    try:
-        with db.database_errors(database.url, "publishing the list"):
-            run_id = runs.publish_run(engine, ranked, summary, evidence)
+    with opened(database, "publishing the list") as engine:
+        run_id = runs.publish_run(engine, ranked, summary, evidence)
         with db.database_errors(database.url, f"pruning runs after publishing run {run_id}"):
             runs.prune_runs(engine, database.keep_runs)
-    finally:
-        engine.dispose()
     return run_id
 
 
@@ -608,28 +606,34 @@ def database_of(config_path: Path | None, url: str | None) -> DatabaseConfig:
     return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).scoring.database
 
 
-def list_published_runs(database: DatabaseConfig) -> list[Any]:
-    """The runs kept in the database, newest first (``retain.serve.runs.RunInfo``)."""
-    from retain.serve import db, runs
+@contextlib.contextmanager
+def opened(database: DatabaseConfig, doing: str, create: bool = True) -> Iterator[Any]:
+    """The database opened (and migrated; created unless ``create`` is False), its errors while
+    ``doing`` raised as ``DatabaseError`` (exit 8), closed afterwards."""
+    from retain.serve import db
 
-    engine = db.open_database(database.url, create=False)
+    engine = db.open_database(database.url, create=create)
     try:
-        with db.database_errors(database.url, "listing runs"):
-            return runs.list_runs(engine)
+        with db.database_errors(database.url, doing):
+            yield engine
     finally:
         engine.dispose()
+
+
+def list_published_runs(database: DatabaseConfig) -> list[Any]:
+    """The runs kept in the database, newest first (``retain.serve.runs.RunInfo``)."""
+    from retain.serve import runs
+
+    with opened(database, "listing runs", create=False) as engine:
+        return runs.list_runs(engine)
 
 
 def rollback_published_run(database: DatabaseConfig, run_id: int) -> Any:
     """Make run ``run_id`` the current list again; return it (``RunInfo``)."""
-    from retain.serve import db, runs
+    from retain.serve import runs
 
-    engine = db.open_database(database.url, create=False)
-    try:
-        with db.database_errors(database.url, f"rolling back to run {run_id}"):
-            return runs.rollback(engine, run_id)
-    finally:
-        engine.dispose()
+    with opened(database, f"rolling back to run {run_id}", create=False) as engine:
+        return runs.rollback(engine, run_id)
 
 
 def format_runs(listed: list[Any], database: DatabaseConfig) -> str:
@@ -1262,10 +1266,12 @@ def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "
     """Open (and migrate) the database, then serve the page and API until interrupted."""
     import uvicorn
 
+    from retain.serve import auth, db
     from retain.serve.api import create_app
 
-    tokens = run_tokens_list(database)
-    engine = _open_served(database)
+    engine = db.open_database(database.url)  # kept open: the server uses it until stopped
+    with db.database_errors(database.url, "listing tokens"), engine.connect() as conn:
+        tokens = auth.list_tokens(conn)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     logger.info("serving the at-risk list at http://%s:%d/ (API docs at /api/docs); Ctrl-C stops", shown, port)
     if not any(t["revoked_at"] is None for t in tokens):
@@ -1276,46 +1282,29 @@ def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "
 
 def run_tokens_create(database: DatabaseConfig, name: str, role: str) -> str:
     """A new token for ``name`` with ``role`` (printed once by the CLI; only its hash is stored)."""
-    from retain.serve import auth, db
+    from retain.serve import auth
 
-    engine = _open_served(database)
     try:
-        with db.database_errors(database.url, "creating a token"), engine.begin() as conn:
+        with opened(database, "creating a token") as engine, engine.begin() as conn:
             return auth.create_token(conn, name, role)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    finally:
-        engine.dispose()
 
 
 def run_tokens_list(database: DatabaseConfig) -> list[dict[str, Any]]:
     """Every token's name, role and dates (never a token or its hash)."""
-    from retain.serve import auth, db
+    from retain.serve import auth
 
-    engine = _open_served(database)
-    try:
-        with db.database_errors(database.url, "listing tokens"), engine.connect() as conn:
-            return auth.list_tokens(conn)
-    finally:
-        engine.dispose()
+    with opened(database, "listing tokens") as engine, engine.connect() as conn:
+        return auth.list_tokens(conn)
 
 
 def run_tokens_revoke(database: DatabaseConfig, name: str) -> int:
     """Revoke the live token(s) named ``name`` (or with that id); how many were revoked."""
-    from retain.serve import auth, db
+    from retain.serve import auth
 
-    engine = _open_served(database)
-    try:
-        with db.database_errors(database.url, "revoking a token"), engine.begin() as conn:
-            return auth.revoke_token(conn, name)
-    finally:
-        engine.dispose()
-
-
-def _open_served(database: DatabaseConfig) -> Any:
-    from retain.serve import db
-
-    return db.open_database(database.url)
+    with opened(database, "revoking a token") as engine, engine.begin() as conn:
+        return auth.revoke_token(conn, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1343,15 +1332,10 @@ def known_contacts(config: ScoreConfig, database: bool | None = None) -> pd.Data
     if config.scoring.outreach_history is not None:
         frames.append(data.read_contacts(config.scoring.outreach_history))
     if config.scoring.publish if database is None else database:
-        from retain.serve import db, runs
+        from retain.serve import runs
 
-        url = config.scoring.database.url
-        engine = db.open_database(url)
-        try:
-            with db.database_errors(url, "reading the outreach log"):
-                frames.append(runs.logged_contacts(engine))
-        finally:
-            engine.dispose()
+        with opened(config.scoring.database, "reading the outreach log") as engine:
+            frames.append(runs.logged_contacts(engine))
     frames = [f for f in frames if len(f)]
     if not frames:  # nothing recorded: say so (intention to treat only) rather than "nobody"
         return None
@@ -1407,15 +1391,10 @@ def run_outreach_report(
     figure = effect_figure(effect, f"Effect of outreach on {config.features.horizon_days}-day churn, list of {when.date()}")
     paths["plot"] = data.write_figures({name: figure}, out_dir)[name]
     if publish:
-        from retain.serve import db, runs
+        from retain.serve import runs
 
-        url = config.scoring.database.url
-        engine = db.open_database(url)
-        try:
-            with db.database_errors(url, "storing the outreach report"):
-                runs.store_outreach_report(engine, data_end.to_pydatetime(), payload)
-        finally:
-            engine.dispose()
+        with opened(config.scoring.database, "storing the outreach report") as engine:
+            runs.store_outreach_report(engine, data_end.to_pydatetime(), payload)
     return OutreachReport(when, when + horizon, data_end, plan_path, effect, contacted is not None, paths)
 
 
