@@ -296,7 +296,7 @@ def test_publishes_at_the_same_time_leave_one_current_run(
     engine = db.open_database(database_url)
     publish(engine, 50)
     failures: list[BaseException] = []
-    clock = runs._utcnow
+    clock = runs.utcnow
 
     def slow_clock() -> datetime:
         # Widens the switch (it reads the clock between reading the pointer and moving it), so
@@ -304,7 +304,7 @@ def test_publishes_at_the_same_time_leave_one_current_run(
         time.sleep(0.3)
         return clock()
 
-    monkeypatch.setattr(runs, "_utcnow", slow_clock)
+    monkeypatch.setattr(runs, "utcnow", slow_clock)
 
     def publish_one(n: int) -> None:
         try:

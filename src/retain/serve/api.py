@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from retain.serve import auth, queries
 from retain.serve.auth import AuthError, Principal
+from retain.serve.db import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def create_app(engine: Engine) -> FastAPI:
         customer_id: str, body: OutreachIn, who: Annotated[Principal, Depends(needs("log_outreach"))]
     ) -> dict[str, Any]:
         """Record a contact with a customer of the current list (by the token's holder)."""
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
         at = body.contacted_at or now
         if at.tzinfo is not None:
             at = at.astimezone(UTC).replace(tzinfo=None)

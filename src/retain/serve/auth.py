@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from retain.serve.db import api_tokens
+from retain.serve.db import api_tokens, utcnow
 
 #: What each role may do. Roles are data, not code paths: an endpoint names the permission it
 #: needs and :func:`permits` answers from this table.
@@ -121,7 +121,7 @@ def create_token(conn: Connection, name: str, role: str) -> str:
     token = new_token()
     conn.execute(
         api_tokens.insert(),
-        {"name": name, "role": role, "token_sha256": token_hash(token), "created_at": _utcnow()},
+        {"name": name, "role": role, "token_sha256": token_hash(token), "created_at": utcnow()},
     )
     return token
 
@@ -153,10 +153,6 @@ def revoke_token(conn: Connection, name_or_id: str | int) -> int:
     if isinstance(name_or_id, int) or str(name_or_id).isdigit():
         where = sa.or_(where, api_tokens.c.id == int(name_or_id))
     result = conn.execute(
-        api_tokens.update().where(where, api_tokens.c.revoked_at.is_(None)).values(revoked_at=_utcnow())
+        api_tokens.update().where(where, api_tokens.c.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
     return int(result.rowcount or 0)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -164,6 +165,11 @@ outreach_reports = sa.Table(
     sa.Column("observed_until", sa.DateTime, nullable=False),
     sa.Column("report", sa.JSON, nullable=False),
 )
+
+
+def utcnow() -> datetime:
+    """Now, as the tables store time: tz-naive UTC, like every timestamp in retain."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class DatabaseError(RuntimeError):

@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from retain.churn.evidence import EVIDENCE_RECORD_COLUMNS, EVIDENCE_SEPARATOR, evidence_kind
 from retain.serve.db import current_run as current_table
 from retain.serve.db import evidence as evidence_table
-from retain.serve.db import outreach_log, score_runs, scored_customers
+from retain.serve.db import outreach_log, score_runs, scored_customers, utcnow
 
 logger = logging.getLogger(__name__)
 RowT = TypeVar("RowT")
@@ -106,7 +106,7 @@ def publish_run(
     as_of = _as_of(ranked, summary)
     customers = _customer_columns(ranked, evidence)
     evidence_rows = _evidence_columns(evidence) if evidence is not None and len(evidence) else {}
-    now = _utcnow()
+    now = utcnow()
     with engine.begin() as conn:
         run_id = conn.execute(
             score_runs.insert().returning(score_runs.c.id),
@@ -190,7 +190,7 @@ def prune_runs(engine: Engine, keep: int) -> list[int]:
     """
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
-    stale = _utcnow() - timedelta(days=1)
+    stale = utcnow() - timedelta(days=1)
     with engine.begin() as conn:
         current = conn.execute(sa.select(current_table.c.run_id)).scalar_one_or_none()
         listed = conn.execute(
@@ -225,7 +225,7 @@ def log_outreach(
             outreach_log.insert().returning(outreach_log.c.id),
             {
                 "customer_id": customer_id, "contacted_by": contacted_by, "channel": channel,
-                "at": at or _utcnow(), "run_id": run_id, "outcome": outcome, "notes": notes,
+                "at": at or utcnow(), "run_id": run_id, "outcome": outcome, "notes": notes,
                 "action": action, "control": control,
             },
         ).scalar_one()
@@ -255,7 +255,7 @@ def store_outreach_report(engine: Engine, observed_until: datetime, report: dict
     with engine.begin() as conn:
         return conn.execute(
             outreach_reports.insert().returning(outreach_reports.c.id),
-            {"created_at": _utcnow(), "observed_until": observed_until, "report": _plain(report)},
+            {"created_at": utcnow(), "observed_until": observed_until, "report": _plain(report)},
         ).scalar_one()
 
 
@@ -315,7 +315,7 @@ def _switch(conn: Connection, run_id: int, previous_status: str) -> None:
     """
     conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(status="published"))
     previous = conn.execute(sa.select(current_table.c.run_id).with_for_update()).scalar_one_or_none()
-    now = _utcnow()
+    now = utcnow()
     if previous is None:
         conn.execute(current_table.insert(), {"id": 1, "run_id": run_id, "switched_at": now})
         return
@@ -468,6 +468,3 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _utcnow() -> datetime:
-    # Columns are tz-naive UTC, like every timestamp in retain.
-    return datetime.now(UTC).replace(tzinfo=None)
