@@ -269,3 +269,99 @@ def test_the_published_list_leaves_the_control_group_out_and_the_plan_keeps_it(s
     assert sorted(plan["customer_id"]) == sorted(ranked["customer_id"]) and plan["control"].sum() > 0
     flagged = pd.read_parquet(write_scores(ranked, tmp_path / "out2", summary, include_control=True)["parquet"])
     assert len(flagged) == len(ranked) and flagged["control"].sum() == ranked["control"].sum()
+
+
+# --------------------------------------------------------------------------------------------
+# Reasons for the top of the list only (scoring.reasons_for: top), scoring in parts
+
+
+REASON_COLUMNS = [f"reason_{i}{suffix}" for i in (1, 2, 3) for suffix in ("", "_signal", "_evidence")]
+
+
+def _score_with(scored: Scored, **settings: object) -> pd.DataFrame:
+    config = SCORING.model_copy(update=settings)
+    return score_world(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES, config, PLAYBOOK)
+
+
+def test_small_runs_explain_everyone_by_default(scored: Scored) -> None:
+    assert scored.ranked["explained"].all()
+
+
+def test_reasons_for_the_top_share_only(scored: Scored) -> None:
+    """The top 30% by value at risk get exactly the reasons a run explaining everyone gives them
+    (the reference sample is the whole population here); the rest get none."""
+    top = _score_with(
+        scored, reasons_for="top", reasons_all_up_to=0, reasons_top_share=0.3, reasons_reference_sample=10_000
+    )
+    everyone = scored.ranked
+    n = int(np.ceil(0.3 * len(top)))
+    assert top["explained"].sum() == n
+    assert top.loc[top["explained"], "rank"].tolist() == list(range(1, n + 1))
+    pd.testing.assert_frame_equal(top.iloc[:n][REASON_COLUMNS], everyone.iloc[:n][REASON_COLUMNS])
+    assert top.iloc[n:][REASON_COLUMNS].isna().all().all()
+    assert top.iloc[:n]["reason_1"].notna().any()
+    # the rest of the list is unchanged: order, probabilities, tiers
+    pd.testing.assert_frame_equal(
+        top[["customer_id", "churn_probability", "value_at_risk", "risk_tier"]],
+        everyone[["customer_id", "churn_probability", "value_at_risk", "risk_tier"]],
+    )
+
+
+def test_reasons_from_a_reference_sample_read_against_the_whole_population(scored: Scored) -> None:
+    """With a small reference sample the medians quoted are still the whole population's."""
+    top = _score_with(
+        scored, reasons_for="top", reasons_all_up_to=0, reasons_top_share=0.5, reasons_reference_sample=100
+    )
+    phrases = top.loc[top["explained"], "reason_1"].dropna()
+    assert len(phrases)
+    # a phrase quoting a median quotes the same median as the run explaining everyone
+    medians = {p.split("median")[-1] for p in scored.ranked["reason_1"].dropna() if "median" in p}
+    assert {p.split("median")[-1] for p in phrases if "median" in p} <= medians
+
+
+def test_reference_sample_does_not_depend_on_order() -> None:
+    from retain.scoring import reference_rows
+
+    ids = pd.Series([f"C{i:05d}" for i in range(1000)])
+    chosen = set(ids.iloc[reference_rows(ids, 50)])
+    shuffled = ids.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert len(chosen) == 50
+    assert set(shuffled.iloc[reference_rows(shuffled, 50)]) == chosen
+
+
+def test_scoring_in_parts_gives_the_same_customer_scores(scored: Scored) -> None:
+    """Stage one is per customer: two halves of the customers, concatenated, score as the whole."""
+    from retain.scoring import CustomerScores, score_customers
+
+    whole = score_customers(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES)
+    ids = scored.world.customers["customer_id"]
+    halves = []
+    for part in (ids.iloc[::2], ids.iloc[1::2]):
+        keep = {name: frame.loc[frame["customer_id"].isin(part)] for name, frame in scored.world.tables().items()}
+        halves.append(score_customers(World(**keep), AS_OF, scored.models, THEME_IDS, FEATURES))
+    parts = CustomerScores.concat(halves)
+    order = parts.table["customer_id"].argsort().to_numpy()
+    expected = whole.table["customer_id"].argsort().to_numpy()
+    pd.testing.assert_frame_equal(
+        parts.table.iloc[order].reset_index(drop=True), whole.table.iloc[expected].reset_index(drop=True)
+    )
+    np.testing.assert_allclose(parts.probability[order], whole.probability[expected], rtol=0, atol=1e-12)
+
+
+def test_only_feedback_the_features_read_is_scored(scored: Scored) -> None:
+    """Text scoring reads the longest feature window; features are the same as scoring it all."""
+    from retain.scoring import score_customers
+
+    seen: list[pd.DataFrame] = []
+
+    def scorer(frame: pd.DataFrame) -> pd.DataFrame:
+        seen.append(frame)
+        return score_feedback(frame, scored.models.sentiment, scored.models.themes, THEME_IDS)
+
+    windowed = score_customers(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES, text_scorer=scorer)
+    written = seen[0]["created_at"]
+    assert written.max() <= AS_OF and written.min() > AS_OF - pd.Timedelta(days=max(FEATURES.windows_days))
+    assert len(seen[0]) < (scored.world.feedback["created_at"] <= AS_OF).sum()
+    features = _features_at_as_of(scored)
+    got = windowed.table.set_index("customer_id")[features.columns].loc[features.index]
+    pd.testing.assert_frame_equal(got, features)

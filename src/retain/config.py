@@ -351,6 +351,23 @@ class ScoringConfig(Strict):
         "playbook's cooldown and for `retain outreach report` (who was actually contacted).",
     )
     top_reasons: int = Field(3, ge=1)
+    reasons_for: Literal["top", "all"] = Field(
+        "top",
+        description="Who gets reasons (exact model attributions, the slowest step of scoring): "
+        "`all`, or `top`: the top `reasons_top_share` of the list by value at risk, and everyone "
+        "when a run scores at most `reasons_all_up_to` customers. The others get a probability, a "
+        "tier and the playbook's tier action; `retain explain` gives anyone's reasons on request.",
+    )
+    reasons_top_share: float = Field(0.1, gt=0, le=1, description="With reasons_for: top, the share of the list explained.")
+    reasons_all_up_to: int = Field(
+        100_000, ge=0, description="With reasons_for: top, a run of at most this many customers explains everyone."
+    )
+    reasons_reference_sample: int = Field(
+        5_000,
+        ge=100,
+        description="With reasons for the top only: the size of the fixed sample (by id hash) whose "
+        "attributions tell which direction of each feature is risky.",
+    )
     max_as_of_gap_days: int = Field(
         31,
         ge=0,

@@ -40,6 +40,7 @@ from retain.scoring import (
     ScoringError,
     ScoringModels,
     outreach_list,
+    reasons_coverage,
     score_flat,
     score_world,
     summarise,
@@ -526,6 +527,7 @@ def run_score(
     summary["rejected_input_rows"] = rejected
     summary["data_warnings"] = list(warnings)
     summary["control_in_list"] = playbook.include_control
+    summary["reasons"] = reasons_coverage(outreach_list(ranked, playbook.include_control))
     paths = write_scores(
         ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
         include_control=playbook.include_control,

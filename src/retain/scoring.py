@@ -9,7 +9,7 @@ data and models gives the same files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,136 @@ class ScoringModels:
     single_label_themes: bool = False
 
 
+@dataclass
+class CustomerScores:
+    """Stage one of scoring: what each customer's own rows give, so it can run per partition.
+
+    Every field is a function of one customer's rows (and the fitted models) only: scoring the
+    customers in parts and concatenating them (:meth:`concat`) gives what scoring them together
+    does. Stage two (:func:`rank_scored`) needs the whole population: value at risk ranks,
+    reference medians for the reasons, the control group's risk deciles.
+    """
+
+    #: The feature table (``features.build_features``): ``customer_id``, ``as_of``, features.
+    table: pd.DataFrame
+    #: The churn model's probability per row of ``table``.
+    probability: np.ndarray
+    #: Average monthly spend over the last 365 days where the data has purchase amounts, else None.
+    purchase_value: np.ndarray | None
+    #: ``segment``, ``region``, ``plan`` as the customers table has them, same index as ``table``.
+    attributes: pd.DataFrame
+    #: Text scores of the feedback the features read (None without text models).
+    text_scores: pd.DataFrame | None = None
+
+    @classmethod
+    def concat(cls, parts: Sequence[CustomerScores]) -> CustomerScores:
+        """The scores of disjoint sets of customers as one, in the order given."""
+        if not parts:
+            raise ValueError("no customer scores to concatenate")
+        table = pd.concat([p.table for p in parts], ignore_index=True)
+        values = [p.purchase_value for p in parts]
+        texts = [p.text_scores for p in parts if p.text_scores is not None]
+        return cls(
+            table=table,
+            probability=np.concatenate([p.probability for p in parts]),
+            purchase_value=None if any(v is None for v in values) else np.concatenate(values),
+            attributes=pd.concat([p.attributes for p in parts], ignore_index=True).set_index(table.index),
+            text_scores=pd.concat(texts, ignore_index=True) if texts else None,
+        )
+
+
+def text_window(feedback: pd.DataFrame, as_of: pd.Timestamp, feature_config: FeatureConfig) -> pd.DataFrame:
+    """The feedback the features read at ``as_of``: written in the longest window up to it.
+
+    Every text feature (``features.feedback_features``) reads rows in ``(as_of - longest window,
+    as_of]``; reasons' evidence reads the same window. Older feedback never shapes a score, so
+    it is not scored.
+    """
+    window = pd.Timedelta(days=max(int(w) for w in feature_config.windows_days))
+    created = feedback["created_at"]
+    return feedback.loc[(created <= as_of) & (created > as_of - window)]
+
+
+def score_customers(
+    world: World,
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    theme_ids: list[str],
+    feature_config: FeatureConfig,
+    label_config: LabelConfig | None = None,
+    text_scorer: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> CustomerScores:
+    """Stage one: text scores, features, churn probability and purchase value of each customer.
+
+    ``text_scorer`` scores a feedback frame (default: the models, :func:`feedback_scores`); a
+    caller may pass one that reads a cache of earlier runs.
+
+    Raises
+    ------
+    ScoringError
+        When the churn model expects features the data does not produce.
+    """
+    text_scores = None
+    if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
+        feedback = text_window(world.feedback, as_of, feature_config)
+        scorer = text_scorer or (lambda frame: feedback_scores(frame, models, theme_ids, feature_config))
+        text_scores = scorer(feedback)
+    table = features.build_features(
+        world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
+        definition=label_config, attributes=feature_config.attributes,
+        theme_sentiment_comments=feature_config.theme_sentiment_comments,
+    )
+    customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
+    attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
+    attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
+    value = value_from_purchases(world, table, as_of)
+    return CustomerScores(
+        table=table,
+        probability=churn_probability(table, models.churn, as_of),
+        purchase_value=None if value is None else value.to_numpy(dtype=float),
+        attributes=attributes,
+        text_scores=text_scores,
+    )
+
+
+def feedback_scores(
+    feedback: pd.DataFrame, models: ScoringModels, theme_ids: list[str], feature_config: FeatureConfig
+) -> pd.DataFrame:
+    """Sentiment and theme scores per feedback row, with per-theme sentiment where features read it."""
+    scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
+    if feature_config.theme_sentiment_comments > 0:
+        scores = add_aspect_scores(
+            scores, feedback, models.sentiment, models.themes, theme_ids,
+            single_label=models.single_label_themes,
+        )
+    return scores
+
+
+def churn_probability(table: pd.DataFrame, churn: Any, as_of: pd.Timestamp) -> np.ndarray:
+    """The churn model's probability per row of a feature table (empty table: none)."""
+    if table.empty:
+        return np.empty(0)
+    return churn.predict_proba(model_inputs(table, churn, as_of))[:, 1]
+
+
+def model_inputs(table: pd.DataFrame, churn: Any, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The columns of ``table`` the churn model was fitted on, in its order.
+
+    Raises
+    ------
+    ScoringError
+        When the churn model expects features the data does not produce.
+    """
+    expected = list(churn.feature_names_in_)
+    missing = [c for c in expected if c not in table.columns]
+    if missing:
+        raise ScoringError(
+            f"the churn model expects feature(s) {missing} that the data as of {as_of.date()} "
+            "does not produce (a table, column or theme taxonomy changed since training?)"
+        )
+    return table[expected]
+
+
 def score_world(
     world: World,
     as_of: pd.Timestamp,
@@ -65,9 +195,11 @@ def score_world(
     playbook: Playbook,
     label_config: LabelConfig | None = None,
     contacts: pd.DataFrame | None = None,
+    text_scorer: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Score every customer in the population at ``as_of``, rank them by value at risk, assign outreach.
 
+    :func:`score_customers` (per customer) then :func:`rank_scored` (the population).
     ``contacts`` (``customer_id``, ``contacted_at``) are the past outreach contacts the
     playbook's cooldown reads.
 
@@ -78,25 +210,34 @@ def score_world(
         ``churn_probability``, ``monthly_value``, ``value_at_risk``, ``risk_tier``,
         the customer attributes ``segment``, ``region``, ``plan`` where the customers table has
         them, ``reason_1..k`` with their ``reason_i_signal`` ids and ``reason_i_evidence`` (ticket
-        and feedback ids behind each reason, ``|``-joined), ``control`` (held out of outreach to
+        and feedback ids behind each reason, ``|``-joined), ``explained`` (whether reasons were
+        computed for the customer: ``scoring.reasons_for``), ``control`` (held out of outreach to
         measure its effect), and the playbook's ``recommended_action``, ``team``,
         ``outreach_status``, ``last_contacted_at`` (``outreach.playbook.assign_outreach``). Every
         customer is here, control ones too; :func:`outreach_list` is the list people act on.
     """
-    text_scores = None
-    if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
-        feedback = world.feedback.loc[world.feedback["created_at"] <= as_of]
-        text_scores = score_feedback(feedback, models.sentiment, models.themes, theme_ids)
-        if feature_config.theme_sentiment_comments > 0:
-            text_scores = add_aspect_scores(
-                text_scores, feedback, models.sentiment, models.themes, theme_ids,
-                single_label=models.single_label_themes,
-            )
-    table = features.build_features(
-        world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
-        definition=label_config, attributes=feature_config.attributes,
-        theme_sentiment_comments=feature_config.theme_sentiment_comments,
+    scores = score_customers(world, as_of, models, theme_ids, feature_config, label_config, text_scorer)
+    return rank_scored(
+        scores, as_of, models, feature_config, scoring_config, playbook, world, contacts=contacts
     )
+
+
+def rank_scored(
+    scores: CustomerScores,
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    feature_config: FeatureConfig,
+    scoring_config: ScoringConfig,
+    playbook: Playbook,
+    world: World,
+    contacts: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Stage two: value at risk, reasons with their evidence, ranks, tiers, control group, outreach.
+
+    ``world`` gives the tickets and feedback behind the reasons (only the explained customers'
+    rows are read).
+    """
+    table = scores.table
     if table.empty:
         signups = world.customers["signup_at"]
         raise ScoringError(
@@ -105,23 +246,30 @@ def score_world(
         )
 
     def evidence(reasons: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        ids = rows["customer_id"]
         return reason_evidence(
             reasons,
-            rows["customer_id"],
+            ids,
             as_of,
-            tickets=world.tickets,
-            feedback=world.feedback,
+            tickets=_rows_of(world.tickets, ids),
+            feedback=_rows_of(world.feedback, ids),
             windows_days=feature_config.windows_days,
-            feedback_scores=text_scores,
+            feedback_scores=scores.text_scores,
         )
 
-    customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
-    attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
-    attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
+    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
     return _rank(
-        table, as_of, models, scoring_config, playbook, value_from_purchases(world, table, as_of), evidence,
-        attributes=attributes, contacts=contacts,
+        table, as_of, models, scoring_config, playbook, purchase_value, evidence,
+        attributes=scores.attributes, contacts=contacts, probabilities=scores.probability,
     )
+
+
+def _rows_of(frame: pd.DataFrame | None, customer_ids: pd.Series) -> pd.DataFrame | None:
+    """The rows of ``frame`` that belong to ``customer_ids`` (all of it when that is most of it)."""
+    if frame is None:
+        return None
+    wanted = frame["customer_id"].astype(str).isin(pd.Index(customer_ids.astype(str).unique()))
+    return frame.loc[wanted]
 
 
 def score_flat(
@@ -161,47 +309,30 @@ def _rank(
     never_reasons: tuple[str, ...] = (),
     attributes: pd.DataFrame | None = None,
     contacts: pd.DataFrame | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    expected = list(models.churn.feature_names_in_)
-    missing = [c for c in expected if c not in table.columns]
-    if missing:
-        raise ScoringError(
-            f"the churn model expects feature(s) {missing} that the data as of {as_of.date()} "
-            "does not produce (a table, column or theme taxonomy changed since training?)"
-        )
-    X = table[expected]
-    probabilities = models.churn.predict_proba(X)[:, 1]
-    attributions = models.churn.feature_attributions(X)
-    reasons = top_reasons(
-        attributions,
-        X,
-        features.FEATURE_SIGNALS,
-        k=scoring_config.top_reasons,
-        never_reasons=("monthly_value", *never_reasons),
+    X = model_inputs(table, models.churn, as_of)
+    if probabilities is None:
+        probabilities = models.churn.predict_proba(X)[:, 1]
+    value, basis = _monthly_value(table, purchase_value)
+    explain = explained_rows(table["customer_id"], probabilities, value, scoring_config)
+    reasons = explain_reasons(
+        X, explain, models.churn, scoring_config, ("monthly_value", *never_reasons), table["customer_id"]
     )
-    if evidence is not None:
-        reasons = reasons.join(evidence(reasons, table))
+    k = scoring_config.top_reasons
+    evidence_columns = [f"reason_{i}_evidence" for i in range(1, k + 1)]
+    if evidence is not None and explain.any():
+        found = evidence(reasons.loc[explain], table.loc[explain])
+        reasons = reasons.join(found.reindex(reasons.index).astype(object).where(found.notna(), None))
     else:  # a flat table has no tickets or feedback behind its reasons
-        for i in range(1, scoring_config.top_reasons + 1):
-            reasons[f"reason_{i}_evidence"] = None
-    value = (
-        table["monthly_value"].to_numpy(dtype=float)
-        if "monthly_value" in table.columns
-        else np.full(len(table), np.nan)
-    )
-    basis = "monthly_value"
-    if purchase_value is not None and np.isnan(value).any():
-        value = np.where(np.isnan(value), purchase_value.to_numpy(dtype=float), value)
-        basis = "purchases (average monthly spend over the last 365 days)"
-    if np.isnan(value).all():
-        logger.info("no monthly value or purchase amounts: the list is ranked by churn probability")
-        value = np.ones(len(table))
-        basis = "none (ranked by churn probability)"
+        for column in evidence_columns:
+            reasons[column] = None
+    reasons["explained"] = explain
     scored = pd.DataFrame(
         {
             "customer_id": table["customer_id"].to_numpy(),
             "churn_probability": probabilities,
-            "monthly_value": np.nan_to_num(value, nan=0.0),
+            "monthly_value": value,
         },
         index=X.index,
     )
@@ -214,7 +345,95 @@ def _rank(
     )
     ranked = assign_outreach(ranked, playbook, contacts, as_of, [t.name for t in scoring_config.tiers])
     ranked.attrs["value_basis"] = basis
+    ranked.attrs["explained"] = int(explain.sum())
     return ranked
+
+
+def _monthly_value(table: pd.DataFrame, purchase_value: pd.Series | None) -> tuple[np.ndarray, str]:
+    """Each customer's monthly value (0 where unknown) and what it is based on."""
+    value = (
+        table["monthly_value"].to_numpy(dtype=float)
+        if "monthly_value" in table.columns
+        else np.full(len(table), np.nan)
+    )
+    basis = "monthly_value"
+    if purchase_value is not None and np.isnan(value).any():
+        value = np.where(np.isnan(value), purchase_value.to_numpy(dtype=float), value)
+        basis = "purchases (average monthly spend over the last 365 days)"
+    if np.isnan(value).all():
+        logger.info("no monthly value or purchase amounts: the list is ranked by churn probability")
+        return np.ones(len(table)), "none (ranked by churn probability)"
+    return np.nan_to_num(value, nan=0.0), basis
+
+
+def explained_rows(
+    customer_ids: pd.Series, probabilities: np.ndarray, value: np.ndarray, scoring_config: ScoringConfig
+) -> np.ndarray:
+    """Which customers get reasons (``scoring.reasons_for``), as a mask over the rows.
+
+    Everyone with ``all``, or when at most ``reasons_all_up_to`` customers are scored; otherwise
+    the top ``reasons_top_share`` of the list by value at risk, in the list's order (value at
+    risk, then probability, then customer id).
+    """
+    n = len(customer_ids)
+    if scoring_config.reasons_for == "all" or n <= scoring_config.reasons_all_up_to:
+        return np.ones(n, dtype=bool)
+    top = int(np.ceil(scoring_config.reasons_top_share * n))
+    order = np.lexsort((customer_ids.astype(str).to_numpy(), -probabilities, -(probabilities * value)))
+    explain = np.zeros(n, dtype=bool)
+    explain[order[:top]] = True
+    return explain
+
+
+def reference_rows(customer_ids: pd.Series, size: int) -> np.ndarray:
+    """Positions of a fixed sample of ``size`` customers, chosen by a hash of their id.
+
+    The same customers are chosen whatever order or partition they are scored in, so two runs
+    (or two engines) read the same reference.
+    """
+    if len(customer_ids) <= size:
+        return np.arange(len(customer_ids))
+    hashed = pd.util.hash_pandas_object(customer_ids.astype(str).reset_index(drop=True), index=False).to_numpy()
+    return np.sort(np.argsort(hashed, kind="stable")[:size])
+
+
+def explain_reasons(
+    X: pd.DataFrame,
+    explain: np.ndarray,
+    churn: Any,
+    scoring_config: ScoringConfig,
+    never_reasons: tuple[str, ...],
+    customer_ids: pd.Series,
+) -> pd.DataFrame:
+    """``reason_1..k`` and their signals for the explained rows; None for the others.
+
+    Exact attributions of the explained rows. When not every row is explained, the risky
+    direction of each feature (and whether a category raises risk) is read from the exact
+    attributions of a fixed sample of the population (:func:`reference_rows`), and the medians
+    the phrases quote from every row, so a customer's reasons read against the whole population.
+    """
+    k = scoring_config.top_reasons
+    if explain.all():
+        return top_reasons(
+            churn.feature_attributions(X), X, features.FEATURE_SIGNALS, k=k, never_reasons=never_reasons
+        )
+    out = pd.DataFrame(index=X.index)
+    for i in range(1, k + 1):
+        out[f"reason_{i}"] = pd.Series(None, index=X.index, dtype=object)
+    for i in range(1, k + 1):
+        out[f"reason_{i}_signal"] = pd.Series(None, index=X.index, dtype=object)
+    rows = np.flatnonzero(explain)
+    if not len(rows):
+        return out
+    sample = X.iloc[reference_rows(customer_ids, scoring_config.reasons_reference_sample)]
+    explained = X.iloc[rows]
+    found = top_reasons(
+        churn.feature_attributions(explained), explained, features.FEATURE_SIGNALS, k=k,
+        never_reasons=never_reasons,
+        reference=(churn.feature_attributions(sample), sample), population=X,
+    )
+    out.loc[found.index, found.columns] = found
+    return out
 
 
 def outreach_list(ranked: pd.DataFrame, include_control: bool = False) -> pd.DataFrame:
@@ -295,6 +514,21 @@ def write_scores(
 def plan_archive_path(output_dir: Path, as_of: pd.Timestamp) -> Path:
     """Where the outreach plan of the list dated ``as_of`` is kept (a rescore of that date replaces it)."""
     return output_dir / PLAN_ARCHIVE / f"plan_{pd.Timestamp(as_of):%Y-%m-%d}.parquet"
+
+
+def reasons_coverage(listed: pd.DataFrame) -> dict[str, Any]:
+    """Who on a list has reasons: how many, and the rank down to which everyone has them.
+
+    Reasons go to the top of the list by value at risk (``scoring.reasons_for``), so the
+    explained customers are ranks 1 to ``through_rank``.
+    """
+    explained = listed["explained"].to_numpy(dtype=bool) if "explained" in listed.columns else np.ones(len(listed), bool)
+    ranks = listed["rank"].to_numpy()[explained]
+    return {
+        "explained": int(explained.sum()),
+        "of": len(listed),
+        "through_rank": int(ranks.max()) if len(ranks) else 0,
+    }
 
 
 def summarise(ranked: pd.DataFrame, versions: dict[str, str]) -> dict[str, Any]:

@@ -457,12 +457,14 @@ def feedback_features(
         if not scores.is_unique:
             raise ValueError("feedback_scores: feedback_id must be unique")
         row = scores.get_indexer(feedback["feedback_id"][known])
-        unscored = int((row < 0).sum())
+        # Text features read the longest window only: older rows need no score.
+        unscored = int(((row < 0) & (age < windows[-1])).sum())
         if unscored:
             logger.warning(
-                "%d of %d feedback rows on/before %s have no text scores; not in text features",
+                "%d of %d feedback rows in the %d days to %s have no text scores; not in text features",
                 unscored,
-                len(row),
+                int((age < windows[-1]).sum()),
+                windows[-1],
                 as_of.date(),
             )
 

@@ -460,10 +460,20 @@ class _Quote:
 class _Population:
     """The scored rows: their features and attributions, directions and windows, computed once."""
 
-    def __init__(self, attributions: pd.DataFrame, features: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        attributions: pd.DataFrame,
+        features: pd.DataFrame,
+        reference: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+        population: pd.DataFrame | None = None,
+    ) -> None:
         self.attributions = attributions
         self.features = features
-        self.directions = risky_directions(attributions, features)
+        #: Attributions and features the risky directions and category effects are read from.
+        self.reference = reference if reference is not None else (attributions, features)
+        #: The features the medians and category shares are read from.
+        self.population = population if population is not None else features
+        self.directions = risky_directions(*self.reference)
         windows = sorted(
             {int(m["days"]) for c in features.columns if (m := _WINDOW.search(str(c)))}
         )
@@ -500,9 +510,10 @@ class _Population:
             return None
         values = self.features[column].to_numpy(dtype="float64", na_value=np.nan)
         known = ~np.isnan(values)
+        everyone = self.population[column].to_numpy(dtype="float64", na_value=np.nan)
         if direction == 0 or not known.any():
             return None
-        median = float(np.median(values[known]))
+        median = float(np.median(everyone[~np.isnan(everyone)]))
         with np.errstate(invalid="ignore"):
             qualifies = known & (values > median if direction > 0 else values < median)
 
@@ -545,14 +556,16 @@ class _Population:
         """A category: risky when its mean attribution over the population is > 0."""
         if column not in self.features.columns or column not in self.attributions.columns:
             return None
-        levels = self.features[column].astype(object).where(self.features[column].notna())
+        levels = _levels(self.features[column])
         known = levels.notna().to_numpy()
         if not known.any():
             return None
-        attribution = self.attributions[column].astype(float).to_numpy()
-        keys = levels[known]
-        mean = pd.Series(attribution[known]).groupby(keys.to_numpy()).mean()
-        share = keys.value_counts(normalize=True)
+        attributions, reference = self.reference
+        reference_levels = _levels(reference[column])
+        seen = reference_levels.notna().to_numpy()
+        attribution = attributions[column].astype(float).to_numpy()
+        mean = pd.Series(attribution[seen]).groupby(reference_levels[seen].to_numpy()).mean()
+        share = _levels(self.population[column]).dropna().value_counts(normalize=True)
         risky = set(mean.index[mean.to_numpy() > 0])
         qualifies = known & levels.isin(risky).to_numpy() if risky else np.zeros(len(levels), bool)
         values = levels.to_numpy()
@@ -586,6 +599,10 @@ class _Population:
         else:
             candidates = [self.numeric(f) for f in signal.figures]
         return [q for q in candidates if q is not None]
+
+
+def _levels(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna())
 
 
 def _is_number(series: pd.Series) -> bool:
@@ -631,11 +648,14 @@ def top_reasons(
     feature_signals: Mapping[str, str],
     k: int = 3,
     never_reasons: Collection[str] = (),
+    reference: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    population: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``k`` signals that raise each customer's risk most, quoting a figure and a reference.
 
-    See the module docstring for the rule. The rows passed are the population the risky
-    directions and medians are read from: pass every customer scored at this ``as_of``.
+    See the module docstring for the rule. By default the rows passed are the population the
+    risky directions and medians are read from: pass every customer scored at this ``as_of``.
+    To explain only some customers, pass their rows with ``reference`` and ``population``.
 
     Parameters
     ----------
@@ -651,6 +671,13 @@ def top_reasons(
     never_reasons:
         Signal ids or feature columns never to give as reasons (besides ``value``), e.g. the
         column a flat table's value at risk is computed from (``"MonthlyCharges"``).
+    reference:
+        Attributions and features of a sample of the population (same columns) that the risky
+        direction of each feature and the effect of each category are read from; default: the
+        rows passed.
+    population:
+        The features of every customer scored, that medians and category shares are read from;
+        default: the rows passed.
 
     Returns
     -------
@@ -664,7 +691,7 @@ def top_reasons(
     contributions = signal_contributions(attributions, feature_signals)
     contributions = contributions[[s for s in contributions.columns if s not in excluded]]
 
-    population = _Population(attributions, features)
+    population = _Population(attributions, features, reference, population)
     columns_of: dict[str, list[str]] = {}
     for column in feature_cols:
         columns_of.setdefault(lookup(column), []).append(column)

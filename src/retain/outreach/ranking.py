@@ -45,7 +45,8 @@ def rank_customers(
         optionally the customer attributes ``segment``, ``region``, ``plan``.
     reasons:
         ``reason_1..k`` and ``reason_1_signal..k`` (``reasons.top_reasons``), optionally
-        ``reason_1_evidence..k`` (``evidence.reason_evidence``), same index as ``scored``.
+        ``reason_1_evidence..k`` (``evidence.reason_evidence``) and ``explained`` (whether
+        reasons were computed for the row), same index as ``scored``.
     tiers:
         From the scoring config, highest first.
 
@@ -65,8 +66,9 @@ def rank_customers(
         out[column] = scored[column].astype(object)
     signal_cols = [c for c in reasons.columns if c.endswith("_signal")]
     evidence_cols = [c for c in reasons.columns if c.endswith("_evidence")]
-    reason_cols = [c for c in reasons.columns if c not in {*signal_cols, *evidence_cols}]
-    out = out.join(reasons[reason_cols + signal_cols + evidence_cols])
+    flags = [c for c in ("explained",) if c in reasons.columns]
+    reason_cols = [c for c in reasons.columns if c not in {*signal_cols, *evidence_cols, *flags}]
+    out = out.join(reasons[reason_cols + signal_cols + evidence_cols + flags])
     out = out.sort_values(
         ["value_at_risk", "churn_probability", "customer_id"],
         ascending=[False, False, True],

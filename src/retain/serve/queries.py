@@ -345,8 +345,16 @@ def customer_detail(conn: Connection, customer_id: str) -> dict[str, Any] | None
             reasons.append({"phrase": reason.get("phrase"), "signal": reason.get("signal"), "evidence": items})
         latest = outreach[0]["contacted_at"] if outreach else _iso(row["last_contacted_at"])
         customer = {**_list_row({**row, "last_contacted_at": latest}),
-                    "reasons": reasons, "team": row["team"], "run_id": run_id}
+                    "reasons": reasons, "team": row["team"], "run_id": run_id,
+                    "reasons_computed": _reasons_computed(conn, run_id, row["rank"])}
     return {"customer": customer, "history": history, "outreach": outreach}
+
+
+def _reasons_computed(conn: Connection, run_id: int, rank: int) -> bool:
+    """Whether the run computed reasons for the customer at ``rank`` (the top of a large list only)."""
+    summary = conn.execute(sa.select(score_runs.c.summary).where(score_runs.c.id == run_id)).scalar() or {}
+    through = (summary.get("reasons") or {}).get("through_rank")
+    return through is None or rank <= through
 
 
 def _evidence_item(e: Any) -> dict[str, Any]:

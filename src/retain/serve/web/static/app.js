@@ -99,7 +99,9 @@ async function openCustomer(id) {
   const quoted = (c.reasons || []).length;
   const withEvidence = (c.reasons || []).some((r) => (r.evidence || []).length);
   note.textContent = !quoted
-    ? "No reason stands out: nothing in this customer's data both raises their risk and differs from the typical customer. The risk is what the model expects of customers like them."
+    ? c.reasons_computed === false
+      ? "Reasons were computed for the top of this list only (scoring.reasons_top_share); `retain explain` gives this customer's."
+      : "No reason stands out: nothing in this customer's data both raises their risk and differs from the typical customer. The risk is what the model expects of customers like them."
     : withEvidence ? "" : "No ticket or comment lies behind these reasons: they come from the customer's account and activity figures.";
   note.hidden = !note.textContent;
   const history = $("detail-history").querySelector("tbody");
