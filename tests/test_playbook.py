@@ -203,3 +203,56 @@ def test_the_contact_log_is_read_with_ids_as_strings_and_bad_rows_refused(tmp_pa
     path.write_text("customer_id,when\nC1,2025-05-02\n")
     with pytest.raises(ContractError, match=r"needs column\(s\) \['contacted_at'\]"):
         read_contacts(path)
+
+
+def _one_by_one(ranked: pd.DataFrame, playbook: Playbook, cooled: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """The rules of assign_outreach's docstring applied one customer at a time, in list order."""
+    from retain.outreach.playbook import matching_rule
+
+    rank_of = {name: i for i, name in enumerate(TIERS)}
+    used: dict[str, int] = {}
+    actions, teams, statuses = [], [], []
+    for row in ranked.itertuples(index=False):
+        rule = matching_rule(
+            [row.reason_1_signal, row.reason_2_signal], rank_of[row.risk_tier], row.segment, playbook, rank_of
+        )
+        team = playbook.team_of(rule)
+        actions.append(rule.action if rule is not None else playbook.default_action)
+        teams.append(team)
+        capacity = playbook.capacity(team)
+        if row.customer_id in cooled:
+            statuses.append(COOLDOWN)
+        elif capacity is not None and used.get(team, 0) >= capacity:
+            statuses.append(QUEUED)
+        elif row.control:
+            statuses.append(HELD_OUT)
+        else:
+            used[team] = used.get(team, 0) + 1
+            statuses.append(ASSIGNED)
+    return actions, teams, statuses
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_long_list_gets_what_one_customer_at_a_time_gives(seed: int) -> None:
+    """The list is decided per combination of reasons, tier and segment and capacity is counted
+    in bulk; on random lists that is what deciding each customer in turn gives."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    signals = np.array(["slow_first_response", "open_tickets", "low_csat", None], dtype=object)
+    ranked = _ranked([
+        (f"C{i}", str(rng.choice(TIERS)), rng.choice(np.array(["enterprise", "smb", None], dtype=object)),
+         rng.choice(signals), rng.choice(signals))
+        for i in range(n)
+    ])
+    ranked["control"] = rng.random(n) < 0.2
+    cooled = {f"C{i}" for i in rng.choice(n, 40, replace=False)}
+    history = pd.DataFrame({"customer_id": sorted(cooled), "contacted_at": AS_OF - pd.Timedelta(days=3)})
+    playbook = PLAYBOOK.model_copy(update={"cooldown_days": 30})
+    out = assign_outreach(ranked, playbook, history, AS_OF, TIERS)
+    actions, teams, statuses = _one_by_one(ranked, playbook, cooled)
+    assert out["recommended_action"].tolist() == actions
+    assert out["team"].tolist() == teams
+    assert out["outreach_status"].tolist() == statuses
+    assert set(statuses) == {ASSIGNED, QUEUED, COOLDOWN, HELD_OUT}

@@ -365,3 +365,69 @@ def test_only_feedback_the_features_read_is_scored(scored: Scored) -> None:
     features = _features_at_as_of(scored)
     got = windowed.table.set_index("customer_id")[features.columns].loc[features.index]
     pd.testing.assert_frame_equal(got, features)
+
+
+# --------------------------------------------------------------------------------------------
+# The text cache of scoring runs: a rerun scores only new or edited feedback
+
+
+def _versioned(models: ScoringModels, **versions: str) -> ScoringModels:
+    from dataclasses import replace
+
+    return replace(models, text_versions=versions)
+
+
+def test_text_cache_scores_only_new_or_edited_feedback(scored: Scored) -> None:
+    from retain.scoring import cached_feedback_scores, feedback_scores
+
+    models = _versioned(scored.models, sentiment="1", themes="1")
+    feedback = scored.world.feedback.iloc[:200]
+    first = cached_feedback_scores(feedback, models, THEME_IDS, FEATURES, None)
+    assert (first.n_cached, first.n_scored) == (0, 200)
+    fresh = feedback_scores(feedback, models, THEME_IDS, FEATURES)
+    pd.testing.assert_frame_equal(first.scores, fresh)
+
+    again = cached_feedback_scores(feedback, models, THEME_IDS, FEATURES, first.cache)
+    assert (again.n_cached, again.n_scored) == (200, 0)
+    pd.testing.assert_frame_equal(again.scores, fresh, check_dtype=False)
+
+    edited = feedback.copy()
+    edited.iloc[3, edited.columns.get_loc("text")] = "The invoice was wrong again and nobody answers."
+    grown = pd.concat([edited, scored.world.feedback.iloc[200:205]])
+    rerun = cached_feedback_scores(grown, models, THEME_IDS, FEATURES, again.cache)
+    assert (rerun.n_cached, rerun.n_scored) == (199, 6)  # one edited text, five new ones
+    pd.testing.assert_frame_equal(rerun.scores, feedback_scores(grown, models, THEME_IDS, FEATURES), check_dtype=False)
+
+
+def test_text_cache_is_not_read_for_another_model_version(scored: Scored) -> None:
+    from retain.scoring import cached_feedback_scores
+
+    feedback = scored.world.feedback.iloc[:50]
+    old = cached_feedback_scores(feedback, _versioned(scored.models, themes="1"), THEME_IDS, FEATURES, None)
+    new = cached_feedback_scores(feedback, _versioned(scored.models, themes="2"), THEME_IDS, FEATURES, old.cache)
+    assert (new.n_cached, new.n_scored) == (0, 50)
+    aspects = FEATURES.model_copy(update={"theme_sentiment_comments": 0 if FEATURES.theme_sentiment_comments else 5})
+    other = cached_feedback_scores(feedback, _versioned(scored.models, themes="2"), THEME_IDS, aspects, new.cache)
+    assert other.n_scored == 50  # the per-theme sentiment setting changes what is scored
+
+
+def test_explain_gives_the_reasons_the_list_gives(scored: Scored) -> None:
+    from retain.scoring import explain_customers, score_customers
+
+    scores = score_customers(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES)
+    listed = scored.ranked.set_index("customer_id")
+    named = listed.index[[0, 5, 40]].tolist()
+    explained = explain_customers(scores, named, AS_OF, scored.models, FEATURES, SCORING, scored.world)
+    assert explained["customer_id"].tolist() == named
+    for column in REASON_COLUMNS:
+        assert explained[column].tolist() == listed.loc[named, column].tolist()
+    np.testing.assert_allclose(explained["churn_probability"], listed.loc[named, "churn_probability"])
+    assert explained["rank"].tolist() == listed.loc[named, "rank"].tolist()
+
+
+def test_explain_refuses_a_customer_outside_the_population(scored: Scored) -> None:
+    from retain.scoring import ScoringError, explain_customers, score_customers
+
+    scores = score_customers(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES)
+    with pytest.raises(ScoringError, match="not in the population.*NOBODY"):
+        explain_customers(scores, ["NOBODY"], AS_OF, scored.models, FEATURES, SCORING, scored.world)

@@ -220,8 +220,40 @@ def score(
     if publish:
         cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"publish": True})})
     when = _iso_date(as_of, "--as-of") if as_of else None
-    outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of)
+    outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of, show_progress=not quiet)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
+
+
+@app.command()
+def explain(
+    customer_ids: Annotated[list[str], typer.Argument(help="Customer ids to explain.", metavar="CUSTOMER_ID...")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")] = Path("configs/score.yaml"),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Explain as of this date (YYYY-MM-DD); default: the end of the data."),
+    ] = None,
+    force_as_of: Annotated[
+        bool, typer.Option("--force-as-of", help="Explain at --as-of even when it is far from the end of the data.")
+    ] = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Give any customer's reasons and the tickets and comments behind them, on request.
+
+    A large scoring run computes reasons only for the top of the list (scoring.reasons_for:
+    top); this computes them for the customers named, with exact model attributions, read
+    against the whole population as the list's are. It scores the population as `retain score`
+    does (with the text cache, a rerun scores only new texts) and writes nothing. Exit 3 when a
+    customer is not in the population at the date.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import ScoreConfig
+
+    cfg = _run(_load, config, ScoreConfig)
+    when = _iso_date(as_of, "--as-of") if as_of else None
+    outcome = _run(jobs.run_explain, cfg, customer_ids, when, force_as_of=force_as_of, show_progress=not quiet)
+    typer.echo(jobs.format_explain_outcome(outcome))
 
 
 @app.command()

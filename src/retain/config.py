@@ -384,11 +384,27 @@ class ScoringConfig(Strict):
         "run; same as `retain score --publish`.",
     )
     database: DatabaseConfig = Field(default_factory=lambda: DatabaseConfig())
+    text_cache: bool = Field(
+        True,
+        description="Keep the text models' scores of each feedback text in "
+        "<output_dir>/text_cache.parquet (keyed by feedback id, text hash and model versions), so "
+        "a rerun scores only new or edited texts.",
+    )
+    log_to_mlflow: bool = Field(
+        True,
+        description="Log each scoring run (counts, per-stage seconds and peak memory) to MLflow "
+        "as a run named 'score'.",
+    )
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),
         RiskTier(name="medium", min_probability=0.2),
         RiskTier(name="low", min_probability=0.0),
     )
+
+    @property
+    def text_cache_path(self) -> Path:
+        """Where the text cache of scoring runs is kept."""
+        return self.output_dir / "text_cache.parquet"
 
     @model_validator(mode="after")
     def _tiers_descend(self) -> ScoringConfig:

@@ -85,6 +85,9 @@ class ScoreOutcome:
     seconds: float
     published_run: int | None = None
     database: str | None = None
+    #: Per stage: ``stage``, ``seconds``, ``peak_rss_mb`` (``retain.timing``), and as a table.
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    stage_table: str = ""
 
 
 @dataclass
@@ -439,6 +442,7 @@ def load_scoring_models(
     models = ScoringModels(
         sentiment=sentiment, themes=themes, churn=churn, versions=versions,
         single_label_themes=single_label,
+        text_versions={name: v for name, v in versions.items() if name != track.churn_model},
     )
     return models, theme_ids
 
@@ -488,62 +492,165 @@ def run_score(
     as_of: date | None = None,
     churn_version: str | None = None,
     force_as_of: bool = False,
+    show_progress: bool = False,
 ) -> ScoreOutcome:
     """Score with the champion models (or a given churn version) and write the ranked list atomically.
 
     The scoring date is ``as_of`` or the day after the data ends (see :func:`score_date`); the
-    summary records it, how it was chosen and the data's warnings.
+    summary records it, how it was chosen and the data's warnings. Each stage's wall time and
+    the peak memory after it are in ``outcome.stages`` (printed and logged to MLflow as a
+    ``score`` run); feedback scored by the same text models in an earlier run is read from the
+    text cache (``scoring.text_cache``, ``<output_dir>/text_cache.parquet``).
     """
-    started = time.perf_counter()
-    tracking.open_store(config.tracking, create=False)
-    models, theme_ids = load_scoring_models(config.tracking, churn_version)
-    world = None
-    playbook = load_config(config.scoring.playbook, Playbook)
-    check_playbook_tiers(playbook, config)
-    contacts = known_contacts(config)
-    if config.data.layout == "flat":
-        flat = data.load_flat(config.data, attributes=config.features.attributes)
-        ranked = score_flat(
-            flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
-            value_column=config.data.flat.value_column if config.data.flat else None, contacts=contacts,
-        )
-        rejected = {"customers": len(flat.report.rejected)}
-        how = "--as-of" if as_of is not None else "each row's snapshot date"
-        warnings = _flat_warnings(flat)
-    else:
-        loaded = data.load_world(config.data)
-        world = loaded.world
-        data_end = observed_until(loaded.world)
-        when, how = score_date(as_of, data_end, config, force_as_of)
-        logger.info("scoring as of %s (%s)", when.date(), how)
-        ranked = score_world(
-            loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
-            contacts=contacts,
-        )
-        rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
-        warnings = loaded.warnings
-    summary = summarise(ranked, models.versions)
-    summary["as_of_chosen"] = how
-    summary["rejected_input_rows"] = rejected
-    summary["data_warnings"] = list(warnings)
-    summary["control_in_list"] = playbook.include_control
-    summary["reasons"] = reasons_coverage(outreach_list(ranked, playbook.include_control))
-    paths = write_scores(
-        ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
-        include_control=playbook.include_control,
-    )
-    outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0)
-    if config.scoring.publish:
-        # The database holds the list the files hold: the control group only if the playbook lists it.
-        outcome.published_run = publish_scores(
-            config.scoring.database, outreach_list(ranked, playbook.include_control), summary,
-            world, models, theme_ids,
-        )
-        from retain.serve.db import masked
+    from retain.timing import stage, stage_clock
 
-        outcome.database = masked(config.scoring.database.url)
+    started = time.perf_counter()
+    with stage_clock(show_progress, stages=10 if config.data.layout == "tables" else 6) as clock:
+        with stage("load models"):
+            tracking.open_store(config.tracking, create=False)
+            models, theme_ids = load_scoring_models(config.tracking, churn_version)
+            playbook = load_config(config.scoring.playbook, Playbook)
+            check_playbook_tiers(playbook, config)
+            contacts = known_contacts(config)
+        world = None
+        text_counts: dict[str, int] = {}
+        if config.data.layout == "flat":
+            with stage("load data"):
+                flat = data.load_flat(config.data, attributes=config.features.attributes)
+            ranked = score_flat(
+                flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,
+                value_column=config.data.flat.value_column if config.data.flat else None, contacts=contacts,
+            )
+            rejected = {"customers": len(flat.report.rejected)}
+            how = "--as-of" if as_of is not None else "each row's snapshot date"
+            warnings = _flat_warnings(flat)
+        else:
+            with stage("load data"):
+                loaded = data.load_world(config.data)
+            world = loaded.world
+            data_end = observed_until(loaded.world)
+            when, how = score_date(as_of, data_end, config, force_as_of)
+            logger.info("scoring as of %s (%s)", when.date(), how)
+            ranked = score_world(
+                loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
+                contacts=contacts, text_scorer=_text_scorer(config, models, theme_ids, text_counts, show_progress),
+            )
+            rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
+            warnings = loaded.warnings
+        summary = summarise(ranked, models.versions)
+        summary["as_of_chosen"] = how
+        summary["rejected_input_rows"] = rejected
+        summary["data_warnings"] = list(warnings)
+        summary["control_in_list"] = playbook.include_control
+        summary["reasons"] = reasons_coverage(outreach_list(ranked, playbook.include_control))
+        if text_counts:
+            summary["texts"] = text_counts
+        with stage("write"):
+            paths = write_scores(
+                ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
+                include_control=playbook.include_control,
+            )
+        outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0)
+        if config.scoring.publish:
+            with stage("publish"):
+                # The database holds the list the files hold: the control group only if the playbook lists it.
+                outcome.published_run = publish_scores(
+                    config.scoring.database, outreach_list(ranked, playbook.include_control), summary,
+                    world, models, theme_ids,
+                )
+            from retain.serve.db import masked
+
+            outcome.database = masked(config.scoring.database.url)
     outcome.seconds = time.perf_counter() - started
+    outcome.stages = clock.summary()
+    outcome.stage_table = clock.table()
+    if config.scoring.log_to_mlflow:
+        tracking.log_score_run(config.tracking, summary, outcome.stages, outcome.seconds)
     return outcome
+
+
+def _text_scorer(
+    config: ScoreConfig, models: ScoringModels, theme_ids: list[str], counts: dict[str, int], show_progress: bool
+) -> Any:
+    """Score feedback through the text cache (``scoring.text_cache``), counting hits into ``counts``.
+
+    None without a cache: :func:`retain.scoring.score_customers` then scores every text.
+    """
+    if not config.scoring.text_cache:
+        return None
+    from retain.scoring import cached_feedback_scores
+
+    def scorer(feedback: pd.DataFrame) -> pd.DataFrame:
+        cache = data.read_text_cache(config.scoring.text_cache_path)
+        result = cached_feedback_scores(
+            feedback, models, theme_ids, config.features, cache, show_progress=show_progress
+        )
+        data.write_frame(result.cache, config.scoring.text_cache_path)
+        counts.update({"from_cache": result.n_cached, "scored": result.n_scored})
+        return result.scores
+
+    return scorer
+
+
+@dataclass
+class ExplainOutcome:
+    explained: pd.DataFrame  # scoring.explain_customers
+    as_of: pd.Timestamp
+    customers_scored: int
+    seconds: float
+
+
+def run_explain(
+    config: ScoreConfig,
+    customer_ids: list[str],
+    as_of: date | None = None,
+    force_as_of: bool = False,
+    show_progress: bool = False,
+) -> ExplainOutcome:
+    """Reasons and their evidence for named customers, on request, as a scoring run would give them.
+
+    Scores the population as ``retain score`` does (the text cache makes a rerun cheap) and
+    computes exact reasons for the customers named, against the whole population; nothing is
+    written or published.
+    """
+    from retain.scoring import explain_customers, score_customers
+
+    started = time.perf_counter()
+    if config.data.layout == "flat":
+        raise ConfigError("retain explain needs dated tables (data.layout: tables); a flat table's list explains everyone")
+    tracking.open_store(config.tracking, create=False)
+    models, theme_ids = load_scoring_models(config.tracking)
+    loaded = data.load_world(config.data, write_quarantine=False)
+    when, _ = score_date(as_of, observed_until(loaded.world), config, force_as_of)
+    scorer = _text_scorer(config, models, theme_ids, {}, show_progress)
+    scores = score_customers(
+        loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer
+    )
+    explained = explain_customers(
+        scores, customer_ids, when, models, config.features, config.scoring, loaded.world
+    )
+    return ExplainOutcome(explained, when, len(scores.table), time.perf_counter() - started)
+
+
+def format_explain_outcome(outcome: ExplainOutcome) -> str:
+    lines = [f"As of {outcome.as_of.date()} ({outcome.customers_scored:,} customers scored):"]
+    for row in outcome.explained.to_dict(orient="records"):
+        lines.append(
+            f"{row['customer_id']}  p={row['churn_probability']:.2f}  value at risk "
+            f"{row['value_at_risk']:,.0f}/month  rank {row['rank']:,} by value at risk (control group included)"
+        )
+        i = 1
+        quoted = False
+        while f"reason_{i}" in row:
+            phrase, evidence = row[f"reason_{i}"], row.get(f"reason_{i}_evidence")
+            if isinstance(phrase, str):
+                quoted = True
+                behind = f"  [{evidence.replace('|', ', ')}]" if isinstance(evidence, str) and evidence else ""
+                lines.append(f"  - {phrase}{behind}")
+            i += 1
+        if not quoted:
+            lines.append("  no reason stands out: nothing in their data both raises the risk and differs from the typical customer")
+    return "\n".join(lines)
 
 
 def publish_scores(
@@ -813,6 +920,17 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         lines.append(f"       -> {row.recommended_action}  [{row.team}: {row.outreach_status}]")
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
+    coverage = summary.get("reasons")
+    if coverage and coverage["explained"] < coverage["of"]:
+        lines.append(
+            f"Reasons for the top {coverage['explained']:,} of {coverage['of']:,} listed customers "
+            "(scoring.reasons_for: top); `retain explain` gives anyone else's."
+        )
+    if "texts" in summary:
+        texts = summary["texts"]
+        lines.append(f"Texts: {texts['scored']:,} scored, {texts['from_cache']:,} taken from the text cache.")
+    if outcome.stage_table:
+        lines += [f"Stages ({outcome.seconds:.1f} s in all):", outcome.stage_table]
     if outcome.published_run is not None:
         # Say why the page shows fewer customers than were scored: the control group is left out.
         left_out = len(outcome.ranked) - len(ranked)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ from retain.outreach.control import control_group
 from retain.outreach.playbook import assign_outreach
 from retain.outreach.ranking import CUSTOMER_ATTRIBUTES, rank_customers
 from retain.text.aspects import add_aspect_scores
+from retain.text.cache import CachedScores
+from retain.text.inputs import as_texts
 from retain.text.scoring import score_feedback
+from retain.timing import stage
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class ScoringModels:
     versions: dict[str, str]
     #: The theme model gives each text one theme: per-theme sentiment reads its most probable one.
     single_label_themes: bool = False
+    #: Registry name -> version of the text models among ``versions`` (what cached text scores key on).
+    text_versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,22 +130,26 @@ def score_customers(
         When the churn model expects features the data does not produce.
     """
     text_scores = None
-    if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
-        feedback = text_window(world.feedback, as_of, feature_config)
-        scorer = text_scorer or (lambda frame: feedback_scores(frame, models, theme_ids, feature_config))
-        text_scores = scorer(feedback)
-    table = features.build_features(
-        world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
-        definition=label_config, attributes=feature_config.attributes,
-        theme_sentiment_comments=feature_config.theme_sentiment_comments,
-    )
-    customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
-    attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
-    attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
-    value = value_from_purchases(world, table, as_of)
+    with stage("text"):
+        if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
+            feedback = text_window(world.feedback, as_of, feature_config)
+            scorer = text_scorer or (lambda frame: feedback_scores(frame, models, theme_ids, feature_config))
+            text_scores = scorer(feedback)
+    with stage("features"):
+        table = features.build_features(
+            world, as_of, text_scores, theme_ids, windows_days=feature_config.windows_days,
+            definition=label_config, attributes=feature_config.attributes,
+            theme_sentiment_comments=feature_config.theme_sentiment_comments,
+        )
+        customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
+        attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
+        attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
+        value = value_from_purchases(world, table, as_of)
+    with stage("churn probability"):
+        probability = churn_probability(table, models.churn, as_of)
     return CustomerScores(
         table=table,
-        probability=churn_probability(table, models.churn, as_of),
+        probability=probability,
         purchase_value=None if value is None else value.to_numpy(dtype=float),
         attributes=attributes,
         text_scores=text_scores,
@@ -158,6 +167,50 @@ def feedback_scores(
             single_label=models.single_label_themes,
         )
     return scores
+
+
+def text_model_key(models: ScoringModels, feature_config: FeatureConfig) -> str:
+    """What a cached text score depends on: the text models' versions and the per-theme sentiment setting."""
+    versions = ";".join(f"{name}={v}" for name, v in sorted(models.text_versions.items()))
+    aspects = feature_config.theme_sentiment_comments > 0
+    return f"{versions or 'unversioned'}|aspects={aspects}|single_label={models.single_label_themes}"
+
+
+def cached_feedback_scores(
+    feedback: pd.DataFrame,
+    models: ScoringModels,
+    theme_ids: list[str],
+    feature_config: FeatureConfig,
+    cache: pd.DataFrame | None,
+    show_progress: bool = False,
+) -> CachedScores:
+    """:func:`feedback_scores` of every row, taking texts scored by the same models from ``cache``.
+
+    A cache entry holds when its feedback id, the sha256 of its text and the text models'
+    versions (:func:`text_model_key`) are all the same as now; anything else is scored afresh.
+    Returns the scores (``feedback_id`` first, ``feedback``'s index), the cache to write back
+    and how many texts were taken from it or scored.
+    """
+    from retain.text.cache import score_with_cache
+
+    def predict(texts: list[str]) -> pd.DataFrame:
+        frame = pd.DataFrame({"feedback_id": np.arange(len(texts)), "text": texts})
+        return feedback_scores(frame, models, theme_ids, feature_config).drop(columns="feedback_id")
+
+    columns = list(predict([""]).columns)
+    result = score_with_cache(
+        feedback["feedback_id"].astype(str).tolist(),
+        as_texts(feedback["text"]),
+        predict,
+        columns,
+        cache,
+        text_model_key(models, feature_config),
+        batch_size=8192,
+        show_progress=show_progress,
+    )
+    scores = result.scores.set_index(feedback.index)
+    scores.insert(0, "feedback_id", feedback["feedback_id"])
+    return CachedScores(scores=scores, cache=result.cache, n_cached=result.n_cached, n_scored=result.n_scored)
 
 
 def churn_probability(table: pd.DataFrame, churn: Any, as_of: pd.Timestamp) -> np.ndarray:
@@ -264,6 +317,75 @@ def rank_scored(
     )
 
 
+def explain_customers(
+    scores: CustomerScores,
+    customer_ids: Sequence[str],
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    feature_config: FeatureConfig,
+    scoring_config: ScoringConfig,
+    world: World,
+) -> pd.DataFrame:
+    """Reasons, with their evidence, for the customers named, read against the whole population.
+
+    What a scoring run gives a customer it explains: when the run would explain everyone
+    (``scoring.reasons_for``), the same computation over the population; otherwise exact
+    attributions of the customers named against the run's reference sample and medians.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per customer named, in the order named: ``customer_id``, ``churn_probability``,
+        ``monthly_value``, ``value_at_risk``, ``rank`` (by value at risk, control group included),
+        ``reason_1..k`` with ``reason_i_signal`` and ``reason_i_evidence``.
+
+    Raises
+    ------
+    ScoringError
+        When a customer named is not in the population at ``as_of``.
+    """
+    table = scores.table
+    ids = table["customer_id"].astype(str)
+    named = [str(c) for c in customer_ids]
+    missing = [c for c in named if c not in set(ids)]
+    if missing:
+        raise ScoringError(
+            f"{len(missing)} customer(s) not in the population as of {as_of.date()} (unknown, not signed "
+            f"up yet, or churned by then): {', '.join(missing[:10])}"
+        )
+    X = model_inputs(table, models.churn, as_of)
+    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
+    value, _ = _monthly_value(table, purchase_value)
+    at_risk = scores.probability * value
+    wanted = ids.isin(set(named)).to_numpy()
+    everyone = explained_rows(table["customer_id"], scores.probability, value, scoring_config).all()
+    reasons = explain_reasons(
+        X, np.ones(len(X), bool) if everyone else wanted, models.churn, scoring_config, ("monthly_value",),
+        table["customer_id"],
+    ).loc[wanted]
+    rows = table.loc[wanted]
+    found = reason_evidence(
+        reasons, rows["customer_id"], as_of,
+        tickets=_rows_of(world.tickets, rows["customer_id"]),
+        feedback=_rows_of(world.feedback, rows["customer_id"]),
+        windows_days=feature_config.windows_days, feedback_scores=scores.text_scores,
+    )
+    order = np.lexsort((ids.to_numpy(), -scores.probability, -at_risk))
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(1, len(order) + 1)
+    out = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].astype(str).to_numpy(),
+            "churn_probability": scores.probability[wanted],
+            "monthly_value": value[wanted],
+            "value_at_risk": at_risk[wanted],
+            "rank": rank[wanted],
+        },
+        index=rows.index,
+    ).join(reasons).join(found)
+    return out.set_index("customer_id").loc[named].reset_index()
+
+
 def _rows_of(frame: pd.DataFrame | None, customer_ids: pd.Series) -> pd.DataFrame | None:
     """The rows of ``frame`` that belong to ``customer_ids`` (all of it when that is most of it)."""
     if frame is None:
@@ -313,20 +435,23 @@ def _rank(
 ) -> pd.DataFrame:
     X = model_inputs(table, models.churn, as_of)
     if probabilities is None:
-        probabilities = models.churn.predict_proba(X)[:, 1]
+        with stage("churn probability"):
+            probabilities = models.churn.predict_proba(X)[:, 1]
     value, basis = _monthly_value(table, purchase_value)
     explain = explained_rows(table["customer_id"], probabilities, value, scoring_config)
-    reasons = explain_reasons(
-        X, explain, models.churn, scoring_config, ("monthly_value", *never_reasons), table["customer_id"]
-    )
+    with stage("reasons"):
+        reasons = explain_reasons(
+            X, explain, models.churn, scoring_config, ("monthly_value", *never_reasons), table["customer_id"]
+        )
     k = scoring_config.top_reasons
     evidence_columns = [f"reason_{i}_evidence" for i in range(1, k + 1)]
-    if evidence is not None and explain.any():
-        found = evidence(reasons.loc[explain], table.loc[explain])
-        reasons = reasons.join(found.reindex(reasons.index).astype(object).where(found.notna(), None))
-    else:  # a flat table has no tickets or feedback behind its reasons
-        for column in evidence_columns:
-            reasons[column] = None
+    with stage("evidence"):
+        if evidence is not None and explain.any():
+            found = evidence(reasons.loc[explain], table.loc[explain])
+            reasons = reasons.join(found.reindex(reasons.index).astype(object).where(found.notna(), None))
+        else:  # a flat table has no tickets or feedback behind its reasons
+            for column in evidence_columns:
+                reasons[column] = None
     reasons["explained"] = explain
     scored = pd.DataFrame(
         {
@@ -338,12 +463,13 @@ def _rank(
     )
     if attributes is not None:
         scored = scored.join(attributes)
-    ranked = rank_customers(scored, reasons, scoring_config.tiers)
-    ranked.insert(1, "as_of", as_of)
-    ranked["control"] = control_group(
-        ranked["customer_id"], ranked["churn_probability"], playbook.control_share, playbook.control_seed
-    )
-    ranked = assign_outreach(ranked, playbook, contacts, as_of, [t.name for t in scoring_config.tiers])
+    with stage("rank and outreach"):
+        ranked = rank_customers(scored, reasons, scoring_config.tiers)
+        ranked.insert(1, "as_of", as_of)
+        ranked["control"] = control_group(
+            ranked["customer_id"], ranked["churn_probability"], playbook.control_share, playbook.control_seed
+        )
+        ranked = assign_outreach(ranked, playbook, contacts, as_of, [t.name for t in scoring_config.tiers])
     ranked.attrs["value_basis"] = basis
     ranked.attrs["explained"] = int(explain.sum())
     return ranked

@@ -417,6 +417,39 @@ def tracked_run(
         yield TrackedRun(run_id=run.info.run_id, experiment_id=experiment_id, tracking=tracking)
 
 
+def log_score_run(
+    tracking: TrackingConfig, summary: Mapping[str, Any], stages: Sequence[Mapping[str, Any]], seconds: float
+) -> str:
+    """Log a scoring run to MLflow as a run named ``score``: what was scored and what each stage cost.
+
+    Parameters: the scoring date and model versions. Metrics: customers scored and listed,
+    value at risk, explained customers, texts scored and taken from the cache, and per stage
+    ``stage_<name>_seconds`` and ``stage_<name>_peak_rss_mb``, with ``seconds`` and
+    ``peak_rss_mb`` for the whole run. The summary and the stage table are logged as JSON.
+    Returns the MLflow run id.
+    """
+    metrics: dict[str, float] = {
+        "seconds": seconds,
+        "customers_scored": summary.get("customers_scored", 0),
+        "value_at_risk_total": summary.get("value_at_risk_total", 0.0),
+    }
+    if summary.get("reasons"):
+        metrics["customers_explained"] = summary["reasons"]["explained"]
+    for name, count in (summary.get("texts") or {}).items():
+        metrics[f"texts_{name}"] = count
+    for s in stages:
+        key = re.sub(r"[^a-z0-9]+", "_", str(s["stage"]).lower()).strip("_")
+        metrics[f"stage_{key}_seconds"] = s["seconds"]
+        metrics[f"stage_{key}_peak_rss_mb"] = s["peak_rss_mb"]
+    if stages:
+        metrics["peak_rss_mb"] = max(s["peak_rss_mb"] for s in stages)
+    with tracked_run(tracking, "score", tags={"retain.job": "score", "as_of": summary.get("as_of")}) as run:
+        run.log_params({"as_of": summary.get("as_of"), **{f"model.{k}": v for k, v in (summary.get("model_versions") or {}).items()}})
+        run.log_metrics(metrics)
+        run.log_dict({"summary": summary, "stages": list(stages)}, "score_run.json")
+        return run.run_id
+
+
 def log_model(
     run: TrackedRun,
     model: Any,

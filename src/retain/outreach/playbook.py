@@ -127,23 +127,39 @@ def assign_outreach(
     if playbook.cooldown_days == 0:
         cooled[:] = False
 
-    actions, teams, statuses = [], [], []
-    used: dict[str, int] = {}
-    for i in range(len(ranked)):
-        rule = matching_rule(signals[i], int(tier_ranks[i]), segments[i], playbook, rank_of)
-        team = playbook.team_of(rule)
-        actions.append(rule.action if rule is not None else playbook.default_action)
-        teams.append(team)
+    # Customers with the same reasons, tier and segment match the same rule: decide each
+    # combination once (a large list has few of them), then spread to the customers.
+    keys = pd.DataFrame(signals, columns=[f"s{j}" for j in range(signals.shape[1])]).astype(object)
+    keys["tier"] = tier_ranks
+    keys["segment"] = pd.Series(segments, dtype=object).where(pd.Series([isinstance(v, str) for v in segments]))
+    combination, distinct = pd.MultiIndex.from_frame(keys.fillna("\x00")).factorize()
+    rules = [
+        matching_rule(
+            [v for v in key[:-2] if v != "\x00"], int(key[-2]), None if key[-1] == "\x00" else key[-1],
+            playbook, rank_of,
+        )
+        for key in distinct
+    ]
+    rule_teams = np.array([playbook.team_of(rule) for rule in rules] or [""], dtype=object)
+    rule_actions = np.array(
+        [rule.action if rule is not None else playbook.default_action for rule in rules] or [""], dtype=object
+    )
+    teams = rule_teams[combination]
+    actions = rule_actions[combination]
+    statuses = np.full(len(ranked), ASSIGNED, dtype=object)
+    statuses[control] = HELD_OUT
+    # Only assigned customers use capacity: taken in list order, the first `capacity` of a team's
+    # customers who are neither cooled down nor in control are assigned; from then on the team's
+    # customers (control ones too) are queued.
+    eligible = ~cooled & ~control
+    for team in pd.unique(teams):
         capacity = playbook.capacity(team)
-        if cooled[i]:
-            statuses.append(COOLDOWN)
-        elif capacity is not None and used.get(team, 0) >= capacity:
-            statuses.append(QUEUED)
-        elif control[i]:
-            statuses.append(HELD_OUT)
-        else:
-            used[team] = used.get(team, 0) + 1
-            statuses.append(ASSIGNED)
+        if capacity is None:
+            continue
+        members = np.flatnonzero(teams == team)
+        before = np.cumsum(eligible[members]) - eligible[members]  # eligible members ahead in the list
+        statuses[members[before >= capacity]] = QUEUED
+    statuses[cooled] = COOLDOWN
     out = ranked.copy()
     out["recommended_action"] = pd.Series(actions, index=out.index, dtype=object)
     out["team"] = pd.Series(teams, index=out.index, dtype=object)
