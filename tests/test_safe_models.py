@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -642,3 +644,20 @@ def test_a_skops_file_with_a_type_outside_the_trusted_list_is_refused(tmp_path: 
     tracking._client(track).set_model_version_tag("plain", version, tracking.ARTIFACT_HASHES_TAG, json.dumps(hashes))
     with pytest.raises(tracking.ModelIntegrityError, match="holds types retain does not trust"):
         tracking.load_version(track, "plain", version)
+
+
+def _scrub_every_pattern(text: str) -> str:
+    """scrub_pii's patterns applied to every text, without its shortcuts."""
+    from retain.text import pii
+
+    text = pii._EMAIL.sub(" __email__ ", text)
+    text = pii._URL.sub(" __url__ ", text)
+    text = pii._PHONE_LIKE.sub(pii._phone, text)
+    return pii._LONG_DIGIT_RUN.sub(" __number__ ", text)
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab @.:/wW-+()0123456789٣xhtps")), max_size=40), max_size=20))
+def test_scrubbing_skips_only_texts_no_pattern_can_match(texts: list[str]) -> None:
+    from retain.text.pii import scrub_pii
+
+    assert scrub_pii(texts) == [_scrub_every_pattern(t) for t in texts]

@@ -431,3 +431,23 @@ def test_explain_refuses_a_customer_outside_the_population(scored: Scored) -> No
     scores = score_customers(scored.world, AS_OF, scored.models, THEME_IDS, FEATURES)
     with pytest.raises(ScoringError, match="not in the population.*NOBODY"):
         explain_customers(scores, ["NOBODY"], AS_OF, scored.models, FEATURES, SCORING, scored.world)
+
+
+def test_sentiment_and_themes_share_one_vectorisation_when_they_can(scored: Scored) -> None:
+    from retain.text.scoring import SENTIMENTS, class_probabilities, shared_text_features
+
+    sentiment, themes = scored.models.sentiment, scored.models.themes
+    assert shared_text_features(sentiment, themes)  # fitted on the same texts, same settings
+    feedback = scored.world.feedback.iloc[:300]
+    together = score_feedback(feedback, sentiment, themes, THEME_IDS)
+    texts = feedback["text"].fillna("").tolist()
+    alone = np.hstack([
+        class_probabilities(sentiment, texts, SENTIMENTS, "sentiment"),
+        class_probabilities(themes, texts, THEME_IDS, "theme"),
+    ])
+    np.testing.assert_allclose(together.drop(columns="feedback_id").to_numpy(), alone, rtol=0, atol=1e-12)
+
+    other = make_sentiment_model(TextModelConfig(char_ngrams=False, min_df=2, max_features=500)).fit(
+        texts, feedback["sentiment"]
+    )
+    assert not shared_text_features(other, themes)

@@ -15,7 +15,10 @@ with.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -125,7 +128,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     random_state
         Seed for the booster and the calibration folds.
     n_jobs
-        Threads used by LightGBM.
+        Threads LightGBM trains with (predictions and attributions use every core).
 
     Attributes
     ----------
@@ -343,9 +346,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, shape ``(n, 2)``, columns in ``classes_`` order."""
         prepared = self._checked(X)
-        if self.calibrated_ is None:
-            return self.booster_.predict_proba(prepared)
-        return self.calibrated_.predict_proba(prepared)
+        with _predicting_on_every_core(self.booster_):
+            if self.calibrated_ is None:
+                return self.booster_.predict_proba(prepared)
+            return self.calibrated_.predict_proba(prepared)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The more probable label per row (threshold 0.5 on the calibrated probability)."""
@@ -368,9 +372,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         prepared = self._checked(X)
         if n_trees is not None and not 1 <= n_trees <= self.booster_.n_estimators:
             raise ValueError(f"n_trees must be in [1, {self.booster_.n_estimators}], got {n_trees}")
-        return np.asarray(
-            self.booster_.predict(prepared, raw_score=True, num_iteration=n_trees), dtype=float
-        )
+        with _predicting_on_every_core(self.booster_):
+            margin = self.booster_.predict(prepared, raw_score=True, num_iteration=n_trees)
+        return np.asarray(margin, dtype=float)
 
     def feature_attributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions of each feature to each row's log-odds.
@@ -393,11 +397,27 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         names = self._feature_names()
         if BASELINE_COLUMN in names:
             raise ValueError(f"a feature is named {BASELINE_COLUMN!r}, which attributions reserve")
-        contributions = np.asarray(self.booster_.predict(prepared, pred_contrib=True), dtype=float)
+        with _predicting_on_every_core(self.booster_):
+            contributions = np.asarray(self.booster_.predict(prepared, pred_contrib=True), dtype=float)
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(prepared))
         attributions = pd.DataFrame(contributions[:, :-1], columns=names, index=index)
         attributions[BASELINE_COLUMN] = contributions[:, -1]
         return attributions
+
+
+@contextlib.contextmanager
+def _predicting_on_every_core(booster: LGBMClassifier) -> Iterator[None]:
+    """Predict with one thread per core, then give the booster back its own ``n_jobs``.
+
+    ``n_jobs`` is a training setting (one thread keeps training reproducible); each row's
+    prediction and attributions are computed alone, so threads change only the time they take.
+    """
+    fitted = booster.n_jobs
+    booster.n_jobs = os.cpu_count() or 1
+    try:
+        yield
+    finally:
+        booster.n_jobs = fitted
 
 
 def _missing_as_nan(X: Any) -> pd.DataFrame:

@@ -32,6 +32,7 @@ _PHONE_LIKE = re.compile(r"(?<![\w@])\+?\(?\d[\d \t().\-]{5,}\d(?!\w)")
 _MIN_PHONE_DIGITS = 7
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _LONG_DIGIT_RUN = re.compile(r"\d{5,}")
+_HAS_DIGIT = re.compile(r"\d").search
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -68,10 +69,15 @@ def scrub_pii(texts: Iterable[str]) -> list[str]:
     """
     scrubbed = []
     for text in texts:
-        text = _EMAIL.sub(" __email__ ", text)
-        text = _URL.sub(" __url__ ", text)
-        text = _PHONE_LIKE.sub(_phone, text)
-        scrubbed.append(_LONG_DIGIT_RUN.sub(" __number__ ", text))
+        # Each pattern needs a character most texts lack: test for it before running the pattern.
+        if "@" in text:
+            text = _EMAIL.sub(" __email__ ", text)
+        if "://" in text or "www." in text.lower():
+            text = _URL.sub(" __url__ ", text)
+        if _HAS_DIGIT(text):
+            text = _PHONE_LIKE.sub(_phone, text)
+            text = _LONG_DIGIT_RUN.sub(" __number__ ", text)
+        scrubbed.append(text)
     return scrubbed
 
 

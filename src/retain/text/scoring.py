@@ -69,7 +69,7 @@ def class_probabilities(
             what,
             ", ".join(missing),
         )
-    out = np.zeros((len(texts), len(wanted)), dtype=float)
+    out = np.zeros((proba.shape[0], len(wanted)), dtype=float)
     for i, w in enumerate(wanted):
         if w in column:
             out[:, i] = proba[:, column[w]]
@@ -77,11 +77,39 @@ def class_probabilities(
 
 
 def _probabilities_or_nan(
-    model: Any | None, texts: list[str], wanted: Sequence[str], what: str
+    model: Any | None, texts: Any, wanted: Sequence[str], what: str
 ) -> np.ndarray:
     if model is None:
-        return np.full((len(texts), len(wanted)), np.nan)
+        return np.full((texts.shape[0] if hasattr(texts, "shape") else len(texts), len(wanted)), np.nan)
     return class_probabilities(model, texts, wanted, what)
+
+
+class _OnFeatures:
+    """A pipeline's last step, fed the features its earlier steps made (shared with another model)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.classifier = pipeline.steps[-1][1]
+        self.classes_ = getattr(pipeline, "classes_", getattr(self.classifier, "classes_", None))
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        return self.classifier.predict_proba(features)
+
+
+def shared_text_features(first: Any, second: Any) -> bool:
+    """Whether two fitted pipelines turn a text into the same features (all steps but the last).
+
+    Then the texts are vectorised once for both: :func:`score_feedback` does so, which halves the
+    text work of a scoring run when sentiment and themes were fitted on the same texts with the
+    same settings (the TF-IDF models of `retain train`).
+    """
+    from joblib import hash as content_hash
+    from sklearn.pipeline import Pipeline
+
+    if not (isinstance(first, Pipeline) and isinstance(second, Pipeline)) or len(first.steps) < 2:
+        return False
+    if [type(s) for _, s in first.steps[:-1]] != [type(s) for _, s in second.steps[:-1]]:
+        return False
+    return bool(content_hash(first[:-1]) == content_hash(second[:-1]))
 
 
 def score_feedback(
@@ -119,7 +147,10 @@ def score_feedback(
         out = pd.DataFrame({c: pd.Series(dtype=float) for c in columns}, index=feedback.index)
         out["feedback_id"] = feedback["feedback_id"]
         return out[columns]
-    texts = as_texts(feedback["text"])
+    texts: Any = as_texts(feedback["text"])
+    if sentiment_model is not None and theme_model is not None and shared_text_features(sentiment_model, theme_model):
+        texts = sentiment_model[:-1].transform(texts)
+        sentiment_model, theme_model = _OnFeatures(sentiment_model), _OnFeatures(theme_model)
     sentiment = _probabilities_or_nan(sentiment_model, texts, SENTIMENTS, "sentiment")
     themes = _probabilities_or_nan(theme_model, texts, list(theme_ids), "theme")
     out = pd.DataFrame(np.hstack([sentiment, themes]), columns=columns[1:], index=feedback.index)
