@@ -38,7 +38,7 @@ SEED = 0
 THREADS = 2
 # One module per benchmark family; adding a family is one module and one line here.
 FAMILY_MODULES = (
-    "benchmarks.text", "benchmarks.churn", "benchmarks.zero_label", "benchmarks.throughput"
+    "benchmarks.text", "benchmarks.churn", "benchmarks.zero_label", "benchmarks.throughput", "benchmarks.scale"
 )
 # Native thread pools read these when they start; set before a benchmark process is spawned.
 THREAD_ENV_VARS = (
@@ -50,6 +50,8 @@ THREAD_ENV_VARS = (
 
 #: Set (to anything but 0) for a plumbing check on a subsample: never a recorded figure.
 SMOKE_ENV = "RETAIN_BENCH_SMOKE"
+#: A record's key naming the results file it belongs in, when not its benchmark's own.
+RESULTS_FILE_KEY = "results_file"
 
 T = TypeVar("T")
 
@@ -374,12 +376,19 @@ def write_results(outcomes: Iterable[Outcome], results_dir: Path) -> list[Path]:
         return []
     results_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    # A benchmark may also measure another that needs its state (S1 measures S2): such records
+    # name their own results file.
+    files: dict[str, list[dict[str, Any]]] = {}
+    for outcome in ran:
+        files.setdefault(outcome.bench.results_file, [])
+        for record in outcome.records:
+            files.setdefault(record.pop(RESULTS_FILE_KEY, outcome.bench.results_file), []).append(record)
     with open(results_dir / HISTORY_FILE, "a", encoding="utf-8") as history:
-        for outcome in ran:
-            path = results_dir / outcome.bench.results_file
-            path.write_text(json.dumps(outcome.records, indent=2) + "\n", encoding="utf-8")
+        for name, records in files.items():
+            path = results_dir / name
+            path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
             written.append(path)
-            history.writelines(json.dumps(record) + "\n" for record in outcome.records)
+            history.writelines(json.dumps(record) + "\n" for record in records)
     return written
 
 

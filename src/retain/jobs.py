@@ -88,6 +88,8 @@ class ScoreOutcome:
     #: Per stage: ``stage``, ``seconds``, ``peak_rss_mb`` (``retain.timing``), and as a table.
     stages: list[dict[str, Any]] = field(default_factory=list)
     stage_table: str = ""
+    #: Feedback texts scored and taken from the text cache, and the seconds spent in the models.
+    texts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -543,14 +545,13 @@ def run_score(
         summary["data_warnings"] = list(warnings)
         summary["control_in_list"] = playbook.include_control
         summary["reasons"] = reasons_coverage(outreach_list(ranked, playbook.include_control))
-        if text_counts:
-            summary["texts"] = text_counts
         with stage("write"):
             paths = write_scores(
                 ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
                 include_control=playbook.include_control,
             )
-        outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0)
+        # Not in the summary file: a rerun on the same data writes the same files.
+        outcome = ScoreOutcome(ranked=ranked, paths=paths, summary=summary, seconds=0.0, texts=text_counts)
         if config.scoring.publish:
             with stage("publish"):
                 # The database holds the list the files hold: the control group only if the playbook lists it.
@@ -565,7 +566,7 @@ def run_score(
     outcome.stages = clock.summary()
     outcome.stage_table = clock.table()
     if config.scoring.log_to_mlflow:
-        tracking.log_score_run(config.tracking, summary, outcome.stages, outcome.seconds)
+        tracking.log_score_run(config.tracking, summary, outcome.stages, outcome.seconds, text_counts)
     return outcome
 
 
@@ -586,7 +587,9 @@ def _text_scorer(
             feedback, models, theme_ids, config.features, cache, show_progress=show_progress
         )
         data.write_frame(result.cache, config.scoring.text_cache_path)
-        counts.update({"from_cache": result.n_cached, "scored": result.n_scored})
+        counts.update(
+            {"from_cache": result.n_cached, "scored": result.n_scored, "inference_seconds": round(result.inference_seconds, 3)}
+        )
         return result.scores
 
     return scorer
@@ -926,9 +929,12 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
             f"Reasons for the top {coverage['explained']:,} of {coverage['of']:,} listed customers "
             "(scoring.reasons_for: top); `retain explain` gives anyone else's."
         )
-    if "texts" in summary:
-        texts = summary["texts"]
-        lines.append(f"Texts: {texts['scored']:,} scored, {texts['from_cache']:,} taken from the text cache.")
+    if outcome.texts:
+        texts = outcome.texts
+        lines.append(
+            f"Texts: {texts['scored']:,} scored ({texts['inference_seconds']:.1f} s in the text models), "
+            f"{texts['from_cache']:,} taken from the text cache."
+        )
     if outcome.stage_table:
         lines += [f"Stages ({outcome.seconds:.1f} s in all):", outcome.stage_table]
     if outcome.published_run is not None:

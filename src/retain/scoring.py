@@ -210,7 +210,10 @@ def cached_feedback_scores(
     )
     scores = result.scores.set_index(feedback.index)
     scores.insert(0, "feedback_id", feedback["feedback_id"])
-    return CachedScores(scores=scores, cache=result.cache, n_cached=result.n_cached, n_scored=result.n_scored)
+    return CachedScores(
+        scores=scores, cache=result.cache, n_cached=result.n_cached, n_scored=result.n_scored,
+        inference_seconds=result.inference_seconds,
+    )
 
 
 def churn_probability(table: pd.DataFrame, churn: Any, as_of: pd.Timestamp) -> np.ndarray:

@@ -418,7 +418,11 @@ def tracked_run(
 
 
 def log_score_run(
-    tracking: TrackingConfig, summary: Mapping[str, Any], stages: Sequence[Mapping[str, Any]], seconds: float
+    tracking: TrackingConfig,
+    summary: Mapping[str, Any],
+    stages: Sequence[Mapping[str, Any]],
+    seconds: float,
+    texts: Mapping[str, float] | None = None,
 ) -> str:
     """Log a scoring run to MLflow as a run named ``score``: what was scored and what each stage cost.
 
@@ -435,7 +439,7 @@ def log_score_run(
     }
     if summary.get("reasons"):
         metrics["customers_explained"] = summary["reasons"]["explained"]
-    for name, count in (summary.get("texts") or {}).items():
+    for name, count in (texts or {}).items():
         metrics[f"texts_{name}"] = count
     for s in stages:
         key = re.sub(r"[^a-z0-9]+", "_", str(s["stage"]).lower()).strip("_")
@@ -446,7 +450,7 @@ def log_score_run(
     with tracked_run(tracking, "score", tags={"retain.job": "score", "as_of": summary.get("as_of")}) as run:
         run.log_params({"as_of": summary.get("as_of"), **{f"model.{k}": v for k, v in (summary.get("model_versions") or {}).items()}})
         run.log_metrics(metrics)
-        run.log_dict({"summary": summary, "stages": list(stages)}, "score_run.json")
+        run.log_dict({"summary": summary, "stages": list(stages), "texts": dict(texts or {})}, "score_run.json")
         return run.run_id
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ class CachedScores:
     cache: pd.DataFrame
     n_cached: int
     n_scored: int
+    #: Wall seconds spent in the model (``predict``), cache lookups excluded.
+    inference_seconds: float = 0.0
 
 
 def lookup(
@@ -151,10 +154,13 @@ def score_with_cache(
     hashes = text_hashes(texts)
     hits, todo = lookup(ids, hashes, cache, model_version, columns)
     parts = [hits] if len(hits) else []
+    inference = 0.0
     with tqdm(total=len(todo), desc="Scoring texts", unit="text", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
             rows = todo[start : start + batch_size]
+            started = time.perf_counter()
             scored = predict([texts[i] for i in rows])[list(columns)]
+            inference += time.perf_counter() - started
             scored.index = rows
             parts.append(scored)
             bar.update(len(rows))
@@ -169,4 +175,5 @@ def score_with_cache(
         cache=updated_cache(cache, ids, hashes, scores, model_version),
         n_cached=len(hits),
         n_scored=len(todo),
+        inference_seconds=inference,
     )
