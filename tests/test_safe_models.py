@@ -661,3 +661,25 @@ def test_scrubbing_skips_only_texts_no_pattern_can_match(texts: list[str]) -> No
     from retain.text.pii import scrub_pii
 
     assert scrub_pii(texts) == [_scrub_every_pattern(t) for t in texts]
+
+
+def test_skops_is_imported_without_torch_and_trusts_the_same_types() -> None:
+    """retain's import of skops leaves torch out (seconds at every scoring run's start) and skops
+    lists the same scikit-learn estimators as a plain import does."""
+    import json
+    import subprocess
+    import sys
+
+    names = "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as n; "
+    ours = "import sys, json; from retain.tracking import import_skops; import_skops(); " + names + (
+        "print(json.dumps(['torch' in sys.modules, sorted(n)]))"
+    )
+    plain = "import json, skops.io; " + names + "print(json.dumps(sorted(n)))"
+
+    def run(code: str) -> object:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    torch_loaded, trusted = run(ours)
+    assert torch_loaded is False
+    assert trusted == run(plain)

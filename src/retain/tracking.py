@@ -1450,16 +1450,16 @@ def _check_skops_storable(model: Any, trusted: Sequence[str], name: str) -> byte
         skops cannot store the model, or needs types outside skops' defaults and ``trusted``
         (named), so it would not load back: it is refused rather than pickled.
     """
-    import skops.io
+    skops_io = import_skops()
 
     try:
-        stored = skops.io.dumps(model)
+        stored = skops_io.dumps(model)
     except Exception as exc:  # skops raises several types for objects it cannot store
         raise TypeError(
             f"model {name!r} ({type(model).__name__}) cannot be stored with skops ({exc}); "
             "retain stores no model as a pickle"
         ) from exc
-    untrusted = sorted(set(skops.io.get_untrusted_types(data=stored)) - set(trusted))
+    untrusted = sorted(set(skops_io.get_untrusted_types(data=stored)) - set(trusted))
     if untrusted:
         raise TypeError(
             f"model {name!r} ({type(model).__name__}) holds types retain does not trust when "
@@ -1470,12 +1470,39 @@ def _check_skops_storable(model: Any, trusted: Sequence[str], name: str) -> byte
     return stored
 
 
-def _load_skops(path: Path, what: str, trusted: Sequence[str]) -> Any:
+_ARRAY_API_TORCH = "sklearn.externals.array_api_compat.torch"
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported without importing torch.
+
+    On its first import skops lists scikit-learn's estimators (``sklearn.utils.all_estimators``),
+    which imports every scikit-learn module, among them the array-API wrapper for torch and so
+    torch itself: seconds at the start of every ``retain score`` that never uses torch. A
+    placeholder stands in for that one module (it holds no estimator) while skops is imported.
+    """
+    import sys
+    import types
+
+    if "skops.io" not in sys.modules and "torch" not in sys.modules and _ARRAY_API_TORCH not in sys.modules:
+        placeholder = types.ModuleType(_ARRAY_API_TORCH)
+        sys.modules[_ARRAY_API_TORCH] = placeholder
+        try:
+            import skops.io
+        finally:
+            if sys.modules.get(_ARRAY_API_TORCH) is placeholder:
+                del sys.modules[_ARRAY_API_TORCH]
     import skops.io
+
+    return skops.io
+
+
+def _load_skops(path: Path, what: str, trusted: Sequence[str]) -> Any:
+    skops_io = import_skops()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return skops.io.load(path, trusted=list(trusted))
+        return skops_io.load(path, trusted=list(trusted))
     except UntrustedTypesFoundException as exc:
         raise ModelIntegrityError(
             f"{what}: {path.name} holds types retain does not trust ({exc}); it was not loaded: "
