@@ -38,7 +38,6 @@ from benchmarks.harness import NO_ANCHOR, REPO_ROOT, BenchmarkRun, Goal, benchma
 
 SIZES = (100_000, 1_000_000)
 SMOKE_SIZES = (3_000, 30_000)
-SMOKE_DEMO_CUSTOMERS = 3_000
 S1_SECONDS_GOAL = Goal("<=", 90.0)
 S1_MEMORY_GOAL = Goal("<=", 8 * 1024.0)
 S1_SCALING_GOAL = Goal("<=", 11.0)
@@ -99,8 +98,7 @@ def workspace() -> Path:
 def train_champion(work: Path) -> CliRun:
     """``retain demo`` in ``work``: its world, its MLflow store (work/mlflow.db), its champion."""
     shutil.copytree(REPO_ROOT / "configs", work / "configs")
-    smaller = ["--customers", str(SMOKE_DEMO_CUSTOMERS)] if smoke_requested() else []
-    return run_cli(["demo", "-q", *smaller], work)
+    return run_cli(["demo", "-q"], work)
 
 
 def sizes() -> tuple[int, int]:
