@@ -121,6 +121,7 @@ def score_config(work: Path, world: Path, name: str) -> Path:
     config["scoring"]["output_dir"] = str(work / f"out_{name}")
     config["scoring"]["playbook"] = str(work / "configs" / "playbook.yaml")
     config["scoring"]["publish"] = False
+    config.setdefault("tracking", {})["tracking_uri"] = f"sqlite:///{work / 'mlflow.db'}"
     if smoke_requested():  # small worlds: explain the top only, as the large run does
         config["scoring"]["reasons_all_up_to"] = 1_000
     path = work / f"score_{name}.yaml"
@@ -270,7 +271,7 @@ def batch_score(run: BenchmarkRun) -> None:
         agreement = reasons_agreement(config, work / f"out_{big}" / "latest" / "outreach_plan.parquet", run.seed)
         run.record(
             **common, metric="reasons_agreement", value=agreement["same_order"],
-            model="reasons for the top 10% by value at risk, directions from a 5,000-customer reference sample",
+            model="reasons for the top 10% by value at risk, directions from a 20,000-customer reference sample",
             goal=S1_AGREEMENT_GOAL, seconds_predict=None, peak_rss_mb=None, **{f"agreement_{k}": v for k, v in agreement.items()},
             definition="share of 2,000 explained customers whose top-3 reason signals are the same and in the same "
             "order as with exact attributions of every customer and reasons read against all of them",

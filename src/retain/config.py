@@ -363,10 +363,13 @@ class ScoringConfig(Strict):
         100_000, ge=0, description="With reasons_for: top, a run of at most this many customers explains everyone."
     )
     reasons_reference_sample: int = Field(
-        5_000,
+        20_000,
         ge=100,
         description="With reasons for the top only: the size of the fixed sample (by id hash) whose "
-        "attributions tell which direction of each feature is risky.",
+        "attributions tell which direction of each feature is risky and which categories raise "
+        "risk. Smaller samples misjudge categories whose effect is near zero (on a 21,000-customer "
+        "world 5,000 gave the same top-3 reasons as everyone's attributions for 86% of the "
+        "explained customers; 20,000, 100%).",
     )
     max_as_of_gap_days: int = Field(
         31,
