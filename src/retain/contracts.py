@@ -1,7 +1,8 @@
 """Data contracts: the four tables retain reads, their columns and types, and their validation.
 
 Every table is a pandas DataFrame with the columns below. Timestamps are timezone-naive UTC
-(``datetime64[ns]``); identifiers are strings. ``validate_table`` coerces a raw frame to the
+(``datetime64[ns]``); identifiers are strings (the events table's ids and event types: a
+``category`` of strings, see ``TableContract.categorical``). ``validate_table`` coerces a raw frame to the
 contract and splits it into the rows that can be used and the rows that cannot, each rejected
 row carrying the reason, so that nothing is dropped silently.
 

@@ -332,7 +332,9 @@ def load_world(
             f"{len(reports['customers'].valid)} customers, signed up at their first event"
         )
     customers = reports["customers"].valid
-    signups = pd.Series(customers["signup_at"].to_numpy(), index=customers["customer_id"].to_numpy())
+    # An object index as the ids are: looking up ids of another dtype in it converts nothing.
+    ids = pd.Index(customers["customer_id"].to_numpy(), dtype=object)
+    signups = pd.Series(customers["signup_at"].to_numpy(), index=ids)
     for name in OPTIONAL_TABLES:
         if name in reports:
             reports[name] = _reject_by_customer(reports[name], signups)
