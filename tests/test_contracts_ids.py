@@ -9,12 +9,14 @@ numeric-looking ids, null-like spellings, missing values, mixed Python types.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retain.config import DataConfig
 from retain.contracts import (
     _FLOAT_INTEGER_ID,
     EVENTS,
@@ -24,6 +26,7 @@ from retain.contracts import (
     stripped_strings,
     validate_table,
 )
+from retain.data import load_world
 
 EXPORTED = pd.Timestamp("2030-01-01")
 TRICKY = [
@@ -136,3 +139,28 @@ def test_events_ids_hand_checked() -> None:
     ]
     # Rejected rows are the input as it was.
     assert result.rejected["customer_id"].tolist() == ["NaN", None, "C2", "", " null "]
+
+
+def test_events_rejected_by_customer_are_quarantined_as_plain_values(tmp_path: Path) -> None:
+    pd.DataFrame({"customer_id": ["C1", "C2"], "signup_at": ["2024-01-01", "2024-02-01"]}).to_csv(
+        tmp_path / "customers.csv", index=False
+    )
+    pd.DataFrame(
+        {
+            "customer_id": ["C1", "C9", " C2 ", "C2"],
+            "occurred_at": ["2024-01-05", "2024-01-05", "2024-01-20", "2024-03-01"],
+            "event_type": ["login", "login", "usage", "purchase"],
+        }
+    ).to_csv(tmp_path / "events.csv", index=False)
+    loaded = load_world(DataConfig(path=tmp_path, max_quarantine_share=1.0, export_time="2025-01-01"))
+    events = loaded.reports["events"]
+    assert isinstance(events.valid["customer_id"].dtype, pd.CategoricalDtype)
+    assert events.valid["customer_id"].astype(object).tolist() == ["C1", "C2"]
+    assert events.rejected[["source_row", "reason"]].values.tolist() == [
+        [2, "column 'customer_id': unknown customer"],
+        [3, "column 'occurred_at': before the customer's signup_at"],
+    ]
+    assert events.rejected["customer_id"].dtype == object
+    assert events.rejected["customer_id"].tolist() == ["C9", "C2"]
+    quarantined = pd.read_csv(tmp_path / "quarantine" / "events.csv", dtype=str)
+    assert quarantined["customer_id"].tolist() == ["C9", "C2"]

@@ -469,6 +469,8 @@ def _reject_by_customer(report: Validated, signups: pd.Series) -> Validated:
     unknown = pd.Series(unknown, index=report.valid.index)
     unknown = unknown | early
     bad = report.valid.loc[unknown].copy()
+    # Quarantined rows hold plain values, as read, whatever dtype the table keeps (category ids).
+    bad = bad.astype({c: object for c in bad.columns if isinstance(bad[c].dtype, pd.CategoricalDtype)})
     bad.insert(0, "reason", reason[unknown])
     rows = report.valid_rows
     bad.insert(0, "source_row", rows[unknown.to_numpy()] if rows is not None else pd.NA)
