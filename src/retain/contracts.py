@@ -1,7 +1,8 @@
 """Data contracts: the four tables retain reads, their columns and types, and their validation.
 
 Every table is a pandas DataFrame with the columns below. Timestamps are timezone-naive UTC
-(``datetime64[ns]``); identifiers are strings. ``validate_table`` coerces a raw frame to the
+(``datetime64[ns]``); identifiers are strings (the events table's ids and event types: a
+``category`` of strings, see ``TableContract.categorical``). ``validate_table`` coerces a raw frame to the
 contract and splits it into the rows that can be used and the rows that cannot, each rejected
 row carrying the reason, so that nothing is dropped silently.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -63,6 +64,10 @@ class TableContract:
     #: (earlier, later) timestamp columns: a row whose ``later`` comes before its ``earlier`` is
     #: rejected (a ticket resolved before it was opened would give a negative duration).
     order: tuple[tuple[str, str], ...] = ()
+    #: Columns typed ``category`` (of strings) instead of one ``object`` string per row: ids and
+    #: types repeated over millions of rows, where a string each would take gigabytes and every
+    #: reader would hash them all again. The values are the same.
+    categorical: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -104,6 +109,7 @@ EVENTS = TableContract(
     name="events",
     key=(),
     description="Behaviour: one row per event.",
+    categorical=("customer_id", "event_type"),
     columns=(
         Column("customer_id", "id"),
         Column("occurred_at", "timestamp"),
@@ -326,23 +332,20 @@ def validate_table(
             "Map your own names onto these in the config's data.columns section."
         )
     raw = raw.reset_index(drop=True)
-    typed = pd.DataFrame(index=raw.index)
-    reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+    typed: dict[str, pd.Series] = {}
+    reasons = _Reasons(len(raw))
+    reject = reasons.reject
     amended: list[pd.DataFrame] = []
     ranges = ranges or {}
 
-    def reject(mask: pd.Series | np.ndarray, reason: str) -> None:
-        mask = pd.Series(mask, index=raw.index) & reasons.isna()
-        reasons[mask] = reason
-
-    def out_of_range(col: Column, mask: pd.Series, reason: str) -> None:
+    def out_of_range(col: Column, mask: np.ndarray, reason: str) -> None:
         if col.required or not col.nullable:
             reject(mask, reason)
             return
         # An optional field: the row is still useful, so keep it without the value and say so.
         if mask.any():
             amended.append(raw.loc[mask].assign(reason=f"{reason} (set missing)"))
-            typed.loc[mask, col.name] = np.nan
+            typed[col.name] = typed[col.name].mask(mask, np.nan)
 
     for col in contract.columns:
         if col.name not in raw.columns:
@@ -357,54 +360,58 @@ def validate_table(
                     f"{source}: column '{col.name}' {problem} ({len(raw)} rows not read); set "
                     f"data.read.{contract.name}.date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'"
                 )
-        values, bad_type = _coerce(raw[col.name], col, date_format)
+        cells = _read_cells(raw[col.name], col, date_format, col.name in contract.categorical)
+        values = cells.values
         typed[col.name] = values
-        present = raw[col.name].notna() & (raw[col.name].astype("string").str.strip() != "")
         if col.kind == "id":
-            null_like = present & is_null_like_id(raw[col.name])
-            reject(null_like, f"column '{col.name}': a null-like value is not an id")
-            typed.loc[null_like, col.name] = None
+            reject(cells.null_like, f"column '{col.name}': a null-like value is not an id")
         if col.kind in ("float", "int"):
-            infinite = values.notna() & ~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
+            infinite = values.notna().to_numpy() & ~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
             out_of_range(col, infinite, f"column '{col.name}': not a finite number")
             values = values.where(~infinite)
-        reject(bad_type & present, f"column '{col.name}': not a valid {col.kind}")
+        reject(cells.bad & cells.present, f"column '{col.name}': not a valid {col.kind}")
         if not col.nullable:
-            reject(values.isna(), f"column '{col.name}': missing value")
+            reject(values.isna().to_numpy(), f"column '{col.name}': missing value")
         if col.allowed is not None and col.kind == "category":
             outside = values.notna() & ~values.isin(col.allowed)
-            reject(outside, f"column '{col.name}': not one of {', '.join(col.allowed)}")
+            reject(outside.to_numpy(dtype=bool), f"column '{col.name}': not one of {', '.join(col.allowed)}")
         low, high = ranges.get(col.name, (col.min_value, col.max_value))
         if col.kind in ("float", "int"):
             low = -MAX_MAGNITUDE if low is None else low
             high = MAX_MAGNITUDE if high is None else high
         if low is not None:
-            out_of_range(col, values.notna() & (values < low), f"column '{col.name}': below {low:g}")
+            below = (values.notna() & (values < low)).to_numpy()
+            out_of_range(col, below, f"column '{col.name}': below {low:g}")
         if high is not None:
-            out_of_range(col, values.notna() & (values > high), f"column '{col.name}': above {high:g}")
+            above = (values.notna() & (values > high)).to_numpy()
+            out_of_range(col, above, f"column '{col.name}': above {high:g}")
         if col.kind == "timestamp" and export_time is not None:
-            later = values.notna() & (values > export_time)
+            later = (values.notna() & (values > export_time)).to_numpy()
             reject(later, f"column '{col.name}': after the export time {export_time:%Y-%m-%d %H:%M:%S}")
 
     for earlier, later in contract.order:
         if earlier in raw.columns and later in raw.columns:
             before = typed[later].notna() & typed[earlier].notna() & (typed[later] < typed[earlier])
-            reject(before, f"column '{later}': before {earlier}")
+            reject(before.to_numpy(), f"column '{later}': before {earlier}")
 
     if contract.key:
         # Among the rows usable so far: a row rejected for another reason does not claim its key.
-        usable = reasons.isna()
-        dup = typed.loc[usable].duplicated(subset=list(contract.key), keep="first")
-        reject(dup.reindex(raw.index, fill_value=False), f"column(s) {', '.join(contract.key)}: duplicate key")
+        usable = reasons.ok()
+        keys = pd.DataFrame({k: typed[k] for k in contract.key}).loc[usable]
+        dup = np.zeros(len(raw), dtype=bool)
+        dup[usable] = keys.duplicated(keep="first").to_numpy()
+        reject(dup, f"column(s) {', '.join(contract.key)}: duplicate key")
 
-    extra = [c for c in raw.columns if c not in typed.columns]
-    for c in extra:
-        typed[c] = raw[c]
-    ok = reasons.isna()
+    for c in raw.columns:
+        if c not in typed:
+            typed[c] = raw[c]
+    ok = reasons.ok()
     rejected = raw.loc[~ok].copy()
-    rejected.insert(0, "reason", reasons[~ok].astype(str))
+    rejected.insert(0, "reason", pd.Series(reasons.of_rejected(), index=rejected.index, dtype=object).astype(str))
     rejected.insert(0, "source_row", rejected.index + 1)
-    valid = typed.loc[ok].reset_index(drop=True)
+    table = pd.DataFrame(typed, index=raw.index, copy=False)
+    # Every row used (the usual case): no copy of a table that may hold millions of rows.
+    valid = table.reset_index(drop=True) if ok.all() else table.loc[ok].reset_index(drop=True)
     for col in contract.columns:
         if col.kind == "int" and not col.nullable and col.name in valid.columns:
             valid[col.name] = valid[col.name].astype("int64")
@@ -418,9 +425,31 @@ def validate_table(
         source=source,
         valid=valid,
         rejected=rejected.reset_index(drop=True),
-        valid_rows=np.flatnonzero(ok.to_numpy()) + 1,
+        valid_rows=np.flatnonzero(ok) + 1,
         amended=kept,
     )
+
+
+class _Reasons:
+    """Why each row is rejected: the first reason given to a row is the one it keeps."""
+
+    def __init__(self, n: int) -> None:
+        self._which = np.zeros(n, dtype=np.int32)  # 0: no reason (yet); k: self._texts[k - 1]
+        self._texts: list[str] = []
+
+    def reject(self, mask: np.ndarray, reason: str) -> None:
+        mask = np.asarray(mask, dtype=bool) & (self._which == 0)
+        if mask.any():
+            self._texts.append(reason)
+            self._which[mask] = len(self._texts)
+
+    def ok(self) -> np.ndarray:
+        return self._which == 0
+
+    def of_rejected(self) -> np.ndarray:
+        """The reason of each rejected row, in row order."""
+        texts = np.array([""] + self._texts, dtype=object)
+        return texts[self._which[self._which != 0]]
 
 
 def _default_column(col: Column, n: int) -> pd.Series:
@@ -435,10 +464,80 @@ def _default_column(col: Column, n: int) -> pd.Series:
     return pd.Series(pd.NA, index=range(n), dtype="object")
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """One input column read as its contract kind, with what validation needs of each cell."""
+
+    #: The typed column.
+    values: pd.Series
+    #: Cells that hold something (not missing, not blank).
+    present: np.ndarray
+    #: Cells that do not convert to the kind (rejected when present).
+    bad: np.ndarray
+    #: Id cells that spell "no value" (``NaN``, ``null``...); their typed value is missing.
+    null_like: np.ndarray
+
+
+def _read_cells(
+    values: pd.Series, col: Column, date_format: str | None = None, categorical: bool = False
+) -> _Cells:
+    """Type one column; ``categorical``: as ``category``, reading each distinct string once."""
+    if not categorical or col.kind not in ("id", "category"):
+        return _typed_cells(values, col, date_format)
+    if not _only_strings(values):
+        cells = _typed_cells(values, col, date_format)
+        return replace(cells, values=pd.Series(pd.Categorical(cells.values.to_numpy()), index=values.index))
+    # Millions of rows, a few distinct values: type each distinct value once and spread the
+    # results by code. The extra last value stands for a missing cell (code -1 picks it).
+    codes, distinct = pd.factorize(values)
+    each = _typed_cells(pd.Series(distinct).reindex(range(len(distinct) + 1)), col, date_format)
+    typed = pd.Categorical(each.values.to_numpy())
+    return _Cells(
+        values=pd.Series(
+            pd.Categorical.from_codes(typed.codes[codes], dtype=typed.dtype), index=values.index, name=values.name
+        ),
+        present=each.present[codes],
+        bad=each.bad[codes],
+        null_like=each.null_like[codes],
+    )
+
+
+def _typed_cells(values: pd.Series, col: Column, date_format: str | None = None) -> _Cells:
+    plain = _never_blank(values.dtype)
+    # Text ops are done once per column (the stripped text serves every check that needs it).
+    stripped = None if plain and col.kind not in ("id", "category") else _stripped_text(values)
+    if plain:
+        present = values.notna().to_numpy()
+    else:
+        present = (values.notna() & (stripped != "")).fillna(False).to_numpy(dtype=bool)
+    typed, bad = _coerce(values, col, date_format, stripped)
+    null_like = np.zeros(len(values), dtype=bool)
+    if col.kind == "id":
+        null_like = present & _spells_null(stripped).to_numpy()
+        if null_like.any():
+            typed = typed.mask(null_like, None)
+    return _Cells(values=typed, present=present, bad=bad.to_numpy(dtype=bool), null_like=null_like)
+
+
+def _never_blank(dtype: object) -> bool:
+    """Numbers, booleans and datetimes: a present cell is never blank text (no need to look)."""
+    return isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "biufcmM")
+
+
+def _only_strings(values: pd.Series) -> bool:
+    """Whether every present cell is a ``str``: equal cells are then the same text (``1 == 1.0``)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
 def _coerce(
-    values: pd.Series, col: Column, date_format: str | None = None
+    values: pd.Series, col: Column, date_format: str | None = None, stripped: pd.Series | None = None
 ) -> tuple[pd.Series, pd.Series]:
-    """Return the typed column and a mask of values that failed to convert."""
+    """Return the typed column and a mask of values that failed to convert.
+
+    ``stripped``: ``values`` as stripped text, when the caller has it already.
+    """
     if col.kind == "timestamp":
         typed = parse_timestamps(values, date_format)
         return typed, typed.isna()
@@ -452,18 +551,19 @@ def _coerce(
     if col.kind == "bool":
         if values.dtype == bool:
             return values, pd.Series(False, index=values.index)
-        text = values.astype("string").str.strip().str.lower()
+        text = (_stripped_text(values) if stripped is None else stripped).str.lower()
         typed = text.isin(_BOOL_TRUE)
         bad = ~(text.isin(_BOOL_TRUE) | text.isin(_BOOL_FALSE)) & text.notna()
         return typed.astype(bool), bad
     if col.kind == "id":
-        return normalise_ids(values), pd.Series(False, index=values.index)
+        text = _stripped_text(values) if stripped is None else stripped
+        return _strings(_integer_floats_unfloated(text)), pd.Series(False, index=values.index)
     # category, text: strings; missing stays missing
-    typed = values.astype("string").str.strip() if col.kind != "text" else values.astype("string")
-    typed = typed.astype(object).where(typed.notna(), None)
-    if col.kind != "text":
-        typed = typed.where(typed != "", None)
-    return pd.Series(typed, index=values.index, dtype=object), pd.Series(False, index=values.index)
+    if col.kind == "text":
+        typed = values.astype("string")
+        typed = typed.astype(object).where(typed.notna(), None)
+        return pd.Series(typed, index=values.index, dtype=object), pd.Series(False, index=values.index)
+    return _strings(_stripped_text(values) if stripped is None else stripped), pd.Series(False, index=values.index)
 
 
 def normalise_ids(values: pd.Series) -> pd.Series:
@@ -473,19 +573,44 @@ def normalise_ids(values: pd.Series) -> pd.Series:
     CSV a float column was written to, is ``"1001"``), so ids match across tables whatever type
     each file gave them. Empty cells are missing (``None``).
     """
-    text = values.astype("string").str.strip()
-    return stripped_strings(text.str.replace(_FLOAT_INTEGER_ID, lambda m: m.group(1), regex=True))
+    return _strings(_integer_floats_unfloated(_stripped_text(values)))
 
 
 def stripped_strings(values: pd.Series) -> pd.Series:
     """Stripped strings, object dtype; empty cells missing (``None``); numbers become their text."""
-    text = values.astype("string").str.strip()
-    return text.where(text != "").astype(object).where(text.notna() & (text != ""), None)
+    return _strings(_stripped_text(values))
 
 
 def is_null_like_id(values: pd.Series) -> pd.Series:
     """Cells that spell "no value" (``NaN``, ``null``, ``None``, ``N/A``...)."""
-    return values.astype("string").str.strip().str.lower().isin(NULL_LIKE_IDS).fillna(False).astype(bool)
+    return _spells_null(_stripped_text(values))
+
+
+def _stripped_text(values: pd.Series) -> pd.Series:
+    """Cells as text (``string`` dtype, vectorised), stripped; missing stays missing."""
+    return values.astype("string").str.strip()
+
+
+def _spells_null(text: pd.Series) -> pd.Series:
+    return text.str.lower().isin(NULL_LIKE_IDS).fillna(False).astype(bool)
+
+
+def _integer_floats_unfloated(text: pd.Series) -> pd.Series:
+    """Stripped text with an integer written as a float (``1001.0``) as the integer (``1001``)."""
+    # Only a cell with a dot can be one: the per-cell regex runs on those alone.
+    dotted = text.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+    if not dotted.any():
+        return text
+    fixed = text[dotted].str.replace(_FLOAT_INTEGER_ID, lambda m: m.group(1), regex=True)
+    return text.where(~dotted, fixed)
+
+
+def _strings(text: pd.Series) -> pd.Series:
+    """Stripped text as ``object`` strings, blank or missing cells ``None``."""
+    keep = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)
+    out = text.to_numpy(dtype=object, na_value=None)
+    out[~keep] = None
+    return pd.Series(out, index=text.index, name=text.name, dtype=object)
 
 
 def ambiguous_dates(values: pd.Series) -> str | None:

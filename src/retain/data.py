@@ -332,7 +332,9 @@ def load_world(
             f"{len(reports['customers'].valid)} customers, signed up at their first event"
         )
     customers = reports["customers"].valid
-    signups = pd.Series(customers["signup_at"].to_numpy(), index=customers["customer_id"].to_numpy())
+    # An object index as the ids are: looking up ids of another dtype in it converts nothing.
+    ids = pd.Index(customers["customer_id"].to_numpy(), dtype=object)
+    signups = pd.Series(customers["signup_at"].to_numpy(), index=ids)
     for name in OPTIONAL_TABLES:
         if name in reports:
             reports[name] = _reject_by_customer(reports[name], signups)
@@ -451,19 +453,24 @@ def _customers_from_events(events: Validated) -> Validated:
 def _reject_by_customer(report: Validated, signups: pd.Series) -> Validated:
     """Reject rows of customers not in the customers table, or dated before their signup day."""
     customer = report.valid["customer_id"]
-    unknown = ~customer.isin(signups.index)
+    position = _positions(customer, signups.index)
+    unknown = position < 0
     stamp_column = TIME_COLUMNS[report.table]
-    signup = pd.Series(
-        signups.reindex(customer.to_numpy()).to_numpy(), index=report.valid.index
-    ).astype("datetime64[ns]")
-    # Signups are often a date alone: a row on the signup day itself is fine.
-    early = ~unknown & signup.notna() & (report.valid[stamp_column] < signup.dt.normalize())
+    # Signups are often a date alone: a row on the signup day itself is fine. (Each customer's
+    # day is found once; position -1, an unknown customer, picks the NaT appended.)
+    days = pd.Series(signups.to_numpy()).astype("datetime64[ns]").dt.normalize().to_numpy()
+    signup_day = np.append(days, np.datetime64("NaT", "ns"))[position]
+    stamps = report.valid[stamp_column].to_numpy(dtype="datetime64[ns]")
+    early = ~unknown & ~np.isnat(signup_day) & (stamps < signup_day)
     if not (unknown.any() or early.any()):
         return report
     reason = pd.Series("column 'customer_id': unknown customer", index=report.valid.index)
     reason[early] = f"column '{stamp_column}': before the customer's signup_at"
+    unknown = pd.Series(unknown, index=report.valid.index)
     unknown = unknown | early
     bad = report.valid.loc[unknown].copy()
+    # Quarantined rows hold plain values, as read, whatever dtype the table keeps (category ids).
+    bad = bad.astype({c: object for c in bad.columns if isinstance(bad[c].dtype, pd.CategoricalDtype)})
     bad.insert(0, "reason", reason[unknown])
     rows = report.valid_rows
     bad.insert(0, "source_row", rows[unknown.to_numpy()] if rows is not None else pd.NA)
@@ -476,6 +483,19 @@ def _reject_by_customer(report: Validated, signups: pd.Series) -> Validated:
         valid_rows=rows[~unknown.to_numpy()] if rows is not None else None,
         amended=_amended_still_used(report, rows[unknown.to_numpy()] if rows is not None else None),
     )
+
+
+def _positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each row's id in ``index`` (-1 where it is not there).
+
+    Each distinct id is looked up once (the codes of a ``category`` column, else factorised), not
+    each of millions of rows.
+    """
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        codes, distinct = ids.cat.codes.to_numpy(), ids.cat.categories
+    else:
+        codes, distinct = pd.factorize(ids)
+    return np.append(index.get_indexer(distinct), -1)[codes]  # code -1 (missing) picks the -1
 
 
 def _amended_still_used(report: Validated, now_rejected: Any) -> pd.DataFrame:
