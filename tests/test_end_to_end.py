@@ -158,6 +158,46 @@ def test_rescoring_is_idempotent(demo_run: subprocess.CompletedProcess[str], wor
     assert before == demo_csv, "the score command and the demo rank the same way"
 
 
+def test_a_rerun_takes_its_texts_from_the_cache_and_logs_its_stages(
+    demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
+) -> None:
+    """Scoring twice: the second run scores no text (the cache), prints its stages and logs
+    them to MLflow as a 'score' run."""
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    for _ in range(2):
+        result = run_retain("score", "--config", str(workspace["score"]), "--quiet")
+        assert result.returncode == 0, result.stderr
+    texts = re.search(r"Texts: ([\d,]+) scored .*, ([\d,]+) taken from the text cache", result.stdout)
+    assert texts is not None, result.stdout
+    assert texts.group(1) == "0" and int(texts.group(2).replace(",", "")) > 0
+    assert "Stages (" in result.stdout and "reasons" in result.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace['root'] / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "tags.`retain.job` = 'score'", order_by=["attributes.start_time DESC"])
+    assert len(runs) >= 2
+    metrics = runs[0].data.metrics
+    assert metrics["texts_scored"] == 0 and metrics["texts_from_cache"] > 0
+    assert {"stage_load_data_seconds", "stage_text_seconds", "stage_reasons_seconds", "peak_rss_mb"} <= set(metrics)
+    # an earlier run (the first on this output directory) scored what the last one took from the cache
+    assert metrics["texts_from_cache"] in [r.data.metrics.get("texts_scored") for r in runs[1:]]
+
+
+def test_explain_gives_a_listed_customers_reasons(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:
+    ranked = pd.read_parquet(workspace["root"] / "outputs" / "ranked_customers.parquet")
+    first = ranked.iloc[0]
+    result = run_retain("explain", first["customer_id"], "--config", str(workspace["demo_score"]), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert f"{first['customer_id']}  p={first['churn_probability']:.2f}" in result.stdout
+    for i in (1, 2, 3):
+        if isinstance(first[f"reason_{i}"], str):
+            assert first[f"reason_{i}"] in result.stdout
+    missing = run_retain("explain", "NO-SUCH-CUSTOMER", "--config", str(workspace["demo_score"]), "--quiet")
+    assert missing.returncode == 3 and "NO-SUCH-CUSTOMER" in missing.stderr
+
+
 def test_retraining_on_the_same_data_does_not_replace_the_champion(
     demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
 ) -> None:
