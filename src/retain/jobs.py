@@ -501,7 +501,14 @@ def run_score(
     playbook = load_config(config.scoring.playbook, Playbook)
     check_playbook_tiers(playbook, config)
     contacts = known_contacts(config)
-    if config.data.layout == "flat":
+    if config.scoring.engine == "spark":
+        from retain.engines.spark import score_on_spark
+
+        run = score_on_spark(
+            config, models, theme_ids, playbook, lambda end: score_date(as_of, end, config, force_as_of), contacts
+        )
+        ranked, world, how, rejected, warnings = run.ranked, run.world, run.as_of_chosen, run.rejected, run.warnings
+    elif config.data.layout == "flat":
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         ranked = score_flat(
             flat.frame, models, config.scoring, playbook, pd.Timestamp(as_of) if as_of else None,

@@ -1,0 +1,131 @@
+"""``retain score --engine spark`` (``retain.engines.spark``) in local mode gives the pandas engine's list.
+
+A small synthetic world written as Parquet, small fitted models, scored by both engines at one
+``as_of``; Spark with several partitions of customers. Slow (a JVM starts): one session per module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain import data
+from retain.config import DataConfig, ScoreConfig, SparkConfig
+from retain.contracts import ContractError
+from retain.scoring import ScoringModels, score_world
+from retain.synth import generate_world
+from test_scoring_path import AS_OF, FEATURES, PLAYBOOK, SCORING, THEME_IDS, _scoring_models
+
+pytest.importorskip("pyspark")
+pytestmark = pytest.mark.slow
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="module")
+def spark():  # type: ignore[no-untyped-def]
+    from retain.engines.spark import spark_session
+
+    session = spark_session(SparkConfig(master="local[2]", partitions=PARTITIONS, conf={"spark.ui.enabled": "false"}))
+    yield session
+    session.stop()
+
+
+@dataclass(frozen=True)
+class Engines:
+    pandas: pd.DataFrame
+    spark: pd.DataFrame
+    rejected: dict[str, int]
+    scores_path: str
+
+
+def _config(directory: Path, output: Path) -> ScoreConfig:
+    return ScoreConfig(
+        data=DataConfig(path=directory, export_time="2025-07-01"),
+        features=FEATURES,
+        scoring=SCORING.model_copy(update={"output_dir": output, "spark": SparkConfig(partitions=PARTITIONS)}),
+    )
+
+
+@pytest.fixture(scope="module")
+def engines(spark, tmp_path_factory: pytest.TempPathFactory) -> Engines:  # type: ignore[no-untyped-def]
+    from retain.engines.spark import score_on_spark
+
+    directory = tmp_path_factory.mktemp("world")
+    world = generate_world(300, seed=2, start="2024-01-01", end="2025-06-30")
+    models: ScoringModels = _scoring_models(world)
+    data.write_world(world, directory)
+    loaded = data.load_world(DataConfig(path=directory, export_time="2025-07-01"), write_quarantine=False)
+    pandas_ranked = score_world(loaded.world, AS_OF, models, THEME_IDS, FEATURES, SCORING, PLAYBOOK)
+    run = score_on_spark(
+        _config(directory, tmp_path_factory.mktemp("out")), models, THEME_IDS, PLAYBOOK,
+        lambda end: (AS_OF, "test"), spark=spark,
+    )
+    assert {name: len(r.rejected) for name, r in loaded.reports.items()} == run.rejected
+    return Engines(pandas_ranked, run.ranked, run.rejected, run.customer_scores)
+
+
+def test_same_customers_in_the_same_order(engines: Engines) -> None:
+    assert len(engines.pandas) > 100
+    assert engines.spark["customer_id"].tolist() == engines.pandas["customer_id"].tolist()
+    assert engines.spark["rank"].tolist() == engines.pandas["rank"].tolist()
+
+
+def test_same_probabilities_and_values(engines: Engines) -> None:
+    np.testing.assert_allclose(engines.spark["churn_probability"], engines.pandas["churn_probability"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(engines.spark["value_at_risk"], engines.pandas["value_at_risk"], rtol=0, atol=1e-9)
+
+
+def test_same_tiers_reasons_evidence_and_outreach(engines: Engines) -> None:
+    columns = [
+        c for c in engines.pandas.columns
+        if c in ("risk_tier", "control", "explained", "recommended_action", "team", "outreach_status",
+                 "segment", "region", "plan") or c.startswith("reason_")
+    ]
+    assert any(c.endswith("_evidence") for c in columns)
+    assert engines.spark[columns].astype(object).equals(engines.pandas[columns].astype(object))
+    assert engines.spark.attrs == engines.pandas.attrs
+
+
+def test_customer_scores_are_partitioned_parquet(engines: Engines) -> None:
+    parts = sorted(p.name for p in Path(engines.scores_path).glob("__retain_part=*"))
+    assert len(parts) == PARTITIONS
+    written = pd.read_parquet(engines.scores_path)
+    assert sorted(written["customer_id"]) == sorted(engines.pandas["customer_id"])
+
+
+def test_rejected_rows_are_counted_like_the_pandas_engine(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A feedback row of an unknown customer and one dated before the export time's end."""
+    from retain.engines.spark import score_on_spark
+
+    world = generate_world(120, seed=3, start="2024-01-01", end="2025-06-30")
+    feedback = world.feedback.copy()
+    feedback.loc[0, "customer_id"] = "NOBODY"
+    feedback.loc[1, "created_at"] = pd.Timestamp("2026-01-01")
+    data.write_world(world.__class__(world.customers, world.events, world.tickets, feedback), tmp_path / "w")
+    config = _config(tmp_path / "w", tmp_path / "out")
+    loaded = data.load_world(config.data, write_quarantine=False)
+    models = _scoring_models(loaded.world)
+    run = score_on_spark(config, models, THEME_IDS, PLAYBOOK, lambda end: (AS_OF, "test"), spark=spark)
+    assert run.rejected == {name: len(r.rejected) for name, r in loaded.reports.items()}
+    assert run.rejected["feedback"] == 2
+    quarantine = pd.read_csv(tmp_path / "w" / "quarantine" / "feedback.csv")
+    assert quarantine["source_row"].tolist() == [1, 2]
+
+
+def test_ids_shared_across_partitions_are_refused(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from retain.engines.spark import score_on_spark
+
+    world = generate_world(120, seed=3, start="2024-01-01", end="2025-06-30")
+    tickets = world.tickets.copy()
+    others = tickets.loc[tickets["customer_id"] != tickets["customer_id"].iloc[0]].index
+    tickets.loc[others[:40], "ticket_id"] = tickets["ticket_id"].iloc[0]
+    data.write_world(world.__class__(world.customers, world.events, tickets, world.feedback), tmp_path / "w")
+    models = _scoring_models(world)
+    with pytest.raises(ContractError, match="ticket_id"):
+        score_on_spark(_config(tmp_path / "w", tmp_path / "out"), models, THEME_IDS, PLAYBOOK,
+                       lambda end: (AS_OF, "test"), spark=spark)
