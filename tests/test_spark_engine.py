@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from retain import data
-from retain.config import DataConfig, ScoreConfig, SparkConfig
-from retain.contracts import ContractError
+from retain.config import DataConfig, ScoreConfig, ScoringConfig, SparkConfig
+from retain.contracts import ContractError, World
 from retain.scoring import ScoringModels, score_world
 from retain.synth import generate_world
 from test_scoring_path import AS_OF, FEATURES, PLAYBOOK, SCORING, THEME_IDS, _scoring_models
@@ -51,22 +51,45 @@ def _config(directory: Path, output: Path) -> ScoreConfig:
     )
 
 
-@pytest.fixture(scope="module")
-def engines(spark, tmp_path_factory: pytest.TempPathFactory) -> Engines:  # type: ignore[no-untyped-def]
-    from retain.engines.spark import score_on_spark
+@dataclass(frozen=True)
+class Written:
+    directory: Path
+    world: World
+    models: ScoringModels
 
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
     directory = tmp_path_factory.mktemp("world")
     world = generate_world(300, seed=2, start="2024-01-01", end="2025-06-30")
-    models: ScoringModels = _scoring_models(world)
     data.write_world(world, directory)
     loaded = data.load_world(DataConfig(path=directory, export_time="2025-07-01"), write_quarantine=False)
-    pandas_ranked = score_world(loaded.world, AS_OF, models, THEME_IDS, FEATURES, SCORING, PLAYBOOK)
-    run = score_on_spark(
-        _config(directory, tmp_path_factory.mktemp("out")), models, THEME_IDS, PLAYBOOK,
-        lambda end: (AS_OF, "test"), spark=spark,
-    )
-    assert {name: len(r.rejected) for name, r in loaded.reports.items()} == run.rejected
+    assert not loaded.n_rejected
+    return Written(directory, loaded.world, _scoring_models(world))
+
+
+def _both_engines(spark, written: Written, scoring: ScoringConfig, output: Path) -> Engines:  # type: ignore[no-untyped-def]
+    from retain.engines.spark import score_on_spark
+
+    pandas_ranked = score_world(written.world, AS_OF, written.models, THEME_IDS, FEATURES, scoring, PLAYBOOK)
+    config = _config(written.directory, output)
+    config = config.model_copy(update={"scoring": scoring.model_copy(update={"output_dir": output, "spark": config.scoring.spark})})
+    run = score_on_spark(config, written.models, THEME_IDS, PLAYBOOK, lambda end: (AS_OF, "test"), spark=spark)
     return Engines(pandas_ranked, run.ranked, run.rejected, run.customer_scores)
+
+
+@pytest.fixture(scope="module", params=["everyone explained", "top share explained"])
+def engines(request, spark, written: Written, tmp_path_factory: pytest.TempPathFactory) -> Engines:  # type: ignore[no-untyped-def]
+    scoring = SCORING
+    if request.param == "top share explained":  # reasons for the top 20%, read against a 100-customer sample
+        scoring = SCORING.model_copy(
+            update={"reasons_all_up_to": 0, "reasons_top_share": 0.2, "reasons_reference_sample": 100}
+        )
+    engines = _both_engines(spark, written, scoring, tmp_path_factory.mktemp("out"))
+    assert engines.rejected == {"customers": 0, "events": 0, "tickets": 0, "feedback": 0}
+    explained = engines.pandas["explained"]
+    assert explained.all() if request.param == "everyone explained" else 0 < explained.sum() < len(explained)
+    return engines
 
 
 def test_same_customers_in_the_same_order(engines: Engines) -> None:
@@ -92,7 +115,7 @@ def test_same_tiers_reasons_evidence_and_outreach(engines: Engines) -> None:
 
 
 def test_customer_scores_are_partitioned_parquet(engines: Engines) -> None:
-    parts = sorted(p.name for p in Path(engines.scores_path).glob("__retain_part=*"))
+    parts = sorted(p.name for p in Path(engines.scores_path).glob("customer_partition=*"))
     assert len(parts) == PARTITIONS
     written = pd.read_parquet(engines.scores_path)
     assert sorted(written["customer_id"]) == sorted(engines.pandas["customer_id"])

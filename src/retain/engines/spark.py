@@ -83,8 +83,12 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "install it with `pip install 'retain[spark]'` (or `pip install 'pyspark>=3.5'`)"
 PART = "__retain_part"
 ROW = "__retain_row"
-ORDER = "__retain_order"
-PURCHASES_KNOWN = "__retain_purchases_known"
+#: The per-customer output's partition column (a name pyarrow does not skip, unlike ``_...``),
+#: the customer's row in the customers table (the pandas engine's order) and whether the
+#: partition had purchase amounts (``purchase_value`` is then meant, else None).
+PARTITION = "customer_partition"
+ORDER = "customers_row"
+PURCHASES_KNOWN = "purchase_value_known"
 #: The validate stage's rows: a validated world, a table's counts, or one rejected/amended row.
 #: Timestamps in nanoseconds travel as text: Spark hands a long column with nulls to pandas as float.
 REPORT_SCHEMA = (
@@ -129,8 +133,8 @@ def score_on_spark(
     """Validate, score and rank the world of ``config.data`` on Spark; the pandas engine's list.
 
     ``choose_as_of`` turns the end of the valid data into the scoring date and how it was chosen
-    (``jobs.score_date``). ``spark``: a session to run in (left running); default a new one from
-    ``scoring.spark``, stopped at the end.
+    (``jobs.score_date``). ``spark``: a session to run in (left running); default the active
+    session, else a new one from ``scoring.spark``, stopped at the end.
 
     Raises
     ------
@@ -145,6 +149,7 @@ def score_on_spark(
             f"data.layout is {config.data.layout!r}: the Spark engine scores dated tables "
             "(layout: tables); score a flat table with --engine pandas"
         )
+    spark = spark or _pyspark().sql.SparkSession.getActiveSession()
     own = spark is None
     session = spark or spark_session(config.scoring.spark)
     try:
@@ -247,7 +252,7 @@ def _score(
             _scores_schema(features, categorical),
         )
         where = customer_scores_path(config.scoring.output_dir, when)
-        scored.write.mode("overwrite").partitionBy(PART).parquet(where)
+        scored.withColumnRenamed(PART, PARTITION).write.mode("overwrite").partitionBy(PARTITION).parquet(where)
         scores = _customer_scores(spark.read.parquet(where).toPandas(), when, features, categorical)
         if scores.table.empty:
             raise ScoringError(
