@@ -152,3 +152,55 @@ def test_ids_shared_across_partitions_are_refused(spark, tmp_path: Path) -> None
     with pytest.raises(ContractError, match="ticket_id"):
         score_on_spark(_config(tmp_path / "w", tmp_path / "out"), models, THEME_IDS, PLAYBOOK,
                        lambda end: (AS_OF, "test"), spark=spark)
+
+
+def test_retain_score_engine_spark_writes_what_the_pandas_engine_writes(  # type: ignore[no-untyped-def]
+    spark, written: Written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command, `retain score --engine spark`, on the fitted models (a tracking store stands
+    in for them: training one is not what is tested): the same list and summary files."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from retain import jobs, tracking
+    from retain.cli import app
+
+    monkeypatch.setattr(tracking, "open_store", lambda *args, **kwargs: None)
+    monkeypatch.setattr(jobs, "load_scoring_models", lambda *args, **kwargs: (written.models, THEME_IDS))
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text(yaml.safe_dump(PLAYBOOK.model_dump(mode="json")))
+    outputs = {}
+    for engine in ("pandas", "spark"):
+        config = tmp_path / f"{engine}.yaml"
+        config.write_text(yaml.safe_dump({
+            "data": {"path": str(written.directory), "export_time": "2025-07-01"},
+            "scoring": {"output_dir": str(tmp_path / engine), "playbook": str(playbook), "top_reasons": 3,
+                        "spark": {"partitions": PARTITIONS}},
+        }))
+        result = CliRunner().invoke(
+            app, ["score", "-c", str(config), "--engine", engine, "--as-of", "2025-03-01", "--force-as-of", "-q"]
+        )
+        assert result.exit_code == 0, result.output
+        outputs[engine] = tmp_path / engine / "latest"
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(outputs["spark"] / "ranked_customers.parquet"),
+        pd.read_parquet(outputs["pandas"] / "ranked_customers.parquet"),
+        check_exact=False, rtol=0, atol=1e-9,
+    )
+    summaries = [json.loads((outputs[e] / "score_summary.json").read_text()) for e in ("pandas", "spark")]
+    for summary in summaries:
+        summary.pop("outputs")
+    assert summaries[0] == summaries[1]
+
+
+def test_a_flat_table_is_refused(written: Written, tmp_path: Path) -> None:
+    from retain.config import ConfigError
+    from retain.engines.spark import score_on_spark
+
+    config = _config(written.directory, tmp_path).model_copy(
+        update={"data": DataConfig(layout="flat", path=written.directory, flat={"file": "customers.parquet", "label_column": "churned"})}
+    )
+    with pytest.raises(ConfigError, match="layout: tables"):
+        score_on_spark(config, written.models, THEME_IDS, PLAYBOOK, lambda end: (AS_OF, "test"))

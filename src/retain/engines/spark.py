@@ -50,6 +50,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,7 @@ def score_on_spark(
     session = spark or spark_session(config.scoring.spark)
     try:
         return _score(session, config, models, theme_ids, playbook, choose_as_of, contacts)
-    except Exception as exc:
+    except _pyspark().errors.PySparkException as exc:
         raise _retain_error(exc) or exc from None
     finally:
         if own:
@@ -166,8 +167,6 @@ _WORKER_ERROR = re.compile(r"retain\.\w+\.(ContractError|ScoringError): (.*)")
 
 def _retain_error(exc: Exception) -> Exception | None:
     """A ContractError or ScoringError a partition raised, out of the Python worker's traceback."""
-    if isinstance(exc, (ContractError, ScoringError, ConfigError)):
-        return None
     found = _WORKER_ERROR.findall(str(exc))
     if not found:
         return None
@@ -209,9 +208,17 @@ def spark_session(settings: SparkConfig) -> SparkSession:
     return builder.getOrCreate()
 
 
+def _quiet_pyspark() -> None:
+    """PySpark warns on every conversion that it does not fully support pandas 3 yet; once is enough."""
+    warnings.filterwarnings("once", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
+
+
 def _pyspark() -> Any:
+    _quiet_pyspark()
     try:
         import pyspark
+        import pyspark.errors
         import pyspark.sql
     except ImportError as exc:
         raise ConfigError(f"the Spark engine needs pyspark, which is not installed: {INSTALL_HINT}") from exc
@@ -504,6 +511,7 @@ def _validate(
     config: DataConfig, exported: pd.Timestamp, empty: dict[str, pd.DataFrame], nanos: dict[str, tuple[str, ...]]
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def validate(packed: pd.DataFrame) -> pd.DataFrame:
+        _quiet_pyspark()
         logging.getLogger("retain").setLevel(logging.ERROR)  # the driver reports whole tables
         part = int(packed[PART].iloc[0])
         raws = {t: pickle.loads(p) for t, p in zip(packed["table"], packed["payload"], strict=True)}
@@ -604,6 +612,7 @@ def _score_partitions(
     categorical: list[str],
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        _quiet_pyspark()
         logging.getLogger("retain").setLevel(logging.ERROR)
         for batch in batches:
             for part, payload in zip(batch[PART], batch["payload"], strict=True):
