@@ -122,20 +122,26 @@ def test_customer_scores_are_partitioned_parquet(engines: Engines) -> None:
 
 
 def test_rejected_rows_are_counted_like_the_pandas_engine(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A feedback row of an unknown customer and one dated before the export time's end."""
+    """A feedback row of an unknown customer and one dated after the export time."""
     from retain.engines.spark import score_on_spark
 
     world = generate_world(120, seed=3, start="2024-01-01", end="2025-06-30")
     feedback = world.feedback.copy()
     feedback.loc[0, "customer_id"] = "NOBODY"
     feedback.loc[1, "created_at"] = pd.Timestamp("2026-01-01")
-    data.write_world(world.__class__(world.customers, world.events, world.tickets, feedback), tmp_path / "w")
+    data.write_world(World(world.customers, world.events, world.tickets, feedback), tmp_path / "w")
     config = _config(tmp_path / "w", tmp_path / "out")
+    # Read through a URI, as from a cluster's filesystem.
+    spark_config = SparkConfig(partitions=PARTITIONS, data_uri=(tmp_path / "w").as_uri())
+    config = config.model_copy(update={"scoring": config.scoring.model_copy(update={"spark": spark_config})})
     loaded = data.load_world(config.data, write_quarantine=False)
     models = _scoring_models(loaded.world)
     run = score_on_spark(config, models, THEME_IDS, PLAYBOOK, lambda end: (AS_OF, "test"), spark=spark)
     assert run.rejected == {name: len(r.rejected) for name, r in loaded.reports.items()}
     assert run.rejected["feedback"] == 2
+    ranked = score_world(loaded.world, AS_OF, models, THEME_IDS, FEATURES, SCORING, PLAYBOOK)
+    assert run.ranked["customer_id"].tolist() == ranked["customer_id"].tolist()
+    np.testing.assert_allclose(run.ranked["churn_probability"], ranked["churn_probability"], rtol=0, atol=1e-9)
     quarantine = pd.read_csv(tmp_path / "w" / "quarantine" / "feedback.csv")
     assert quarantine["source_row"].tolist() == [1, 2]
 
@@ -147,7 +153,7 @@ def test_ids_shared_across_partitions_are_refused(spark, tmp_path: Path) -> None
     tickets = world.tickets.copy()
     others = tickets.loc[tickets["customer_id"] != tickets["customer_id"].iloc[0]].index
     tickets.loc[others[:40], "ticket_id"] = tickets["ticket_id"].iloc[0]
-    data.write_world(world.__class__(world.customers, world.events, tickets, world.feedback), tmp_path / "w")
+    data.write_world(World(world.customers, world.events, tickets, world.feedback), tmp_path / "w")
     models = _scoring_models(world)
     with pytest.raises(ContractError, match="ticket_id"):
         score_on_spark(_config(tmp_path / "w", tmp_path / "out"), models, THEME_IDS, PLAYBOOK,
@@ -204,3 +210,14 @@ def test_a_flat_table_is_refused(written: Written, tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="layout: tables"):
         score_on_spark(config, written.models, THEME_IDS, PLAYBOOK, lambda end: (AS_OF, "test"))
+
+
+def test_day_first_text_dates_need_a_date_format(spark, written: Written, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The pandas engine infers their order from the whole column; a partition sees only part of it."""
+    from retain.engines.spark import score_on_spark
+
+    feedback = written.world.feedback.assign(created_at=written.world.feedback["created_at"].dt.strftime("%d/%m/%Y"))
+    data.write_world(World(written.world.customers, written.world.events, written.world.tickets, feedback), tmp_path / "w")
+    with pytest.raises(ContractError, match=r"data\.read\.feedback\.date_format"):
+        score_on_spark(_config(tmp_path / "w", tmp_path / "out"), written.models, THEME_IDS, PLAYBOOK,
+                       lambda end: (AS_OF, "test"), spark=spark)

@@ -236,6 +236,7 @@ def _score(
 ) -> SparkScoring:
     F = _pyspark().sql.functions
     settings = config.scoring.spark
+    # Also in a session the caller made: naive timestamps are UTC, pandas' nanoseconds readable.
     for key, value in (("spark.sql.session.timeZone", "UTC"), ("spark.sql.legacy.parquet.nanosAsLong", "true")):
         spark.conf.set(key, value)
     locations = table_locations(spark, config.data, settings)
@@ -327,7 +328,7 @@ def table_locations(spark: SparkSession, config: DataConfig, settings: SparkConf
 def _readable(spark: SparkSession, where: str) -> bool:
     try:
         spark.read.parquet(where).schema  # noqa: B018 (reading the footer is the test)
-    except Exception:  # noqa: BLE001 (Spark raises its own analysis errors for a missing path)
+    except _pyspark().errors.PySparkException:  # a missing path is an AnalysisException
         return False
     return True
 
