@@ -221,3 +221,16 @@ def test_day_first_text_dates_need_a_date_format(spark, written: Written, tmp_pa
     with pytest.raises(ContractError, match=r"data\.read\.feedback\.date_format"):
         score_on_spark(_config(tmp_path / "w", tmp_path / "out"), written.models, THEME_IDS, PLAYBOOK,
                        lambda end: (AS_OF, "test"), spark=spark)
+
+
+def test_nobody_in_the_population_is_the_pandas_engines_error(spark, written: Written, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from retain.engines.spark import score_on_spark
+    from retain.scoring import ScoringError
+
+    before = pd.Timestamp("1990-01-01")
+    with pytest.raises(ScoringError) as pandas_error:
+        score_world(written.world, before, written.models, THEME_IDS, FEATURES, SCORING, PLAYBOOK)
+    with pytest.raises(ScoringError) as spark_error:
+        score_on_spark(_config(written.directory, tmp_path), written.models, THEME_IDS, PLAYBOOK,
+                       lambda end: (before, "test"), spark=spark)
+    assert str(spark_error.value) == str(pandas_error.value)

@@ -16,7 +16,7 @@ as the contract normalises it, so ``1001``, ``1001.0`` and `` 1001`` meet):
    ``cogroup`` (two at most) and a union of their columns would carry millions of empty cells;
    one pickled frame per (partition, table) meets the others in the next step instead.
 2. **validate** (``applyInPandas`` over the packs): :func:`retain.data.load_world` on the
-   partition's four tables, so the contract, the unknown-customer and before-signup checks and
+   partition's four tables (written to a temporary directory of the worker, as Parquet), so the contract, the unknown-customer and before-signup checks and
    the export time (fixed once on the driver) are the pandas engine's own code. It returns the
    validated world (kept, ``persist``), per table the rows used and the rejected and amended
    rows with their global input row number and reason.
@@ -32,6 +32,9 @@ the run summary's ``rejected_input_rows``, as the pandas engine), the scoring da
 newest valid row, so validation comes before scoring), the per-customer scores read back as
 :class:`~retain.scoring.CustomerScores` in the customers table's order, then the tickets and
 feedback of the explained customers only (filtered on the cluster), and :func:`rank_scored`.
+
+A partition travels as one binary cell (Spark's limit: 2 GB): with tens of millions of events,
+raise ``scoring.spark.partitions`` (32 for the 1,000,000-customer world) and the driver's memory.
 
 What the pandas engine checks across a whole table and a partition cannot see is checked on the
 whole table in Spark first, or refused: a ticket or feedback id shared by customers of two
@@ -260,12 +263,18 @@ def _score(
             _scores_schema(features, categorical),
         )
         where = customer_scores_path(config.scoring.output_dir, when)
-        scored.withColumnRenamed(PART, PARTITION).write.mode("overwrite").partitionBy(PARTITION).parquet(where)
-        scores = _customer_scores(spark.read.parquet(where).toPandas(), when, features, categorical)
+        output = scored.withColumnRenamed(PART, PARTITION)
+        output.write.mode("overwrite").partitionBy(PARTITION).parquet(where)
+        # With its schema: a run that scores nobody writes no file to infer it from.
+        written = spark.read.schema(output.schema).parquet(where).toPandas()
+        scores = _customer_scores(written, when, features, categorical)
         if scores.table.empty:
+            signups = counts.loc[(counts["kind"] == "count") & (counts["table"] == "customers")]
+            first = pd.Timestamp(min(int(n) for n in signups["earliest"].dropna()))
+            last = pd.Timestamp(max(int(n) for n in signups["latest"].dropna()))
             raise ScoringError(
-                f"no customer is in the population as of {when.date()} (signed up on or before it "
-                "and not churned or lost by then)"
+                f"no customer is in the population as of {when.date()} (signed up on or before it and "
+                f"not churned or lost by then); the customers signed up from {first} to {last}"
             )
         world = _explained_world(spark, worlds, scores, config, locations)
         if world.feedback is not None and (models.sentiment is not None or models.themes is not None):
