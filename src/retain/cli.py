@@ -197,6 +197,16 @@ def score(
             "$RETAIN_DATABASE_URL) as the new current run; same as scoring.publish: true.",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="pandas (this process) or spark: validate and score the customers per partition "
+            "on Spark (scoring.spark: master, default local[2]; partitions; conf), then rank here; "
+            "the same list. Needs pyspark (pip install 'retain[spark]') and Java 17; Parquet "
+            "tables only. Default: scoring.engine (pandas).",
+        ),
+    ] = None,
     warnings_fatal: WarningsFatal = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -219,6 +229,10 @@ def score(
     cfg = _strict(_run(_load, config, ScoreConfig), warnings_fatal)
     if publish:
         cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"publish": True})})
+    if engine is not None:
+        if engine not in ("pandas", "spark"):
+            raise typer.BadParameter(f"{engine!r} is not pandas or spark", param_hint="--engine")
+        cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"engine": engine})})
     when = _iso_date(as_of, "--as-of") if as_of else None
     outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of, show_progress=not quiet)
     typer.echo(jobs.format_score_outcome(outcome, top=top))

@@ -335,6 +335,31 @@ class DatabaseConfig(Strict):
         return values
 
 
+class SparkConfig(Strict):
+    """``scoring.spark``: how ``retain score --engine spark`` runs (``retain.engines.spark``)."""
+
+    master: str = Field(
+        "local[2]",
+        description="The Spark master: local[N] on this machine, or a cluster's URL (spark://..., yarn, k8s://...).",
+    )
+    partitions: int = Field(
+        8,
+        ge=1,
+        description="Customers are split into this many partitions by a hash of their id; each is "
+        "validated and scored in one pandas call, so a partition's rows must fit a worker's memory.",
+    )
+    data_uri: str | None = Field(
+        default=None,
+        description="Where Spark reads the Parquet tables (any URI it reads: s3a://bucket/world, "
+        "hdfs://..., a directory); default data.path. Tables are <data_uri>/<table>.parquet or the "
+        "names in data.files.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra Spark settings, e.g. {spark.driver.memory: 8g}; they win over retain's own.",
+    )
+
+
 class ScoringConfig(Strict):
     """Scoring: where the ranked list goes, tiers, reasons and the playbook."""
 
@@ -398,6 +423,13 @@ class ScoringConfig(Strict):
         description="Log each scoring run (counts, per-stage seconds and peak memory) to MLflow "
         "as a run named 'score'.",
     )
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas",
+        description="pandas: this process scores everyone. spark: the customers are validated and "
+        "scored per partition on a Spark cluster (scoring.spark), then ranked here; the same list. "
+        "Dated tables in Parquet only. Same as `retain score --engine`.",
+    )
+    spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),
         RiskTier(name="medium", min_probability=0.2),

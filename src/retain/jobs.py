@@ -516,7 +516,14 @@ def run_score(
             contacts = known_contacts(config)
         world = None
         text_counts: dict[str, int] = {}
-        if config.data.layout == "flat":
+        if config.scoring.engine == "spark":
+            from retain.engines.spark import score_on_spark
+
+            run = score_on_spark(
+                config, models, theme_ids, playbook, lambda end: score_date(as_of, end, config, force_as_of), contacts
+            )
+            ranked, world, how, rejected, warnings = run.ranked, run.world, run.as_of_chosen, run.rejected, run.warnings
+        elif config.data.layout == "flat":
             with stage("load data"):
                 flat = data.load_flat(config.data, attributes=config.features.attributes)
             ranked = score_flat(

@@ -514,6 +514,18 @@ def explained_rows(
     return explain
 
 
+def explained_customers(scores: CustomerScores, scoring_config: ScoringConfig) -> pd.Series:
+    """The ids of the customers :func:`rank_scored` gives reasons to (:func:`explained_rows`).
+
+    An engine that holds the tickets and feedback elsewhere fetches only theirs for the evidence.
+    """
+    table = scores.table
+    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
+    value, _ = _monthly_value(table, purchase_value)
+    explain = explained_rows(table["customer_id"], scores.probability, value, scoring_config)
+    return table.loc[explain, "customer_id"]
+
+
 def reference_rows(customer_ids: pd.Series, size: int) -> np.ndarray:
     """Positions of a fixed sample of ``size`` customers, chosen by a hash of their id.
 
