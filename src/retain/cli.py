@@ -11,11 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# MLflow imports PySpark whenever it is installed (the `spark` extra), and PySpark warns on import
+# that it does not fully support pandas 3: noise in every command's output, about code retain
+# only runs with --engine spark (where retain.engines.spark converts frames for it).
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 app = typer.Typer(
     name="retain",
