@@ -1,4 +1,4 @@
-"""Scale benchmarks S1 and S2 of PROTOCOLS.md, measured through the ``retain`` command line.
+"""Scale benchmarks S1, S2 and S4 of PROTOCOLS.md, measured through the ``retain`` command line.
 
 S1 batch score: ``retain score`` end to end (load and validate the four Parquet tables, text
 inference, features, churn probabilities, reasons, ranking, the playbook, writing the list as
@@ -15,6 +15,10 @@ day) is added and the list is scored again: the seconds the
 text models spend in the rerun against the seconds they spent in the first run (text cache
 empty), from the runs' own counts (``texts_inference_seconds`` in MLflow), and the whole text
 stage (cache read, hashing and lookup included) beside it.
+
+S4 spark (measured in S1's process too, its own results file): S1's 1,000,000-customer world
+scored by ``retain score --engine spark`` on ``local[2]``: whether the list equals S1's (same ids
+in the same order, probabilities within 1e-9, every other column equal) and the wall seconds.
 
 The champion scored with is what ``retain demo`` trains on its 20,000-customer world (TF-IDF
 text models, LightGBM churn model), as PROTOCOLS.md's S1 names. Worlds, champion and outputs
@@ -44,6 +48,8 @@ S1_SCALING_GOAL = Goal("<=", 11.0)
 S1_AGREEMENT_GOAL = Goal(">=", 0.90)
 S2_GOAL = Goal("<=", 0.05)
 AGREEMENT_SAMPLE = 2_000
+SPARK_PARTITIONS = 32
+SPARK_DRIVER_MEMORY = "6g"
 NEW_FEEDBACK_SHARE = 0.01
 TUNED_ON = (
     "nothing tuned: the champion `retain demo` trains on its own 20,000-customer world (seed 0) "
@@ -277,6 +283,7 @@ def batch_score(run: BenchmarkRun) -> None:
             "order as with exact attributions of every customer and reasons read against all of them",
         )
         incremental(run, work, worlds[big], big, metrics[big], common)
+        on_spark(run, work, worlds[big], big, common)
     finally:
         if not os.environ.get("RETAIN_BENCH_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
@@ -312,6 +319,46 @@ def incremental(
     harness_record_for(run, "S2", "incremental-text", metric="text_inference_share", value=ratio, goal=S2_GOAL, **record)
     stage_ratio = again["stage_text_seconds"] / first["stage_text_seconds"]
     harness_record_for(run, "S2", "incremental-text", metric="text_stage_share", value=stage_ratio, goal=None, **record)
+
+
+def on_spark(run: BenchmarkRun, work: Path, world: Path, size: int, common: dict[str, Any]) -> None:
+    """S4: S1's world scored by ``retain score --engine spark`` on local[2], compared with S1's list."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    config = score_config(work, world, "spark")
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    # A partition is validated and scored in one pandas call on a worker: at a million customers
+    # 32 partitions keep each one's rows well inside a worker's memory.
+    settings["scoring"]["spark"] = {
+        "master": "local[2]", "partitions": SPARK_PARTITIONS, "conf": {"spark.driver.memory": SPARK_DRIVER_MEMORY},
+    }
+    config.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    spark = run_cli(["score", "-c", str(config), "--engine", "spark", "-q"], work)
+    listed = pd.read_parquet(work / f"out_{size}" / "latest" / "ranked_customers.parquet")
+    on_cluster = pd.read_parquet(work / "out_spark" / "latest" / "ranked_customers.parquet")
+    same_ids = listed["customer_id"].tolist() == on_cluster["customer_id"].tolist()
+    difference = (
+        float(np.max(np.abs(listed["churn_probability"].to_numpy() - on_cluster["churn_probability"].to_numpy())))
+        if same_ids else float("nan")
+    )
+    others = [c for c in listed.columns if c != "churn_probability"]
+    identical = same_ids and listed[others].equals(on_cluster[others]) and difference <= 1e-9
+    harness_record_for(
+        run, "S4", "spark", metric="identical_list", value=float(identical), goal=Goal(">=", 1.0),
+        **{**common, "model": "retain score --engine spark (local[2], CLI, demo champion)"},
+        seconds_predict=spark.seconds, peak_rss_mb=spark.peak_rss_mb, command=spark.command,
+        same_ids_same_order=same_ids, max_probability_difference=difference, customers_listed=len(listed),
+        other_columns_equal=bool(same_ids and listed[others].equals(on_cluster[others])),
+        partitions=SPARK_PARTITIONS, driver_memory=SPARK_DRIVER_MEMORY,
+        peak_rss_note="the driver's Python process only; the JVM is its child and not counted",
+    )
+    harness_record_for(
+        run, "S4", "spark", metric="wall_seconds", value=spark.seconds, goal=None,
+        **{**common, "model": "retain score --engine spark (local[2], CLI, demo champion)"},
+        seconds_predict=spark.seconds, peak_rss_mb=spark.peak_rss_mb, command=spark.command,
+    )
 
 
 def harness_record_for(run: BenchmarkRun, bench_id: str, slug: str, **record: Any) -> None:
