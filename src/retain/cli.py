@@ -179,21 +179,26 @@ def train(
     typer.echo(jobs.format_training_outcome(outcome))
 
 
+ScoreConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default: the day after the data ends."),
+]
+ForceAsOf = Annotated[
+    bool,
+    typer.Option(
+        "--force-as-of",
+        help="Score at --as-of even when it is more than scoring.max_as_of_gap_days from "
+        "the end of the data (otherwise refused with exit 3).",
+    ),
+]
+
+
 @app.command()
 def score(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")] = Path("configs/score.yaml"),
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default: the end of the data."),
-    ] = None,
-    force_as_of: Annotated[
-        bool,
-        typer.Option(
-            "--force-as-of",
-            help="Score at --as-of even when it is more than scoring.max_as_of_gap_days from "
-            "the end of the data (otherwise refused with exit 3).",
-        ),
-    ] = False,
+    config: ScoreConfigPath = Path("configs/score.yaml"),
+    as_of: AsOf = None,
+    force_as_of: ForceAsOf = False,
     top: Annotated[int, typer.Option(help="How many customers to print.")] = 10,
     publish: Annotated[
         bool,
@@ -247,14 +252,9 @@ def score(
 @app.command()
 def explain(
     customer_ids: Annotated[list[str], typer.Argument(help="Customer ids to explain.", metavar="CUSTOMER_ID...")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="Scoring config (YAML).")] = Path("configs/score.yaml"),
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Explain as of this date (YYYY-MM-DD); default: the end of the data."),
-    ] = None,
-    force_as_of: Annotated[
-        bool, typer.Option("--force-as-of", help="Explain at --as-of even when it is far from the end of the data.")
-    ] = False,
+    config: ScoreConfigPath = Path("configs/score.yaml"),
+    as_of: AsOf = None,
+    force_as_of: ForceAsOf = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:

@@ -338,18 +338,7 @@ def load_world(
     for name in OPTIONAL_TABLES:
         if name in reports:
             reports[name] = _reject_by_customer(reports[name], signups)
-    warnings = []
-    for report in reports.values():
-        log = logger.warning if len(report.rejected) or len(report.amended) else logger.info
-        log("%s", report.summary())
-        if len(report.rejected) or len(report.amended):
-            warnings.append(report.summary())
-        elif report.n_input == 0:
-            warnings.append(
-                f"{report.source}: the file has no rows (a header only): nothing of table "
-                f"'{report.table}' is known for any customer"
-            )
-            logger.warning("%s", warnings[-1])
+    warnings = table_warnings(reports)
     for note in notes:
         logger.info("%s", note)
     loaded = LoadedWorld(
@@ -367,6 +356,23 @@ def load_world(
             "data warnings (data.warnings_fatal is set):\n  " + "\n  ".join(warnings)
         )
     return loaded
+
+
+def table_warnings(reports: Mapping[str, Validated]) -> list[str]:
+    """Log each table's validation summary; return the warnings: rows rejected or amended, empty files."""
+    warnings = []
+    for report in reports.values():
+        log = logger.warning if len(report.rejected) or len(report.amended) else logger.info
+        log("%s", report.summary())
+        if len(report.rejected) or len(report.amended):
+            warnings.append(report.summary())
+        elif report.n_input == 0:
+            warnings.append(
+                f"{report.source}: the file has no rows (a header only): nothing of table "
+                f"'{report.table}' is known for any customer"
+            )
+            logger.warning("%s", warnings[-1])
+    return warnings
 
 
 def check_quarantine_share(

@@ -738,19 +738,7 @@ def _reports(
             rejected=_quarantined(mine.loc[mine["kind"] == "rejected"]),
             amended=_quarantined(mine.loc[mine["kind"] == "amended"]),
         )
-    warnings = []
-    for report in reports.values():
-        if len(report.rejected) or len(report.amended):
-            logger.warning("%s", report.summary())
-            warnings.append(report.summary())
-        elif report.n_input == 0:
-            warnings.append(
-                f"{report.source}: the file has no rows (a header only): nothing of table "
-                f"'{report.table}' is known for any customer"
-            )
-            logger.warning("%s", warnings[-1])
-        else:
-            logger.info("%s", report.summary())
+    warnings = data.table_warnings(reports)
     qdir = config.quarantine_dir or config.path / "quarantine"
     data.write_quarantine_files(reports, qdir)
     data.check_quarantine_share(reports, config.max_quarantine_share, qdir)
