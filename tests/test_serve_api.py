@@ -375,3 +375,20 @@ def test_filter_choices_name_reasons_found_only_far_down_the_list(database_url: 
         assert choices["reason"] == [frame["reason_1_signal"].iloc[-1]]
         assert get(client, "/api/customers", token, reason=choices["reason"][0]).json()["total"] == 1
     engine.dispose()
+
+
+def test_detail_says_whether_the_run_computed_reasons_for_the_customer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A large run explains only the top of its list: the detail of a customer below it says so."""
+    from retain.serve import queries
+    from retain.serve.runs import publish_run
+    from serve_fixtures import AS_OF, ranked
+
+    engine = open_database(f"sqlite:///{tmp_path / 'retain.db'}")
+    listed = ranked(AS_OF)
+    below = listed["rank"] > 2
+    listed.loc[below, ["reason_1", "reason_1_signal", "reason_1_evidence"]] = None
+    publish_run(engine, listed, {"model_versions": {"churn": "1"}, "reasons": {"explained": 2, "of": 5, "through_rank": 2}})
+    with engine.connect() as conn:
+        computed = {c: queries.customer_detail(conn, c)["customer"]["reasons_computed"] for c in listed["customer_id"]}
+    engine.dispose()
+    assert computed == dict(zip(listed["customer_id"], ~below, strict=True))
