@@ -8,6 +8,7 @@ features read.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,9 +108,16 @@ def shared_text_features(first: Any, second: Any) -> bool:
 
     if not (isinstance(first, Pipeline) and isinstance(second, Pipeline)) or len(first.steps) < 2:
         return False
-    if [type(s) for _, s in first.steps[:-1]] != [type(s) for _, s in second.steps[:-1]]:
-        return False
-    return bool(content_hash(first[:-1]) == content_hash(second[:-1]))
+    known = _SHARED.setdefault(first, {})
+    if id(second) not in known:  # hashing the vocabularies takes a while: once per pair of models
+        same_steps = [type(s) for _, s in first.steps[:-1]] == [type(s) for _, s in second.steps[:-1]]
+        known[id(second)] = same_steps and content_hash(first[:-1]) == content_hash(second[:-1])
+    return known[id(second)]
+
+
+#: Per fitted pipeline, whether it shares its features with another (by that one's id; a fitted
+#: model is not changed after fitting, and the entry goes when the first pipeline does).
+_SHARED: weakref.WeakKeyDictionary[Any, dict[int, bool]] = weakref.WeakKeyDictionary()
 
 
 def score_feedback(
