@@ -578,11 +578,17 @@ def run_score(
 
 
 def _text_scorer(
-    config: ScoreConfig, models: ScoringModels, theme_ids: list[str], counts: dict[str, int], show_progress: bool
+    config: ScoreConfig,
+    models: ScoringModels,
+    theme_ids: list[str],
+    counts: dict[str, int],
+    show_progress: bool,
+    update: bool = True,
 ) -> Any:
     """Score feedback through the text cache (``scoring.text_cache``), counting hits into ``counts``.
 
-    None without a cache: :func:`retain.scoring.score_customers` then scores every text.
+    None without a cache: :func:`retain.scoring.score_customers` then scores every text. With
+    ``update`` false the cache is read, not written.
     """
     if not config.scoring.text_cache:
         return None
@@ -593,7 +599,8 @@ def _text_scorer(
         result = cached_feedback_scores(
             feedback, models, theme_ids, config.features, cache, show_progress=show_progress
         )
-        data.write_frame(result.cache, config.scoring.text_cache_path)
+        if update:
+            data.write_frame(result.cache, config.scoring.text_cache_path)
         counts.update(
             {"from_cache": result.n_cached, "scored": result.n_scored, "inference_seconds": round(result.inference_seconds, 3)}
         )
@@ -632,7 +639,7 @@ def run_explain(
     models, theme_ids = load_scoring_models(config.tracking)
     loaded = data.load_world(config.data, write_quarantine=False)
     when, _ = score_date(as_of, observed_until(loaded.world), config, force_as_of)
-    scorer = _text_scorer(config, models, theme_ids, {}, show_progress)
+    scorer = _text_scorer(config, models, theme_ids, {}, show_progress, update=False)
     scores = score_customers(
         loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer
     )
