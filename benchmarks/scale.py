@@ -166,7 +166,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def reasons_agreement(config: Path, plan: Path, seed: int) -> dict[str, Any]:
+def reasons_agreement(config: Path | str, plan: Path | str, seed: int) -> dict[str, Any]:
     """Top-3 reasons of the list (fast path) against exact attributions of every customer.
 
     Scores the world of ``config`` again in this process up to the features, computes exact
@@ -181,7 +181,7 @@ def reasons_agreement(config: Path, plan: Path, seed: int) -> dict[str, Any]:
     from retain.config import ScoreConfig, load_config
     from retain.scoring import explain_reasons, model_inputs, score_customers
 
-    cfg = load_config(config, ScoreConfig)
+    cfg = load_config(Path(config), ScoreConfig)
     models, theme_ids = jobs.load_scoring_models(cfg.tracking)
     loaded = data.load_world(cfg.data, write_quarantine=False)
     when = jobs.default_score_date(jobs.observed_until(loaded.world))
@@ -274,7 +274,7 @@ def batch_score(run: BenchmarkRun) -> None:
             peak_rss_mb=runs[big].peak_rss_mb, sizes=list(sizes()),
         )
         config = work / f"score_{big}.yaml"
-        agreement = reasons_agreement(config, work / f"out_{big}" / "latest" / "outreach_plan.parquet", run.seed)
+        agreement = in_child("reasons_agreement", str(config), str(work / f"out_{big}" / "latest" / "outreach_plan.parquet"), run.seed)
         run.record(
             **common, metric="reasons_agreement", value=agreement["same_order"],
             model="reasons for the top 10% by value at risk, directions from a 20,000-customer reference sample",
@@ -302,7 +302,7 @@ def incremental(
     rerun = run_cli(["score", "-c", str(config), "-q"], work)
     again = last_score_run(work)
     ratio = again["texts_inference_seconds"] / first["texts_inference_seconds"]
-    every_text = all_feedback_inference_seconds(work / f"score_{size}.yaml")
+    every_text = in_child("all_feedback_inference_seconds", str(work / f"score_{size}.yaml"))
     record = {
         **common,
         "dataset": f"S1's {size:,}-customer world plus {added:,} new feedback texts ({NEW_FEEDBACK_SHARE:.0%})",
@@ -368,7 +368,7 @@ def on_spark(run: BenchmarkRun, work: Path, world: Path, size: int, common: dict
     )
 
 
-def all_feedback_inference_seconds(config: Path) -> dict[str, Any]:
+def all_feedback_inference_seconds(config: Path | str) -> dict[str, Any]:
     """Seconds the text models take on every feedback text of ``config``'s world, for context."""
     import pandas as pd
 
@@ -376,12 +376,27 @@ def all_feedback_inference_seconds(config: Path) -> dict[str, Any]:
     from retain.config import ScoreConfig, load_config
     from retain.scoring import feedback_scores
 
-    cfg = load_config(config, ScoreConfig)
+    cfg = load_config(Path(config), ScoreConfig)
     models, theme_ids = jobs.load_scoring_models(cfg.tracking)
     feedback = pd.read_parquet(cfg.data.path / "feedback.parquet", columns=["feedback_id", "text"])
     started = time.perf_counter()
     feedback_scores(feedback, models, theme_ids, cfg.features)
     return {"seconds": time.perf_counter() - started, "texts": len(feedback)}
+
+
+def in_child(function: str, *args: Any) -> dict[str, Any]:
+    """``function(*args)`` of this module in a Python process of its own, its JSON result.
+
+    This process starts the ``retain`` processes whose peak memory is measured; a child's peak
+    starts from its parent's size (Linux keeps ``ru_maxrss`` across fork and exec), so the heavy
+    steps measured here run elsewhere and this process stays small.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "src"), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    code = f"import json, sys; from benchmarks import scale; print(json.dumps(scale.{function}(*json.loads(sys.argv[1]))))"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function} failed:\n" + "\n".join(done.stderr.strip().splitlines()[-15:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def harness_record_for(run: BenchmarkRun, bench_id: str, slug: str, **record: Any) -> None:
