@@ -214,7 +214,7 @@ def score(
             "--engine",
             help="pandas (this process) or spark: validate and score the customers per partition "
             "on Spark (scoring.spark: master, default local[2]; partitions; conf), then rank here; "
-            "the same list. Needs pyspark (pip install 'retain[spark]') and Java 17; Parquet "
+            "the same list. Needs pyspark (pip install 'pyspark>=3.5', the spark extra) and Java 17; Parquet "
             "tables only. Default: scoring.engine (pandas).",
         ),
     ] = None,
