@@ -1,0 +1,174 @@
+"""Service KPIs over time and by group, from the tickets and feedback tables (docs/kpis.md).
+
+Pure functions of DataFrames: a table in, one row per (period, group) out. A ticket belongs to
+the period it was opened in, a feedback answer to the period it was written in. ``by`` names a
+customer attribute (``segment``, ``region``, ``plan``: joined from the customers table) or a
+column of the table itself (a ticket's ``channel``, a feedback's ``source``); without it every
+row is one group, ``all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+ALL = "all"
+FREQUENCIES = {"W": "W-SUN", "M": "M"}
+"""Week (Monday to Sunday, named by its Monday) or calendar month (named by its first day)."""
+
+
+def _periods(stamps: pd.Series, freq: str) -> pd.Series:
+    if freq not in FREQUENCIES:
+        raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
+    periods = pd.to_datetime(stamps).dt.to_period(FREQUENCIES[freq])
+    return periods.dt.start_time
+
+
+def _groups(frame: pd.DataFrame, by: str | None, customers: pd.DataFrame | None) -> pd.Series:
+    if by is None:
+        return pd.Series(ALL, index=frame.index, dtype=object)
+    if by in frame.columns:
+        return frame[by].astype(object).where(frame[by].notna(), "unknown")
+    if customers is None or by not in customers.columns:
+        raise KeyError(f"{by!r} is neither a column of the table nor of the customers table")
+    keyed = customers.assign(_id=customers["customer_id"].astype(str)).drop_duplicates("_id")
+    attribute = keyed.set_index("_id")[by]
+    values = attribute.reindex(frame["customer_id"].astype(str).to_numpy()).to_numpy(dtype=object)
+    return pd.Series(values, index=frame.index, dtype=object).where(pd.notna(values), "unknown")
+
+
+def _hours(start: pd.Series, end: pd.Series) -> pd.Series:
+    return (pd.to_datetime(end) - pd.to_datetime(start)) / pd.Timedelta(hours=1)
+
+
+def first_contact_resolved(
+    tickets: pd.DataFrame, window_days: int = 7, observed_until: pd.Timestamp | None = None
+) -> pd.Series:
+    """Per ticket: resolved, never reopened, and no other ticket of the customer opened within
+    ``window_days`` after its resolution.
+
+    NaN while unresolved, and when the window after the resolution ends after
+    ``observed_until`` (default: the last ticket opened): a follow-up could still come.
+    """
+    resolved = pd.to_datetime(tickets["resolved_at"])
+    reopened = pd.to_numeric(tickets.get("reopened_count", pd.Series(0, index=tickets.index)), errors="coerce").fillna(0)
+    ordered = tickets.assign(_opened=pd.to_datetime(tickets["opened_at"]), _row=np.arange(len(tickets)))
+    ordered = ordered.sort_values(["customer_id", "_opened", "_row"], kind="stable")
+    following = ordered.groupby(ordered["customer_id"].astype(str), sort=False)["_opened"].shift(-1)
+    next_opened = pd.Series(following.to_numpy(), index=ordered.index).reindex(tickets.index)
+    follow_up = next_opened.notna() & (next_opened <= resolved + pd.Timedelta(days=window_days))
+    out = pd.Series(((reopened == 0) & ~follow_up).astype(float), index=tickets.index)
+    until = pd.Timestamp(observed_until) if observed_until is not None else ordered["_opened"].max()
+    window_seen = resolved + pd.Timedelta(days=window_days) <= until
+    return out.where(resolved.notna() & (window_seen | follow_up | (reopened > 0)))
+
+
+def ticket_kpis(
+    tickets: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    freq: str = "M",
+    by: str | None = None,
+    fcr_window_days: int = 7,
+) -> pd.DataFrame:
+    """Ticket KPIs per period (and group): volume, first response and resolution times, FCR, CSAT.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``period``, ``group``, ``tickets`` (opened), ``first_response_hours_median`` and
+        ``_p90`` (answered tickets), ``resolution_hours_median`` (resolved tickets),
+        ``first_contact_resolution`` (share of resolved tickets, :func:`first_contact_resolved`),
+        ``csat_mean`` (tickets with a CSAT answer), ``csat_answers``.
+    """
+    frame = pd.DataFrame(
+        {
+            "period": _periods(tickets["opened_at"], freq),
+            "group": _groups(tickets, by, customers),
+            "first_response": _hours(tickets["opened_at"], tickets["first_response_at"]),
+            "resolution": _hours(tickets["opened_at"], tickets["resolved_at"]),
+            "fcr": first_contact_resolved(tickets, fcr_window_days),
+            "csat": pd.to_numeric(tickets.get("csat", pd.Series(np.nan, index=tickets.index)), errors="coerce"),
+        },
+        index=tickets.index,
+    )
+    grouped = frame.groupby(["period", "group"], sort=True)
+    out = pd.DataFrame(
+        {
+            "tickets": grouped.size(),
+            "first_response_hours_median": grouped["first_response"].median(),
+            "first_response_hours_p90": grouped["first_response"].quantile(0.9),
+            "resolution_hours_median": grouped["resolution"].median(),
+            "first_contact_resolution": grouped["fcr"].mean(),
+            "csat_mean": grouped["csat"].mean(),
+            "csat_answers": grouped["csat"].count(),
+        }
+    )
+    return out.reset_index()
+
+
+def net_promoter_score(nps: pd.Series) -> float:
+    """Promoters (9-10) minus detractors (0-6), in percentage points of the answers; NaN without any."""
+    answers = pd.to_numeric(nps, errors="coerce").dropna()
+    if answers.empty:
+        return float("nan")
+    return float(100.0 * ((answers >= 9).mean() - (answers <= 6).mean()))
+
+
+def feedback_kpis(
+    feedback: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    freq: str = "M",
+    by: str | None = None,
+) -> pd.DataFrame:
+    """Feedback KPIs per period (and group): NPS, its answers, CES and feedback volume.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``period``, ``group``, ``feedback`` (rows written), ``nps`` (:func:`net_promoter_score`),
+        ``nps_answers``, ``ces_mean`` (1-7, higher is more effort), ``ces_answers``.
+    """
+    frame = pd.DataFrame(
+        {
+            "period": _periods(feedback["created_at"], freq),
+            "group": _groups(feedback, by, customers),
+            "nps": pd.to_numeric(feedback.get("nps", pd.Series(np.nan, index=feedback.index)), errors="coerce"),
+            "ces": pd.to_numeric(feedback.get("ces", pd.Series(np.nan, index=feedback.index)), errors="coerce"),
+        },
+        index=feedback.index,
+    )
+    grouped = frame.groupby(["period", "group"], sort=True)
+    out = pd.DataFrame(
+        {
+            "feedback": grouped.size(),
+            "nps": grouped["nps"].agg(net_promoter_score),
+            "nps_answers": grouped["nps"].count(),
+            "ces_mean": grouped["ces"].mean(),
+            "ces_answers": grouped["ces"].count(),
+        }
+    )
+    return out.reset_index()
+
+
+def service_kpis(
+    tickets: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    customers: pd.DataFrame | None = None,
+    freq: str = "M",
+    by: str | None = None,
+    fcr_window_days: int = 7,
+) -> pd.DataFrame:
+    """:func:`ticket_kpis` and :func:`feedback_kpis` side by side, one row per (period, group)."""
+    parts: Sequence[pd.DataFrame] = [
+        part.set_index(["period", "group"])
+        for part in (
+            ticket_kpis(tickets, customers, freq, by, fcr_window_days) if tickets is not None else None,
+            feedback_kpis(feedback, customers, freq, by) if feedback is not None else None,
+        )
+        if part is not None
+    ]
+    if not parts:
+        raise ValueError("service KPIs need a tickets or a feedback table")
+    return pd.concat(parts, axis=1).sort_index().reset_index()

@@ -1,0 +1,102 @@
+"""``retain.insight.kpis``: service KPIs on tiny tables, every figure worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.insight.kpis import (
+    feedback_kpis,
+    first_contact_resolved,
+    net_promoter_score,
+    service_kpis,
+    ticket_kpis,
+)
+
+T = pd.Timestamp
+CUSTOMERS = pd.DataFrame({"customer_id": ["c1", "c2"], "segment": ["smb", "enterprise"]})
+TICKETS = pd.DataFrame(
+    {
+        "ticket_id": ["t1", "t2", "t3", "t4"],
+        "customer_id": ["c1", "c1", "c2", "c2"],
+        "opened_at": [T("2025-01-05 10:00"), T("2025-01-10 00:00"), T("2025-01-20 00:00"), T("2025-02-03 00:00")],
+        # answered after 2 h, 4 h, 10 h; t4 never
+        "first_response_at": [T("2025-01-05 12:00"), T("2025-01-10 04:00"), T("2025-01-20 10:00"), pd.NaT],
+        # resolved after 24 h, 10 h, 48 h; t4 still open
+        "resolved_at": [T("2025-01-06 10:00"), T("2025-01-10 10:00"), T("2025-01-22 00:00"), pd.NaT],
+        "channel": ["email", "phone", "email", "email"],
+        "reopened_count": [0, 0, 1, 0],
+        "csat": [5.0, 3.0, np.nan, np.nan],
+    }
+)
+FEEDBACK = pd.DataFrame(
+    {
+        "feedback_id": ["f1", "f2", "f3", "f4"],
+        "customer_id": ["c1", "c2", "c1", "c2"],
+        "created_at": [T("2025-01-03"), T("2025-01-15"), T("2025-01-20"), T("2025-02-02")],
+        "source": ["survey", "survey", "app_review", "survey"],
+        "nps": [10.0, 6.0, 8.0, np.nan],
+        "ces": [2.0, 5.0, np.nan, 7.0],
+    }
+)
+
+
+def test_first_contact_resolution_by_hand() -> None:
+    # t1: c1 opened t2 four days after t1 was resolved (within 7 days): not resolved at first contact
+    # t2: resolved, never reopened, no later ticket: yes; t3: reopened: no; t4: still open: unknown
+    fcr = first_contact_resolved(TICKETS, window_days=7)
+    assert fcr.iloc[:3].tolist() == [0.0, 1.0, 0.0] and np.isnan(fcr.iloc[3])
+    assert first_contact_resolved(TICKETS, window_days=3).iloc[0] == 1.0  # t2 came 4 days later
+    # a 30-day window after t2's resolution (10 January) ends after the data (3 February): unknown;
+    # t1 had its follow-up and t3 was reopened, whatever comes later
+    late = first_contact_resolved(TICKETS, window_days=30)
+    assert late.iloc[0] == 0.0 and np.isnan(late.iloc[1]) and late.iloc[2] == 0.0
+
+
+def test_monthly_ticket_kpis_by_hand() -> None:
+    kpis = ticket_kpis(TICKETS, freq="M").set_index("period")
+    january = kpis.loc[T("2025-01-01")]
+    assert january["group"] == "all" and january["tickets"] == 3
+    assert january["first_response_hours_median"] == 4.0
+    assert january["first_response_hours_p90"] == pytest.approx(8.8)  # 4 + 0.8 x (10 - 4)
+    assert january["resolution_hours_median"] == 24.0
+    assert january["first_contact_resolution"] == pytest.approx(1 / 3)
+    assert january["csat_mean"] == 4.0 and january["csat_answers"] == 2
+    february = kpis.loc[T("2025-02-01")]
+    assert february["tickets"] == 1 and february["csat_answers"] == 0
+    assert np.isnan(february["first_response_hours_median"]) and np.isnan(february["first_contact_resolution"])
+
+
+def test_weekly_periods_start_on_monday_and_groups_come_from_the_table_or_the_customers() -> None:
+    weekly = ticket_kpis(TICKETS, freq="W")
+    # Sunday 5 January belongs to the week of Monday 30 December; Friday 10 January to 6 January's
+    assert weekly["period"].tolist()[:2] == [T("2024-12-30"), T("2025-01-06")]
+    by_channel = ticket_kpis(TICKETS, freq="M", by="channel")
+    january = by_channel.loc[by_channel["period"] == T("2025-01-01")].set_index("group")
+    assert january["tickets"].to_dict() == {"email": 2, "phone": 1}
+    by_segment = ticket_kpis(TICKETS, CUSTOMERS, freq="M", by="segment")
+    january = by_segment.loc[by_segment["period"] == T("2025-01-01")].set_index("group")
+    assert january["tickets"].to_dict() == {"enterprise": 1, "smb": 2}
+    assert january.loc["smb", "csat_mean"] == 4.0
+    with pytest.raises(KeyError, match="plan"):
+        ticket_kpis(TICKETS, CUSTOMERS, by="plan")
+
+
+def test_net_promoter_score_by_hand() -> None:
+    assert net_promoter_score(pd.Series([10, 9, 8, 7, 6, 0])) == pytest.approx(100 * (2 / 6 - 2 / 6))
+    assert net_promoter_score(pd.Series([10, 10, 3])) == pytest.approx(100 / 3)
+    assert np.isnan(net_promoter_score(pd.Series([np.nan])))
+
+
+def test_feedback_and_service_kpis_by_hand() -> None:
+    kpis = feedback_kpis(FEEDBACK, freq="M").set_index("period")
+    january = kpis.loc[T("2025-01-01")]
+    assert january["feedback"] == 3 and january["nps_answers"] == 3
+    assert january["nps"] == pytest.approx(0.0)  # one promoter (10), one detractor (6), one passive (8)
+    assert january["ces_mean"] == 3.5 and january["ces_answers"] == 2
+    assert np.isnan(kpis.loc[T("2025-02-01"), "nps"]) and kpis.loc[T("2025-02-01"), "ces_mean"] == 7.0
+    both = service_kpis(TICKETS, FEEDBACK, CUSTOMERS, freq="M", by="segment").set_index(["period", "group"])
+    assert both.loc[(T("2025-01-01"), "enterprise"), "tickets"] == 1
+    assert both.loc[(T("2025-01-01"), "enterprise"), "nps"] == pytest.approx(-100.0)  # one answer, a 6
+    assert both.loc[(T("2025-01-01"), "smb"), "nps"] == pytest.approx(50.0)  # a 10 and an 8
