@@ -100,3 +100,42 @@ def test_feedback_and_service_kpis_by_hand() -> None:
     assert both.loc[(T("2025-01-01"), "enterprise"), "tickets"] == 1
     assert both.loc[(T("2025-01-01"), "enterprise"), "nps"] == pytest.approx(-100.0)  # one answer, a 6
     assert both.loc[(T("2025-01-01"), "smb"), "nps"] == pytest.approx(50.0)  # a 10 and an 8
+
+
+def test_customer_kpis_by_hand() -> None:
+    from retain.insight.kpis import customer_kpis
+
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"],
+            "signup_at": [T("2024-12-01"), T("2024-12-15"), T("2024-12-20"), T("2025-01-10")],
+            "churned_at": [pd.NaT, T("2025-01-20"), T("2025-02-05"), pd.NaT],
+            "segment": ["smb", "smb", "enterprise", "smb"],
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "a", "d"],
+            "occurred_at": [T("2025-01-02"), T("2025-01-09"), T("2025-01-15"), T("2025-01-18"), T("2025-02-01"), T("2025-02-03")],
+            "event_type": ["purchase", "purchase", "purchase", "login", "purchase", "purchase"],
+            "amount": [10.0, 30.0, 20.0, np.nan, 40.0, 60.0],
+        }
+    )
+    kpis = customer_kpis(customers, events, freq="M").set_index("period")
+    january = kpis.loc[T("2025-01-01")]
+    # active on 1 January: a, b, c (d signed up later); b churned in January
+    assert (january["active_customers"], january["churned"]) == (3, 1)
+    assert january["churn_rate"] == pytest.approx(1 / 3)
+    # January purchases: a 10 and 30, b 20 (c's login is no purchase)
+    assert (january["purchases"], january["purchasing_customers"]) == (3, 2)
+    assert january["average_purchase_value"] == pytest.approx(20.0)
+    assert january["purchase_frequency"] == pytest.approx(1.5)
+    assert january["repeat_purchase_rate"] == pytest.approx(0.5)  # a bought twice, b once
+    assert january["cltv"] == pytest.approx(20.0 * 1.5 * 3)  # lifespan 1 / (1/3) months
+    february = kpis.loc[T("2025-02-01")]
+    assert (february["active_customers"], february["churned"]) == (3, 1)  # a, c, d; c churned
+    assert february["average_purchase_value"] == pytest.approx(50.0)
+    by_segment = customer_kpis(customers, events, freq="M", by="segment")
+    january = by_segment.loc[by_segment["period"] == T("2025-01-01")].set_index("group")
+    assert january.loc["smb", "churn_rate"] == pytest.approx(1 / 2)  # a, b active; b churned
+    assert january.loc["enterprise", "churn_rate"] == 0.0 and np.isnan(january.loc["enterprise", "cltv"])

@@ -172,3 +172,72 @@ def service_kpis(
     if not parts:
         raise ValueError("service KPIs need a tickets or a feedback table")
     return pd.concat(parts, axis=1).sort_index().reset_index()
+
+
+def customer_kpis(
+    customers: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    freq: str = "M",
+    by: str | None = None,
+    purchase_type: str = "purchase",
+) -> pd.DataFrame:
+    """Customer KPIs per period (and customer group): churn rate, purchases and a simple CLTV.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``period``, ``group``, ``active_customers`` (signed up before the period and not churned
+        before it), ``churned`` (of them, churned in the period), ``churn_rate``; with purchase
+        events (``event_type == purchase_type`` with an ``amount``): ``purchases``,
+        ``purchasing_customers``, ``average_purchase_value``, ``purchase_frequency`` (purchases
+        per purchasing customer), ``repeat_purchase_rate`` (share of purchasing customers with
+        two or more purchases in the period) and ``cltv`` = average purchase value x purchase
+        frequency x expected lifespan in periods (1 / churn rate; NaN while nobody churns).
+    """
+    if freq not in FREQUENCIES:
+        raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
+    signup = pd.to_datetime(customers["signup_at"])
+    churned_at = pd.to_datetime(customers.get("churned_at", pd.Series(pd.NaT, index=customers.index)))
+    group = _groups(customers, by, None) if by is not None else pd.Series(ALL, index=customers.index, dtype=object)
+    last = max(signup.max(), churned_at.max() if churned_at.notna().any() else signup.max())
+    if events is not None and len(events):
+        last = max(last, pd.to_datetime(events["occurred_at"]).max())
+    starts = pd.period_range(signup.min(), last, freq=FREQUENCIES[freq])
+    rows = []
+    for period in starts:
+        start, end = period.start_time, period.end_time
+        active = (signup < start) & (churned_at.isna() | (churned_at >= start))
+        gone = active & (churned_at <= end)
+        frame = pd.DataFrame({"group": group, "active": active, "gone": gone})
+        counts = frame.groupby("group")[["active", "gone"]].sum()
+        for name, row in counts.iterrows():
+            rows.append({"period": start, "group": name, "active_customers": int(row["active"]), "churned": int(row["gone"])})
+    out = pd.DataFrame(rows, columns=["period", "group", "active_customers", "churned"])
+    out["churn_rate"] = out["churned"] / out["active_customers"].where(out["active_customers"] > 0)
+    if events is None or "amount" not in events.columns:
+        return out
+    bought = events.loc[(events["event_type"].astype(str) == purchase_type) & events["amount"].notna()]
+    purchases = pd.DataFrame(
+        {
+            "period": _periods(bought["occurred_at"], freq).to_numpy(),
+            "group": _groups(bought, by, customers).to_numpy() if by is not None else ALL,
+            "customer_id": bought["customer_id"].astype(str).to_numpy(),
+            "amount": bought["amount"].astype(float).to_numpy(),
+        }
+    )
+    per_customer = purchases.groupby(["period", "group", "customer_id"])["amount"].agg(["size", "sum"])
+    grouped = per_customer.groupby(["period", "group"])
+    spend = pd.DataFrame(
+        {
+            "purchases": grouped["size"].sum(),
+            "purchasing_customers": grouped.size(),
+            "average_purchase_value": grouped["sum"].sum() / grouped["size"].sum(),
+            "repeat_purchase_rate": grouped["size"].agg(lambda n: float((n >= 2).mean())),
+        }
+    )
+    spend["purchase_frequency"] = spend["purchases"] / spend["purchasing_customers"]
+    out = out.merge(spend.reset_index(), on=["period", "group"], how="left")
+    out[["purchases", "purchasing_customers"]] = out[["purchases", "purchasing_customers"]].fillna(0).astype(int)
+    lifespan = 1.0 / out["churn_rate"].where(out["churn_rate"] > 0)
+    out["cltv"] = out["average_purchase_value"] * out["purchase_frequency"] * lifespan
+    return out
