@@ -802,7 +802,7 @@ T5_GOALS = {"accuracy": Goal(">=", 0.95)}
 T5_CHANGES_NOTE = (
     "none beyond the isolated store and outputs and the taxonomy, generated from "
     "banking77/categories.json into the run's temporary folder (configs/examples/"
-    "text_banking77.yaml: kind auto, unlabelled skip; themes_mode auto finds one intent per text "
+    "text_bank_intents.yaml: kind auto, unlabelled skip; themes_mode auto finds one intent per text "
     "and learns them single-label); the metric reads the top-scoring intent"
 )
 
@@ -830,7 +830,7 @@ def banking77_taxonomy(categories: Sequence[str]) -> dict[str, Any]:
     return {"themes": themes}
 
 
-@benchmark("T5", "banking77", data=[BANKING_TRAIN, BANKING_TEST])
+@benchmark("T5", "bank-intents", data=[BANKING_TRAIN, BANKING_TEST])
 def banking77(run: BenchmarkRun) -> None:
     """banking77 intents as a single-label theme set, through the CLI; accuracy of the top intent."""
     import pandas as pd
@@ -854,11 +854,11 @@ def banking77(run: BenchmarkRun) -> None:
             changes["data"] = {"path": str(write_part(train, train.columns, workdir / "train.csv"))}
             test_path = write_part(test, ["text", "category"], workdir / "test.csv")
             test = test.assign(row_id=[str(i) for i in range(1, len(test) + 1)])
-        report = text_through_cli(run, "text_banking77", workdir, test_path, changes)
+        report = text_through_cli(run, "text_bank_intents", workdir, test_path, changes)
     scored = report.aligned(test["row_id"].tolist())
     predicted = top_theme(scored, theme_ids)
     ours = retain_measured(
-        report, "text_banking77", "themes", as_metric_dict(sentiment_metrics(truth, predicted)),
+        report, "text_bank_intents", "themes", as_metric_dict(sentiment_metrics(truth, predicted)),
         predicted, statement(OFFICIAL_STATEMENT, run.seed) + "; config: " + T5_CHANGES_NOTE,
     )
     comparisons = single_label_comparisons(

@@ -123,7 +123,7 @@ def test_banking77_example_reads_every_label_as_a_taxonomy_theme(
 
     monkeypatch.setenv("RETAIN_DATA_DIR", str(DATA_DIR))
     monkeypatch.chdir(REPO)
-    config = load_config(REPO / "configs" / "examples" / "text_banking77.yaml", TextJobConfig)
+    config = load_config(REPO / "configs" / "examples" / "text_bank_intents.yaml", TextJobConfig)
     assert config.model.kind == "auto"
     if not config.data.path.exists():
         pytest.skip(f"{config.data.path} is not here (set RETAIN_DATA_DIR)")
