@@ -81,6 +81,10 @@ class CustomerScores:
     #: Text scores of the feedback the features read (None without text models).
     text_scores: pd.DataFrame | None = None
 
+    def monthly_value(self) -> tuple[np.ndarray, str]:
+        """Each customer's monthly value and what it is based on (:func:`_monthly_value`)."""
+        return _monthly_value(self.table, self.purchase_value)
+
     @classmethod
     def concat(cls, parts: Sequence[CustomerScores]) -> CustomerScores:
         """The scores of disjoint sets of customers as one, in the order given."""
@@ -302,20 +306,10 @@ def rank_scored(
         )
 
     def evidence(reasons: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-        ids = rows["customer_id"]
-        return reason_evidence(
-            reasons,
-            ids,
-            as_of,
-            tickets=_rows_of(world.tickets, ids),
-            feedback=_rows_of(world.feedback, ids),
-            windows_days=feature_config.windows_days,
-            feedback_scores=scores.text_scores,
-        )
+        return _evidence(reasons, rows["customer_id"], as_of, world, feature_config, scores.text_scores)
 
-    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
     return _rank(
-        table, as_of, models, scoring_config, playbook, purchase_value, evidence,
+        table, as_of, models, scoring_config, playbook, scores.purchase_value, evidence,
         attributes=scores.attributes, contacts=contacts, probabilities=scores.probability,
     )
 
@@ -357,8 +351,7 @@ def explain_customers(
             f"up yet, or churned by then): {', '.join(missing[:10])}"
         )
     X = model_inputs(table, models.churn, as_of)
-    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
-    value, _ = _monthly_value(table, purchase_value)
+    value, _ = scores.monthly_value()
     at_risk = scores.probability * value
     wanted = ids.isin(set(named)).to_numpy()
     everyone = explained_rows(table["customer_id"], scores.probability, value, scoring_config).all()
@@ -367,13 +360,8 @@ def explain_customers(
         table["customer_id"],
     ).loc[wanted]
     rows = table.loc[wanted]
-    found = reason_evidence(
-        reasons, rows["customer_id"], as_of,
-        tickets=_rows_of(world.tickets, rows["customer_id"]),
-        feedback=_rows_of(world.feedback, rows["customer_id"]),
-        windows_days=feature_config.windows_days, feedback_scores=scores.text_scores,
-    )
-    order = np.lexsort((ids.to_numpy(), -scores.probability, -at_risk))
+    found = _evidence(reasons, rows["customer_id"], as_of, world, feature_config, scores.text_scores)
+    order = list_order(table["customer_id"], scores.probability, value)
     rank = np.empty(len(order), dtype=int)
     rank[order] = np.arange(1, len(order) + 1)
     out = pd.DataFrame(
@@ -389,8 +377,28 @@ def explain_customers(
     return out.set_index("customer_id").loc[named].reset_index()
 
 
+def _evidence(
+    reasons: pd.DataFrame,
+    customer_ids: pd.Series,
+    as_of: pd.Timestamp,
+    world: World,
+    feature_config: FeatureConfig,
+    text_scores: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The tickets and feedback behind the reasons of ``customer_ids`` (their rows only)."""
+    return reason_evidence(
+        reasons,
+        customer_ids,
+        as_of,
+        tickets=_rows_of(world.tickets, customer_ids),
+        feedback=_rows_of(world.feedback, customer_ids),
+        windows_days=feature_config.windows_days,
+        feedback_scores=text_scores,
+    )
+
+
 def _rows_of(frame: pd.DataFrame | None, customer_ids: pd.Series) -> pd.DataFrame | None:
-    """The rows of ``frame`` that belong to ``customer_ids`` (all of it when that is most of it)."""
+    """The rows of ``frame`` that belong to ``customer_ids``."""
     if frame is None:
         return None
     wanted = frame["customer_id"].astype(str).isin(pd.Index(customer_ids.astype(str).unique()))
@@ -429,7 +437,7 @@ def _rank(
     models: ScoringModels,
     scoring_config: ScoringConfig,
     playbook: Playbook,
-    purchase_value: pd.Series | None,
+    purchase_value: np.ndarray | None,
     evidence: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
     never_reasons: tuple[str, ...] = (),
     attributes: pd.DataFrame | None = None,
@@ -474,11 +482,10 @@ def _rank(
         )
         ranked = assign_outreach(ranked, playbook, contacts, as_of, [t.name for t in scoring_config.tiers])
     ranked.attrs["value_basis"] = basis
-    ranked.attrs["explained"] = int(explain.sum())
     return ranked
 
 
-def _monthly_value(table: pd.DataFrame, purchase_value: pd.Series | None) -> tuple[np.ndarray, str]:
+def _monthly_value(table: pd.DataFrame, purchase_value: np.ndarray | None) -> tuple[np.ndarray, str]:
     """Each customer's monthly value (0 where unknown) and what it is based on."""
     value = (
         table["monthly_value"].to_numpy(dtype=float)
@@ -487,7 +494,7 @@ def _monthly_value(table: pd.DataFrame, purchase_value: pd.Series | None) -> tup
     )
     basis = "monthly_value"
     if purchase_value is not None and np.isnan(value).any():
-        value = np.where(np.isnan(value), purchase_value.to_numpy(dtype=float), value)
+        value = np.where(np.isnan(value), np.asarray(purchase_value, dtype=float), value)
         basis = "purchases (average monthly spend over the last 365 days)"
     if np.isnan(value).all():
         logger.info("no monthly value or purchase amounts: the list is ranked by churn probability")
@@ -508,10 +515,15 @@ def explained_rows(
     if scoring_config.reasons_for == "all" or n <= scoring_config.reasons_all_up_to:
         return np.ones(n, dtype=bool)
     top = int(np.ceil(scoring_config.reasons_top_share * n))
-    order = np.lexsort((customer_ids.astype(str).to_numpy(), -probabilities, -(probabilities * value)))
     explain = np.zeros(n, dtype=bool)
-    explain[order[:top]] = True
+    explain[list_order(customer_ids, probabilities, value)[:top]] = True
     return explain
+
+
+def list_order(customer_ids: pd.Series, probabilities: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Row positions in the list's order: value at risk, then probability (highest first), then
+    customer id, as ``outreach.ranking.rank_customers`` sorts."""
+    return np.lexsort((customer_ids.astype(str).to_numpy(), -probabilities, -(probabilities * value)))
 
 
 def explained_customers(scores: CustomerScores, scoring_config: ScoringConfig) -> pd.Series:
@@ -519,11 +531,9 @@ def explained_customers(scores: CustomerScores, scoring_config: ScoringConfig) -
 
     An engine that holds the tickets and feedback elsewhere fetches only theirs for the evidence.
     """
-    table = scores.table
-    purchase_value = None if scores.purchase_value is None else pd.Series(scores.purchase_value, index=table.index)
-    value, _ = _monthly_value(table, purchase_value)
-    explain = explained_rows(table["customer_id"], scores.probability, value, scoring_config)
-    return table.loc[explain, "customer_id"]
+    value, _ = scores.monthly_value()
+    explain = explained_rows(scores.table["customer_id"], scores.probability, value, scoring_config)
+    return scores.table.loc[explain, "customer_id"]
 
 
 def reference_rows(customer_ids: pd.Series, size: int) -> np.ndarray:
