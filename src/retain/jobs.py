@@ -85,9 +85,8 @@ class ScoreOutcome:
     seconds: float
     published_run: int | None = None
     database: str | None = None
-    #: Per stage: ``stage``, ``seconds``, ``peak_rss_mb`` (``retain.timing``), and as a table.
+    #: Per stage: ``stage``, ``seconds``, ``peak_rss_mb`` (``retain.timing``).
     stages: list[dict[str, Any]] = field(default_factory=list)
-    stage_table: str = ""
     #: Feedback texts scored and taken from the text cache, and the seconds spent in the models.
     texts: dict[str, Any] = field(default_factory=dict)
 
@@ -551,7 +550,8 @@ def run_score(
         summary["rejected_input_rows"] = rejected
         summary["data_warnings"] = list(warnings)
         summary["control_in_list"] = playbook.include_control
-        summary["reasons"] = reasons_coverage(outreach_list(ranked, playbook.include_control))
+        listed = outreach_list(ranked, playbook.include_control)
+        summary["reasons"] = reasons_coverage(listed)
         with stage("write"):
             paths = write_scores(
                 ranked, config.scoring.output_dir, summary, keep_runs=config.scoring.keep_runs,
@@ -563,15 +563,13 @@ def run_score(
             with stage("publish"):
                 # The database holds the list the files hold: the control group only if the playbook lists it.
                 outcome.published_run = publish_scores(
-                    config.scoring.database, outreach_list(ranked, playbook.include_control), summary,
-                    world, models, theme_ids,
+                    config.scoring.database, listed, summary, world, models, theme_ids
                 )
             from retain.serve.db import masked
 
             outcome.database = masked(config.scoring.database.url)
     outcome.seconds = time.perf_counter() - started
     outcome.stages = clock.summary()
-    outcome.stage_table = clock.table()
     if config.scoring.log_to_mlflow:
         tracking.log_score_run(config.tracking, summary, outcome.stages, outcome.seconds, text_counts)
     return outcome
@@ -949,8 +947,10 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
             f"Texts: {texts['scored']:,} scored ({texts['inference_seconds']:.1f} s in the text models), "
             f"{texts['from_cache']:,} taken from the text cache."
         )
-    if outcome.stage_table:
-        lines += [f"Stages ({outcome.seconds:.1f} s in all):", outcome.stage_table]
+    if outcome.stages:
+        from retain.timing import format_stages
+
+        lines += [f"Stages ({outcome.seconds:.1f} s in all):", format_stages(outcome.stages, outcome.seconds)]
     if outcome.published_run is not None:
         # Say why the page shows fewer customers than were scored: the control group is left out.
         left_out = len(outcome.ranked) - len(ranked)

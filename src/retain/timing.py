@@ -8,6 +8,7 @@ process's peak resident memory so far, so the stage where the peak rose is the o
         with stage("load"):
             ...
     clock.summary()   # [{"stage": "load", "seconds": 1.2, "peak_rss_mb": 410.0}, ...]
+    format_stages(clock.summary(), seconds)   # the same as a table
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class StageClock:
 
     show_progress: bool = False
     stages: list[StageTime] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
     _bar: Any = None
 
     def summary(self) -> list[dict[str, Any]]:
@@ -54,20 +54,18 @@ class StageClock:
             for s in self.stages
         ]
 
-    def total_seconds(self) -> float:
-        return time.perf_counter() - self.started
 
-    def table(self) -> str:
-        """The stages as aligned lines: name, seconds, share of the run, peak memory after it."""
-        total = max(self.total_seconds(), 1e-9)
-        width = max((len(s.stage) for s in self.stages), default=5)
-        lines = [f"  {'stage':<{width}}  {'seconds':>8}  {'share':>6}  {'peak MiB':>9}"]
-        for s in self.stages:
-            lines.append(
-                f"  {s.stage:<{width}}  {s.seconds:8.2f}  {s.seconds / total:6.0%}  {s.peak_rss_mb:9.0f}"
-            )
-        lines.append(f"  {'total':<{width}}  {total:8.2f}  {1:6.0%}  {peak_rss_mb():9.0f}")
-        return "\n".join(lines)
+def format_stages(stages: list[dict[str, Any]], seconds: float) -> str:
+    """:meth:`StageClock.summary` as aligned lines: name, seconds, share of the ``seconds`` of the
+    whole run, peak memory after the stage; then the total."""
+    total = max(seconds, 1e-9)
+    width = max((len(s["stage"]) for s in stages), default=5)
+    lines = [f"  {'stage':<{width}}  {'seconds':>8}  {'share':>6}  {'peak MiB':>9}"]
+    for s in stages:
+        lines.append(f"  {s['stage']:<{width}}  {s['seconds']:8.2f}  {s['seconds'] / total:6.0%}  {s['peak_rss_mb']:9.0f}")
+    peak = max((s["peak_rss_mb"] for s in stages), default=peak_rss_mb())
+    lines.append(f"  {'total':<{width}}  {seconds:8.2f}  {1:6.0%}  {peak:9.0f}")
+    return "\n".join(lines)
 
 
 _CLOCK: ContextVar[StageClock | None] = ContextVar("retain_stage_clock", default=None)
@@ -105,9 +103,3 @@ def stage(name: str) -> Iterator[None]:
     logger.debug("stage %s: %.2f s, peak %.0f MiB", name, seconds, clock.stages[-1].peak_rss_mb)
     if clock._bar is not None:
         clock._bar.update(1)
-
-
-def progress_shown() -> bool:
-    """Whether the current clock shows progress bars (inner loops follow it)."""
-    clock = _CLOCK.get()
-    return bool(clock and clock.show_progress)
