@@ -20,10 +20,6 @@ imported inside functions (see ``benchmarks.text``).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,10 +31,12 @@ from benchmarks.harness import (
     REPO_ROOT,
     Anchor,
     BenchmarkRun,
+    CliRun,
     Goal,
     as_metric_dict,
     benchmark,
     process_peak_rss_mb,
+    run_retain,
     timed,
 )
 
@@ -103,15 +101,6 @@ def all_flagged(required: Sequence[str], flagged: Sequence[str]) -> bool:
 # --- running the CLI ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CliRun:
-    """One ``retain`` subprocess: its command (as a user would type it), wall time and peak RSS."""
-
-    command: str
-    seconds: float
-    peak_rss_mb: float | None
-
-
 def isolated_config(example: str, workdir: Path) -> Path:
     """A copy of ``configs/examples/<example>.yaml`` whose store and outputs live in ``workdir``."""
     import yaml
@@ -132,49 +121,15 @@ def run_cli(
     """Run ``python -m retain.cli <args> -c <config>`` from the repo root, this checkout's code.
 
     The first ``command_words`` of ``args`` name the command (``train``; ``text train``), the
-    rest are its options and go after ``-c <config>``.
-
-    ``/usr/bin/time -v`` gives the subprocess's own peak RSS; without it, the children's
-    ``ru_maxrss`` (the largest child so far, which is this one when it is the largest).
+    rest are its options and go after ``-c <config>``; the output goes to ``<command>.log``
+    beside the config (:func:`benchmarks.harness.run_retain`).
     """
-    env = {
-        **os.environ,
-        "RETAIN_DATA_DIR": str(data_dir),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
     words, options = list(args[:command_words]), list(args[command_words:])
-    argv = [sys.executable, "-m", "retain.cli", *words, "-c", str(config), *options]
-    time_bin = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    name = "-".join(words)
-    rusage_file = config.parent / f"rusage-{name}.txt"
-    if time_bin:
-        argv = [time_bin, "-v", "-o", str(rusage_file), *argv]
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    (config.parent / f"{name}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-    shown = f"retain {' '.join(words)} -c configs/examples/{example}.yaml {' '.join(options)}"
-    shown = shown.strip()
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"`{shown}` exited with {done.returncode}:\n{tail}")
-    peak = _time_v_peak_mb(rusage_file) if time_bin else None
-    if peak is None:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return CliRun(command=shown, seconds=seconds, peak_rss_mb=peak)
-
-
-def _time_v_peak_mb(path: Path) -> float | None:
-    if not path.exists():
-        return None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if "Maximum resident set size" in line:
-            return int(line.rsplit(":", 1)[1]) / 1024
-    return None
+    shown = f"retain {' '.join(words)} -c configs/examples/{example}.yaml {' '.join(options)}".strip()
+    return run_retain(
+        [*words, "-c", str(config), *options], cwd=REPO_ROOT, log=config.parent / f"{'-'.join(words)}.log",
+        shown=shown, env={"RETAIN_DATA_DIR": str(data_dir)},
+    )
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,48 @@ def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
+@dataclass(frozen=True)
+class CliRun:
+    """One ``retain`` process: its command (as a user would type it), wall time and its own peak RSS."""
+
+    command: str
+    seconds: float
+    peak_rss_mb: float | None
+
+
+def run_retain(args: Sequence[str], *, cwd: Path, log: Path, shown: str, env: Mapping[str, str] | None = None) -> CliRun:
+    """Run ``python -m retain.cli <args>`` in ``cwd`` with this checkout's code; output into ``log``.
+
+    The peak RSS is the process's own (``os.wait4``), not the largest child so far. Note that
+    Linux starts a child's peak at its parent's size (``ru_maxrss`` survives fork and exec): keep
+    the benchmark process small before the runs it measures.
+
+    Raises
+    ------
+    RuntimeError
+        The command failed; the message holds ``shown`` and the tail of its output.
+    """
+    import sys
+
+    environment = {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "retain.cli", *args], cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8").strip().splitlines()[-20:])
+        raise RuntimeError(f"`{shown}` exited with {child.returncode}:\n{tail}")
+    return CliRun(command=shown, seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024)
+
+
 def process_peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -34,11 +34,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import NO_ANCHOR, REPO_ROOT, BenchmarkRun, Goal, benchmark, smoke_requested
+from benchmarks.harness import (
+    NO_ANCHOR,
+    REPO_ROOT,
+    BenchmarkRun,
+    CliRun,
+    Goal,
+    benchmark,
+    run_retain,
+    smoke_requested,
+)
 
 SIZES = (100_000, 1_000_000)
 SMOKE_SIZES = (3_000, 30_000)
@@ -57,40 +65,12 @@ TUNED_ON = (
 )
 
 
-@dataclass(frozen=True)
-class CliRun:
-    """One ``retain`` process: the command as typed, wall seconds, its own peak RSS, its output."""
-
-    command: str
-    seconds: float
-    peak_rss_mb: float
-    output: str
-
-
 def run_cli(args: list[str], cwd: Path) -> CliRun:
-    """Run ``python -m retain.cli <args>`` in ``cwd`` with this checkout's code.
-
-    The peak RSS is the child's own (``os.wait4``), not the largest child so far.
-    """
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}",
-    }
-    env.pop("RETAIN_DATABASE_URL", None)
+    """``retain <args>`` in ``cwd`` against the MLflow store there (:func:`benchmarks.harness.run_retain`)."""
     log = cwd / f"{args[0]}-{int(time.time() * 1000)}.log"
-    started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as out:
-        child = subprocess.Popen([sys.executable, "-m", "retain.cli", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    output = log.read_text(encoding="utf-8")
-    command = "retain " + " ".join(args)
-    if child.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-20:])
-        raise RuntimeError(f"`{command}` exited with {child.returncode}:\n{tail}")
-    return CliRun(command, seconds, usage.ru_maxrss / 1024, output)
+    # the store in cwd; an empty RETAIN_DATABASE_URL overrides nothing (the configs name their database)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "RETAIN_DATABASE_URL": ""}
+    return run_retain(args, cwd=cwd, log=log, shown="retain " + " ".join(args), env=env)
 
 
 def workspace() -> Path:
