@@ -38,7 +38,8 @@ SEED = 0
 THREADS = 2
 # One module per benchmark family; adding a family is one module and one line here.
 FAMILY_MODULES = (
-    "benchmarks.text", "benchmarks.churn", "benchmarks.zero_label", "benchmarks.throughput", "benchmarks.scale"
+    "benchmarks.text", "benchmarks.churn", "benchmarks.zero_label", "benchmarks.throughput", "benchmarks.scale",
+    "benchmarks.monitoring",
 )
 # Native thread pools read these when they start; set before a benchmark process is spawned.
 THREAD_ENV_VARS = (

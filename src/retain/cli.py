@@ -3,7 +3,8 @@
 Exit codes: 0 success; 2 bad usage or config; 3 input data unusable; 4 no champion model yet;
 5 the tracking store or a model's artifacts unusable; 6 an output cannot be written; 7 a model's
 files differ from the sha256 recorded when it was logged (not loaded); 8 the database the list is
-published to cannot be opened or written; 1 anything unexpected. README "When things go wrong" lists the messages and what to do.
+published to cannot be opened or written; 9 a monitoring check was breached and
+scoring.monitoring.fail_on_breach is set (the list is written; docs/monitoring.md); 1 anything unexpected. README "When things go wrong" lists the messages and what to do.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ app = typer.Typer(
         "damaged or unreachable; 6 an output cannot be written; 7 a model's files differ from the "
         "sha256 recorded when it was logged, or it was pickled by an older retain (not loaded; "
         "retrain); 8 the database the list is published to cannot be opened or written; "
+        "9 `retain score` wrote the list but a monitoring check was breached "
+        "(scoring.monitoring.fail_on_breach: true); "
         "130 interrupted; 1 a bug. Each failure "
         "prints one `error:` line; README 'When things go wrong' says what to do."
     ),
@@ -50,6 +53,7 @@ EXIT_STORE = 5
 EXIT_OUTPUT = 6
 EXIT_TAMPERED = 7
 EXIT_DATABASE = 8
+EXIT_MONITORING = 9
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")]
 WarningsFatal = Annotated[
@@ -231,7 +235,10 @@ def score(
     after the data ends); an --as-of more than scoring.max_as_of_gap_days from the end of the
     data is refused (exit 3) unless --force-as-of is given. With --publish the list is also
     written to the database as a new run that becomes current in one transaction (exit 8 if the
-    database cannot be opened or written).
+    database cannot be opened or written). Each run is monitored (scoring.monitoring: input and
+    score drift against the model's training reference, theme surges, the ROC-AUC estimated
+    before labels, realised performance of earlier runs): a breach is a `monitoring breach:`
+    warning and a flag in score_summary.json, and exit 9 with scoring.monitoring.fail_on_breach.
     """
     _configure_logging(verbose, quiet)
     from retain import jobs
@@ -247,6 +254,8 @@ def score(
     when = _iso_date(as_of, "--as-of") if as_of else None
     outcome = _run(jobs.run_score, cfg, when, force_as_of=force_as_of, show_progress=not quiet)
     typer.echo(jobs.format_score_outcome(outcome, top=top))
+    if cfg.scoring.monitoring.fail_on_breach and (outcome.summary.get("monitoring") or {}).get("breach"):
+        raise _fail("monitoring breached (see the `monitoring breach:` lines); the list was written", EXIT_MONITORING)
 
 
 @app.command()

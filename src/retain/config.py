@@ -360,6 +360,53 @@ class SparkConfig(Strict):
     )
 
 
+class ThemeSurgeConfig(Strict):
+    """When a theme's share of the latest complete week counts as a surge (docs/monitoring.md)."""
+
+    weeks: int = Field(8, ge=2, description="The recent range: this many weeks before the latest one.")
+    sd: float = Field(3.0, gt=0, description="A surge is above the recent weeks' mean + sd x their standard deviation...")
+    min_increase: float = Field(
+        0.02, ge=0, le=1, description="...and at least this much (absolute share) above their mean."
+    )
+    min_feedback: int = Field(20, ge=1, description="Themes are checked when the latest week has this many feedback rows.")
+    min_weeks: int = Field(
+        4, ge=2, description="...and at least this many earlier weeks have feedback (the scoring run reads the "
+        "longest feature window of feedback: 90 days give 12 weeks)."
+    )
+
+
+class MonitoringConfig(Strict):
+    """Checks of each scoring run against the reference saved with the churn model (docs/monitoring.md).
+
+    A breach is a ``monitoring breach:`` WARNING line, listed in the summary's ``monitoring``
+    section; with ``fail_on_breach`` ``retain score`` then exits 9 (the list is still written).
+    """
+
+    enabled: bool = Field(True, description="Compute the monitoring section of each scoring run.")
+    bins: int = Field(10, ge=2, description="Quantile bins of the reference for the PSI of a numeric value.")
+    psi_warn: float = Field(0.2, gt=0, description="A feature whose PSI is above this has drifted.")
+    ks_warn: float | None = Field(
+        None, gt=0, le=1, description="Also flag a numeric feature whose KS statistic is above this (off by default: "
+        "on large populations KS flags shifts too small to matter).",
+    )
+    score_psi_warn: float = Field(0.2, gt=0, description="The churn probabilities' PSI above this is a breach.")
+    min_estimated_roc_auc: float | None = Field(
+        None, ge=0, le=1, description="A breach when the estimated ROC-AUC (before labels) is below this."
+    )
+    max_roc_auc_drop: float | None = Field(
+        0.05, ge=0, le=1, description="A breach when the estimated ROC-AUC is more than this below the ROC-AUC "
+        "of training's evaluation.",
+    )
+    theme_surge: ThemeSurgeConfig = Field(default_factory=lambda: ThemeSurgeConfig())
+    reference_rows: int = Field(
+        5000, ge=100, description="At training: the reference saved with the churn model is a sample of at most "
+        "this many customers of the last labelled date (features and probabilities).",
+    )
+    fail_on_breach: bool = Field(
+        False, description="`retain score` exits 9 after writing the list when a check is breached, for a scheduler."
+    )
+
+
 class ScoringConfig(Strict):
     """Scoring: where the ranked list goes, tiers, reasons and the playbook."""
 
@@ -430,6 +477,7 @@ class ScoringConfig(Strict):
         "Dated tables in Parquet only. Same as `retain score --engine`.",
     )
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
+    monitoring: MonitoringConfig = Field(default_factory=lambda: MonitoringConfig())
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),
         RiskTier(name="medium", min_probability=0.2),

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retain import data, tracking
@@ -40,9 +41,10 @@ from retain.scoring import (
     ScoringError,
     ScoringModels,
     outreach_list,
+    rank_scored,
     reasons_coverage,
+    score_customers,
     score_flat,
-    score_world,
     summarise,
     write_scores,
 )
@@ -142,7 +144,7 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
             )
         flat = data.load_flat(config.data, attributes=config.features.attributes)
         _open_store_before_training(config.tracking)
-        result = train_flat(flat, config.churn)
+        result = train_flat(flat, config.churn, config.scoring.monitoring.reference_rows)
         summary, rows_used = flat.summary(), {"customers": len(flat.frame)}
         warnings = _flat_warnings(flat)
     else:
@@ -151,7 +153,7 @@ def run_train(config: TrainConfig, show_progress: bool = False, until: date | No
         _open_store_before_training(config.tracking)
         result = train(
             loaded.world, theme_ids, config.features, config.label, config.text, config.churn,
-            until=stop, show_progress=show_progress,
+            until=stop, show_progress=show_progress, reference_rows=config.scoring.monitoring.reference_rows,
             pretrained_text=(
                 registered_text_models(config.tracking) if _feedback_without_labels(loaded.world) else None
             ),
@@ -366,6 +368,9 @@ def register_training(result: TrainingResult, config: TrainConfig) -> list[Regis
         tracking.tag_text_models(run, text_versions)
         # No input example: MLflow cannot check a signature on pandas category columns.
         churn_uri = run.log_model(churn.model, "churn", extra_requirements=("lightgbm", "retain"))
+        if churn.reference is not None:
+            as_of = None if churn.reference_as_of is None else str(churn.reference_as_of.date())
+            tracking.log_monitoring_reference(run, churn.reference, {"as_of": as_of, "roc_auc": churn.metrics["roc_auc"]})
         run.log_model(churn.baseline, "logistic_baseline")
     version = tracking.register_model(track, churn_uri, track.churn_model, tags={"layout": result.layout})
 
@@ -506,15 +511,20 @@ def run_score(
     from retain.timing import stage, stage_clock
 
     started = time.perf_counter()
-    with stage_clock(show_progress, stages=10 if config.data.layout == "tables" else 6) as clock:
+    with stage_clock(show_progress, stages=11 if config.data.layout == "tables" else 7) as clock:
         with stage("load models"):
             tracking.open_store(config.tracking, create=False)
             models, theme_ids = load_scoring_models(config.tracking, churn_version)
+            reference = (
+                tracking.monitoring_reference(config.tracking, config.tracking.churn_model, models.versions[config.tracking.churn_model])
+                if config.scoring.monitoring.enabled else None
+            )
             playbook = load_config(config.scoring.playbook, Playbook)
             check_playbook_tiers(playbook, config)
             contacts = known_contacts(config)
         world = None
         text_counts: dict[str, int] = {}
+        watched: Watched
         if config.scoring.engine == "spark":
             from retain.engines.spark import score_on_spark
 
@@ -522,6 +532,11 @@ def run_score(
                 config, models, theme_ids, playbook, lambda end: score_date(as_of, end, config, force_as_of), contacts
             )
             ranked, world, how, rejected, warnings = run.ranked, run.world, run.as_of_chosen, run.rejected, run.warnings
+            # The driver holds every customer's features and probability, not all the feedback.
+            watched = Watched(
+                run.scores.table, run.scores.probability,
+                notes=("theme surges not checked on the Spark engine: the feedback stays on the cluster",),
+            )
         elif config.data.layout == "flat":
             with stage("load data"):
                 flat = data.load_flat(config.data, attributes=config.features.attributes)
@@ -532,6 +547,7 @@ def run_score(
             rejected = {"customers": len(flat.report.rejected)}
             how = "--as-of" if as_of is not None else "each row's snapshot date"
             warnings = _flat_warnings(flat)
+            watched = Watched(flat.frame.loc[flat.frame["churned"].fillna(0) != 1], ranked["churn_probability"].to_numpy())
         else:
             with stage("load data"):
                 loaded = data.load_world(config.data)
@@ -539,13 +555,20 @@ def run_score(
             data_end = observed_until(loaded.world)
             when, how = score_date(as_of, data_end, config, force_as_of)
             logger.info("scoring as of %s (%s)", when.date(), how)
-            ranked = score_world(
-                loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
-                contacts=contacts, text_scorer=_text_scorer(config, models, theme_ids, text_counts, show_progress),
+            scores = score_customers(
+                loaded.world, when, models, theme_ids, config.features, config.label,
+                text_scorer=_text_scorer(config, models, theme_ids, text_counts, show_progress),
+            )
+            ranked = rank_scored(
+                scores, when, models, config.features, config.scoring, playbook, loaded.world, contacts=contacts
             )
             rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
             warnings = loaded.warnings
+            watched = Watched(scores.table, scores.probability, feedback=dated_text_scores(scores.text_scores, world))
         summary = summarise(ranked, models.versions)
+        if config.scoring.monitoring.enabled and len(ranked):
+            with stage("monitoring"):
+                summary["monitoring"] = monitor(config, models, reference, watched, ranked["as_of"].iloc[0], world)
         summary["as_of_chosen"] = how
         summary["rejected_input_rows"] = rejected
         summary["data_warnings"] = list(warnings)
@@ -573,6 +596,81 @@ def run_score(
     if config.scoring.log_to_mlflow:
         tracking.log_score_run(config.tracking, summary, outcome.stages, outcome.seconds, text_counts)
     return outcome
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What a scoring run's monitoring reads: its feature table, probabilities and dated feedback scores."""
+
+    table: pd.DataFrame
+    probability: Any
+    feedback: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+
+
+def dated_text_scores(text_scores: pd.DataFrame | None, world: World) -> pd.DataFrame | None:
+    """The run's feedback scores with each row's ``created_at`` (what theme surges read)."""
+    if text_scores is None or world.feedback is None:
+        return None
+    dates = world.feedback[["feedback_id", "created_at"]].astype({"feedback_id": str})
+    return text_scores.astype({"feedback_id": str}).merge(dates, on="feedback_id", how="inner")
+
+
+def monitor(
+    config: ScoreConfig, models: ScoringModels, reference: Any, watched: Watched, as_of: pd.Timestamp, world: World | None
+) -> dict[str, Any]:
+    """The run's monitoring section (``insight.monitoring.monitor_run``); one WARNING line per breach."""
+    from retain.insight.monitoring import monitor_run
+
+    settings = config.scoring.monitoring
+    realised, notes = earlier_runs_realised(config, world, pd.Timestamp(as_of))
+    result = monitor_run(
+        watched.probability, settings, reference=reference, table=watched.table,
+        features=list(models.churn.feature_names_in_), feedback_scores=watched.feedback, as_of=pd.Timestamp(as_of),
+        realised=realised, notes=[*watched.notes, *notes],
+    )
+    for line in result.breaches:
+        logger.warning("monitoring breach: %s", line)
+    return result.section
+
+
+def earlier_runs_realised(
+    config: ScoreConfig, world: World | None, as_of: pd.Timestamp
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Realised performance of each earlier run whose churn labels the data now shows.
+
+    The earlier runs are the archived outreach plans (``<output_dir>/outreach_plans``: every
+    scored customer and probability, kept after the run is pruned) dated before ``as_of``
+    whose horizon ends by the time the data observes churn (``training.labels_observed_until``);
+    each customer's label is read from the data as it is now (``churn.labels.labels``).
+    """
+    from retain.churn.labels import labels
+    from retain.insight.monitoring import realised_performance
+    from retain.training import TrainingError, labels_observed_until
+
+    archive = config.scoring.output_dir / PLAN_ARCHIVE
+    if world is None or not archive.is_dir():
+        return [], []
+    try:
+        observed = labels_observed_until(world, config.label)
+    except TrainingError as exc:
+        return [], [f"realised performance not computed: {exc}"]
+    horizon = pd.Timedelta(days=config.features.horizon_days)
+    found: list[dict[str, Any]] = []
+    for path in sorted(archive.glob("plan_*.parquet")):
+        when = pd.Timestamp(path.stem.removeprefix("plan_"))
+        if when >= as_of or when + horizon > observed:
+            continue
+        plan = data.read_frame(path)
+        truth = labels(world.customers, world.events, when, config.features.horizon_days, config.label)
+        truth.index = truth.index.astype(str)
+        churned = truth.reindex(plan["customer_id"].astype(str).to_numpy())
+        known = churned.notna().to_numpy()
+        if len(np.unique(churned.to_numpy()[known])) < 2:
+            continue
+        performance = realised_performance(plan["churn_probability"].to_numpy()[known], churned.to_numpy()[known])
+        found.append({"as_of": str(when.date()), **performance})
+    return found, []
 
 
 def _text_scorer(
@@ -935,6 +1033,7 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
         lines.append(f"       -> {row.recommended_action}  [{row.team}: {row.outreach_status}]")
     lines.append("Outputs:")
     lines += [f"  {kind:<8} {path}" for kind, path in outcome.paths.items()]
+    lines += _monitoring_lines(summary.get("monitoring"))
     coverage = summary.get("reasons")
     if coverage and coverage["explained"] < coverage["of"]:
         lines.append(
@@ -960,6 +1059,29 @@ def format_score_outcome(outcome: ScoreOutcome, top: int = 10) -> str:
             "it is now the current list (`retain runs` lists the runs; `retain runs rollback <id>` goes back)."
         )
     return "\n".join(lines)
+
+
+def _monitoring_lines(section: dict[str, Any] | None) -> list[str]:
+    """What the score command prints of the run's monitoring (docs/monitoring.md)."""
+    if not section:
+        return []
+    estimate = section.get("estimated_roc_auc")
+    psi = section.get("score_psi")
+    lines = [
+        "Monitoring: estimated ROC-AUC before labels "
+        + ("n/a" if estimate is None else f"{estimate:.3f}")
+        + ("" if psi is None else f"; score PSI {psi:.3f}")
+        + f"; {len(section.get('drifted_features', []))} drifted feature(s), "
+        f"{len(section.get('theme_surges', []))} theme surge(s): "
+        + ("BREACH" if section.get("breach") else "no breach")
+    ]
+    lines += [f"  breach: {line}" for line in section.get("breaches", [])]
+    lines += [
+        f"  realised as of {r['as_of']}: ROC-AUC {r['roc_auc']:.3f} (estimated then {r['estimated_roc_auc']:.3f})"
+        for r in section.get("realised", []) if r.get("roc_auc") is not None and r.get("estimated_roc_auc") is not None
+    ]
+    lines += [f"  note: {note}" for note in section.get("notes", [])]
+    return lines
 
 
 def _outreach_line(summary: dict[str, Any]) -> str:

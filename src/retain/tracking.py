@@ -447,11 +447,31 @@ def log_score_run(
         metrics[f"stage_{key}_peak_rss_mb"] = s["peak_rss_mb"]
     if stages:
         metrics["peak_rss_mb"] = max(s["peak_rss_mb"] for s in stages)
+    metrics.update(_monitoring_metrics(summary.get("monitoring") or {}))
     with tracked_run(tracking, "score", tags={"retain.job": "score", "as_of": summary.get("as_of")}) as run:
         run.log_params({"as_of": summary.get("as_of"), **{f"model.{k}": v for k, v in (summary.get("model_versions") or {}).items()}})
         run.log_metrics(metrics)
         run.log_dict({"summary": summary, "stages": list(stages), "texts": dict(texts or {})}, "score_run.json")
         return run.run_id
+
+
+def _monitoring_metrics(section: Mapping[str, Any]) -> dict[str, float]:
+    """A scoring run's monitoring figures as MLflow metrics (``monitoring_*``; realised per earlier date)."""
+    if not section:
+        return {}
+    metrics: dict[str, float] = {"monitoring_breaches": len(section.get("breaches", []))}
+    for key in ("estimated_roc_auc", "score_psi"):
+        if section.get(key) is not None:
+            metrics[f"monitoring_{key}"] = section[key]
+    psi = [f["psi"] for f in section.get("features", []) if f.get("psi") is not None]
+    if psi:
+        metrics["monitoring_feature_psi_max"] = max(psi)
+    for earlier in section.get("realised", []):
+        day = str(earlier["as_of"]).replace("-", "")
+        for key in ("roc_auc", "estimated_roc_auc"):
+            if earlier.get(key) is not None:
+                metrics[f"realised_{day}_{key}"] = earlier[key]
+    return metrics
 
 
 def log_model(
@@ -719,6 +739,44 @@ def evaluation_predictions(
             logger.info("no %s on the run of %s version %s: %s", artifact, name, version, exc)
             return None
         return pd.read_parquet(path)
+
+
+#: The monitoring reference on a churn model's run: its rows and what they are.
+MONITORING_REFERENCE = "monitoring_reference"
+
+
+def log_monitoring_reference(run: TrackedRun, rows: pd.DataFrame, about: Mapping[str, Any]) -> None:
+    """Store the monitoring reference (``insight.monitoring.drift_reference``) on a churn model's run.
+
+    ``rows`` become ``tables/monitoring_reference.parquet``, ``about`` (``as_of``, ``roc_auc``)
+    ``monitoring_reference.json``; :func:`monitoring_reference` reads them back.
+    """
+    run.log_frame(rows, MONITORING_REFERENCE)
+    run.log_dict(dict(about), f"{MONITORING_REFERENCE}.json")
+
+
+def monitoring_reference(tracking: TrackingConfig, name: str, version: str | int) -> Any:
+    """The monitoring reference saved with a model version (``insight.monitoring.DriftReference``).
+
+    None when its run has none (a model registered before monitoring existed).
+    """
+    import pandas as pd
+
+    from retain.insight.monitoring import DriftReference
+
+    client = _client(tracking)
+    run_id = client.get_model_version(name, str(version)).run_id
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory(prefix="retain-reference-") as tmp:
+        try:
+            rows = pd.read_parquet(client.download_artifacts(run_id, f"tables/{MONITORING_REFERENCE}.parquet", tmp))
+            about = json.loads(Path(client.download_artifacts(run_id, f"{MONITORING_REFERENCE}.json", tmp)).read_text())
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+            logger.info("no monitoring reference on the run of %s version %s: %s", name, version, exc)
+            return None
+    roc_auc = about.get("roc_auc")
+    return DriftReference(rows=rows, as_of=about.get("as_of"), roc_auc=None if roc_auc is None else float(roc_auc))
 
 
 def run_tags(tracking: TrackingConfig, name: str, version: str | int) -> dict[str, str]:

@@ -122,6 +122,11 @@ class ChurnResult:
     audit: AuditResult
     figures: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
+    #: What scoring runs are monitored against (``insight.monitoring.drift_reference``): a sample
+    #: of the latest labelled rows' model inputs and the registered model's probabilities.
+    reference: pd.DataFrame | None = None
+    #: The date of the reference rows (dated data), None for a flat table.
+    reference_as_of: pd.Timestamp | None = None
 
 
 @dataclass
@@ -607,6 +612,19 @@ def _audit(
     return audit_features(X, y, keep=keep, test_X=test_X)
 
 
+def save_reference(churn: ChurnResult, rows: pd.DataFrame, as_of: pd.Timestamp | None, max_rows: int) -> None:
+    """Keep on ``churn`` the monitoring reference: ``rows``' model inputs and the registered model's probabilities.
+
+    In-sample probabilities (``rows`` are among the refit's): the calibration was fitted on
+    held-out folds, so their spread is close to what the model gives new customers.
+    """
+    from retain.insight.monitoring import drift_reference
+
+    probabilities = churn.model.predict_proba(rows[churn.feature_columns])[:, 1]
+    churn.reference = drift_reference(rows, churn.feature_columns, probabilities, max_rows)
+    churn.reference_as_of = as_of
+
+
 def _model(params: dict[str, Any], config: ChurnModelConfig) -> ChurnClassifier:
     return ChurnClassifier(**{**params, "n_jobs": config.n_jobs, "calibration": config.calibration})
 
@@ -625,10 +643,13 @@ def train(
     until: pd.Timestamp | None = None,
     show_progress: bool = False,
     pretrained_text: TextModels | None = None,
+    reference_rows: int = 5000,
 ) -> TrainingResult:
     """Train on dated tables (no tracking; see ``retain.tracking``).
 
     ``pretrained_text``: registry text champions to use when this data carries no text labels.
+    ``reference_rows``: at most this many customers of the last labelled date are kept as the
+    monitoring reference (:func:`save_reference`).
     """
     families = features.feature_families(world)
     logger.info("feature families: %s", ", ".join(families))
@@ -675,6 +696,8 @@ def train(
             if plan.validation is not None else None
         ),
     )
+    latest = table.loc[table["as_of"] == plan.last_labelled]
+    save_reference(churn, latest, plan.last_labelled, reference_rows)
     return TrainingResult(
         layout="tables",
         plan=plan,
@@ -687,8 +710,11 @@ def train(
     )
 
 
-def train_flat(flat: FlatTable, churn_config: ChurnModelConfig) -> TrainingResult:
-    """Train on a flat table: folds (or the test file) for evaluation, refit on all labelled rows."""
+def train_flat(flat: FlatTable, churn_config: ChurnModelConfig, reference_rows: int = 5000) -> TrainingResult:
+    """Train on a flat table: folds (or the test file) for evaluation, refit on all labelled rows.
+
+    The monitoring reference is a sample of the rows the registered model was fitted on.
+    """
     frame = flat.frame.loc[flat.frame["churned"].notna()].reset_index(drop=True)
     test_rows = np.zeros(len(frame), dtype=bool)
     if flat.test is not None:
@@ -711,6 +737,7 @@ def train_flat(flat: FlatTable, churn_config: ChurnModelConfig) -> TrainingResul
         refit_rows=~test_rows if flat.test is not None else None,
         audit_test_rows=True,
     )
+    save_reference(churn, frame.loc[~test_rows] if flat.test is not None else frame, None, reference_rows)
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(frame["customer_id"].astype(str), index=False).to_numpy().tobytes())
     digest.update(frame[LABEL].to_numpy().tobytes())

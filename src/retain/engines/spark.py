@@ -124,6 +124,8 @@ class SparkScoring:
     rejected: dict[str, int]
     warnings: tuple[str, ...]
     customer_scores: str
+    #: Every customer's features and probability, as read back on the driver (what monitoring reads).
+    scores: CustomerScores | None = None
 
 
 def score_on_spark(
@@ -296,6 +298,7 @@ def _score(
         rejected={name: len(report.rejected) for name, report in reports.items()},
         warnings=warnings,
         customer_scores=where,
+        scores=scores,
     )
 
 
