@@ -298,3 +298,24 @@ def test_a_shifted_feature_is_a_breach_line_a_flag_and_with_fail_on_breach_exit_
     assert stopped.returncode == 9, stopped.stderr
     assert "monitoring breached" in stopped.stderr
     assert (trained / "shifted_fail" / "latest" / "ranked_customers.csv").exists()  # the list is still written
+
+
+@pytest.mark.slow
+def test_a_model_registered_without_a_reference_is_scored_and_says_so(trained: Path) -> None:
+    stored = list((trained / "mlartifacts").rglob("monitoring_reference.*"))
+    assert len(stored) == 2  # the rows and what they are, on the churn model's run
+    aside = trained / "aside"
+    aside.mkdir()
+    try:
+        for path in stored:  # as a model registered before monitoring existed
+            path.rename(aside / path.name)
+        config = write_config(trained, "old_model.yaml", trained / "world", "old_model", fail_on_breach=True)
+        scored = retain("score", "-c", str(config), "-q")
+        assert scored.returncode == 0, scored.stderr
+        section = json.loads((trained / "old_model" / "latest" / "score_summary.json").read_text())["monitoring"]
+        assert section["reference"] is None and section["features"] == [] and section["score_psi"] is None
+        assert any("no drift reference" in note for note in section["notes"])
+        assert section["estimated_roc_auc"] is not None
+    finally:
+        for path in stored:
+            (aside / path.name).rename(path)

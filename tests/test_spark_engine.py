@@ -196,9 +196,15 @@ def test_retain_score_engine_spark_writes_what_the_pandas_engine_writes(  # type
         check_exact=False, rtol=0, atol=1e-9,
     )
     summaries = [json.loads((outputs[e] / "score_summary.json").read_text()) for e in ("pandas", "spark")]
+    monitoring = [summary.pop("monitoring") for summary in summaries]
     for summary in summaries:
         summary.pop("outputs")
     assert summaries[0] == summaries[1]
+    # Monitoring reads the per-customer scores on the driver: the same estimate and drift; theme
+    # surges need every feedback row, which stays on the cluster, and a note says so.
+    for key in ("estimated_roc_auc", "score_psi", "features", "realised"):
+        assert monitoring[0][key] == monitoring[1][key]
+    assert any("Spark" in note for note in monitoring[1]["notes"])
 
 
 def test_a_flat_table_is_refused(written: Written, tmp_path: Path) -> None:

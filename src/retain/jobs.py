@@ -411,9 +411,12 @@ def _promote(
 
 
 def load_scoring_models(
-    track: TrackingConfig, churn_version: str | None = None
+    track: TrackingConfig, churn_version: str | None = None, reference: bool = False
 ) -> tuple[ScoringModels, list[str]]:
     """The champion churn model, the text models it was trained with, and their theme ids.
+
+    With ``reference``, also the monitoring reference saved with the churn model (None when it
+    has none: a model registered before monitoring existed).
 
     The churn model's text features were computed by particular sentiment and theme model
     versions (recorded on its run); scoring uses those same versions, not whatever text models
@@ -449,6 +452,7 @@ def load_scoring_models(
         sentiment=sentiment, themes=themes, churn=churn, versions=versions,
         single_label_themes=single_label,
         text_versions={name: v for name, v in versions.items() if name != track.churn_model},
+        reference=tracking.monitoring_reference(track, track.churn_model, churn_version) if reference else None,
     )
     return models, theme_ids
 
@@ -514,10 +518,8 @@ def run_score(
     with stage_clock(show_progress, stages=11 if config.data.layout == "tables" else 7) as clock:
         with stage("load models"):
             tracking.open_store(config.tracking, create=False)
-            models, theme_ids = load_scoring_models(config.tracking, churn_version)
-            reference = (
-                tracking.monitoring_reference(config.tracking, config.tracking.churn_model, models.versions[config.tracking.churn_model])
-                if config.scoring.monitoring.enabled else None
+            models, theme_ids = load_scoring_models(
+                config.tracking, churn_version, reference=config.scoring.monitoring.enabled
             )
             playbook = load_config(config.scoring.playbook, Playbook)
             check_playbook_tiers(playbook, config)
@@ -568,7 +570,7 @@ def run_score(
         summary = summarise(ranked, models.versions)
         if config.scoring.monitoring.enabled and len(ranked):
             with stage("monitoring"):
-                summary["monitoring"] = monitor(config, models, reference, watched, ranked["as_of"].iloc[0], world)
+                summary["monitoring"] = monitor(config, models, watched, ranked["as_of"].iloc[0], world)
         summary["as_of_chosen"] = how
         summary["rejected_input_rows"] = rejected
         summary["data_warnings"] = list(warnings)
@@ -617,7 +619,7 @@ def dated_text_scores(text_scores: pd.DataFrame | None, world: World) -> pd.Data
 
 
 def monitor(
-    config: ScoreConfig, models: ScoringModels, reference: Any, watched: Watched, as_of: pd.Timestamp, world: World | None
+    config: ScoreConfig, models: ScoringModels, watched: Watched, as_of: pd.Timestamp, world: World | None
 ) -> dict[str, Any]:
     """The run's monitoring section (``insight.monitoring.monitor_run``); one WARNING line per breach."""
     from retain.insight.monitoring import monitor_run
@@ -625,7 +627,7 @@ def monitor(
     settings = config.scoring.monitoring
     realised, notes = earlier_runs_realised(config, world, pd.Timestamp(as_of))
     result = monitor_run(
-        watched.probability, settings, reference=reference, table=watched.table,
+        watched.probability, settings, reference=models.reference, table=watched.table,
         features=list(models.churn.feature_names_in_), feedback_scores=watched.feedback, as_of=pd.Timestamp(as_of),
         realised=realised, notes=[*watched.notes, *notes],
     )

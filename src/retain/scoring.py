@@ -58,6 +58,9 @@ class ScoringModels:
     single_label_themes: bool = False
     #: Registry name -> version of the text models among ``versions`` (what cached text scores key on).
     text_versions: dict[str, str] = field(default_factory=dict)
+    #: What monitoring compares a run with (``insight.monitoring.DriftReference``), saved with the
+    #: churn model at training; None when not loaded or when the model has none.
+    reference: Any = None
 
 
 @dataclass

@@ -55,7 +55,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -262,7 +262,8 @@ def _score(
         features += [] if "monthly_value" in features else ["monthly_value"]
         scored = worlds.mapInPandas(
             _score_partitions(
-                spark.sparkContext.broadcast(models), when, theme_ids, config, features, categorical
+                # the monitoring reference is read on the driver only
+                spark.sparkContext.broadcast(replace(models, reference=None)), when, theme_ids, config, features, categorical
             ),
             _scores_schema(features, categorical),
         )
