@@ -180,6 +180,7 @@ def customer_kpis(
     freq: str = "M",
     by: str | None = None,
     purchase_type: str = "purchase",
+    churn_known_until: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Customer KPIs per period (and customer group): churn rate, purchases and a simple CLTV.
 
@@ -193,6 +194,8 @@ def customer_kpis(
         per purchasing customer), ``repeat_purchase_rate`` (share of purchasing customers with
         two or more purchases in the period) and ``cltv`` = average purchase value x purchase
         frequency x expected lifespan in periods (1 / churn rate; NaN while nobody churns).
+        With ``churn_known_until``, periods ending after it have no churn rate (nor CLTV): who
+        left in them is not known yet (an inactivity churn is only seen a horizon later).
     """
     if freq not in FREQUENCIES:
         raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
@@ -214,6 +217,9 @@ def customer_kpis(
             rows.append({"period": start, "group": name, "active_customers": int(row["active"]), "churned": int(row["gone"])})
     out = pd.DataFrame(rows, columns=["period", "group", "active_customers", "churned"])
     out["churn_rate"] = out["churned"] / out["active_customers"].where(out["active_customers"] > 0)
+    if churn_known_until is not None:
+        ends = pd.PeriodIndex(out["period"], freq=FREQUENCIES[freq]).end_time
+        out.loc[np.asarray(ends > pd.Timestamp(churn_known_until)), ["churned", "churn_rate"]] = np.nan
     if events is None or "amount" not in events.columns:
         return out
     bought = events.loc[(events["event_type"].astype(str) == purchase_type) & events["amount"].notna()]
@@ -241,3 +247,72 @@ def customer_kpis(
     lifespan = 1.0 / out["churn_rate"].where(out["churn_rate"] > 0)
     out["cltv"] = out["average_purchase_value"] * out["purchase_frequency"] * lifespan
     return out
+
+
+def theme_kpis(
+    feedback: pd.DataFrame,
+    text_scores: pd.DataFrame,
+    theme_ids: Sequence[str],
+    freq: str = "M",
+    threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Feedback KPIs per period and theme, from the text models' scores.
+
+    A feedback row mentions a theme when its ``theme_<id>`` probability is at least
+    ``threshold``; its sentiment is the most probable of ``sentiment_negative``, ``_neutral``
+    and ``_positive``.
+
+    Parameters
+    ----------
+    feedback
+        The feedback table (``created_at``; optional ``nps``, ``ces``, ``rating``).
+    text_scores
+        :func:`retain.text.scoring.score_feedback` of ``feedback``, on the same index.
+    theme_ids
+        The themes to report, in order.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``period``, ``theme``, ``mentions``, ``share`` (mentions / feedback in the period),
+        ``negative_share`` (of the mentions, the share whose sentiment is negative),
+        ``net_sentiment`` (mean of P(positive) - P(negative) over the mentions), and over the
+        mentions with an answer: ``nps`` (:func:`net_promoter_score`), ``ces_mean`` and
+        ``rating_mean``. Every period with feedback has a row per theme (zero mentions included).
+    """
+    scores = text_scores.reindex(feedback.index)
+    sentiment = scores[["sentiment_negative", "sentiment_neutral", "sentiment_positive"]].to_numpy(dtype=float)
+    known = ~np.isnan(sentiment).any(axis=1)
+    negative = np.where(known, np.argmax(np.nan_to_num(sentiment, nan=-1.0), axis=1) == 0, np.nan)
+    net = sentiment[:, 2] - sentiment[:, 0]
+    period = _periods(feedback["created_at"], freq).to_numpy()
+    answers = {
+        column: pd.to_numeric(feedback[column], errors="coerce").to_numpy(dtype=float)
+        if column in feedback.columns else np.full(len(feedback), np.nan)
+        for column in ("nps", "ces", "rating")
+    }
+    totals = pd.Series(1, index=feedback.index).groupby(period).sum()
+    parts = []
+    for theme in theme_ids:
+        mentions = scores[f"theme_{theme}"].to_numpy(dtype=float) >= threshold
+        frame = pd.DataFrame(
+            {"period": period, "negative": negative, "net": net, **answers}
+        ).loc[mentions]
+        grouped = frame.groupby("period")
+        part = pd.DataFrame(
+            {
+                "mentions": grouped.size(),
+                "negative_share": grouped["negative"].mean(),
+                "net_sentiment": grouped["net"].mean(),
+                "nps": grouped["nps"].agg(net_promoter_score),
+                "ces_mean": grouped["ces"].mean(),
+                "rating_mean": grouped["rating"].mean(),
+            }
+        ).reindex(totals.index)
+        part["mentions"] = part["mentions"].fillna(0).astype(int)
+        part["share"] = part["mentions"] / totals
+        parts.append(part.assign(theme=theme).rename_axis("period").reset_index())
+    columns = ["period", "theme", "mentions", "share", "negative_share", "net_sentiment", "nps", "ces_mean", "rating_mean"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns].sort_values(["period", "theme"], ignore_index=True)
