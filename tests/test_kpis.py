@@ -177,3 +177,11 @@ def test_theme_kpis_by_hand() -> None:
     assert bugs["mentions"] == 1 and bugs["negative_share"] == 1.0 and np.isnan(bugs["nps"])
     assert kpis.loc[(T("2025-02-01"), "billing"), "mentions"] == 1
     assert kpis.loc[(T("2025-02-01"), "bugs"), "mentions"] == 0 and kpis.loc[(T("2025-02-01"), "bugs"), "share"] == 0.0
+
+
+def test_service_kpis_by_a_column_one_table_has_report_that_table_only() -> None:
+    by_channel = service_kpis(TICKETS, FEEDBACK, CUSTOMERS, freq="M", by="channel")
+    assert "tickets" in by_channel.columns and "nps" not in by_channel.columns
+    assert set(by_channel["group"]) == {"email", "phone"}
+    with pytest.raises(KeyError, match="nowhere"):
+        service_kpis(TICKETS, FEEDBACK, CUSTOMERS, freq="M", by="nowhere")

@@ -160,17 +160,23 @@ def service_kpis(
     by: str | None = None,
     fcr_window_days: int = 7,
 ) -> pd.DataFrame:
-    """:func:`ticket_kpis` and :func:`feedback_kpis` side by side, one row per (period, group)."""
-    parts: Sequence[pd.DataFrame] = [
-        part.set_index(["period", "group"])
-        for part in (
-            ticket_kpis(tickets, customers, freq, by, fcr_window_days) if tickets is not None else None,
-            feedback_kpis(feedback, customers, freq, by) if feedback is not None else None,
-        )
-        if part is not None
-    ]
+    """:func:`ticket_kpis` and :func:`feedback_kpis` side by side, one row per (period, group).
+
+    A ``by`` that only one table has (a ticket's ``channel``, a feedback's ``source``) gives that
+    table's KPIs only; one that neither table nor the customers have raises ``KeyError``.
+    """
+    parts: list[pd.DataFrame] = []
+    for table, kpis in ((tickets, ticket_kpis), (feedback, feedback_kpis)):
+        if table is None:
+            continue
+        if by is not None and by not in table.columns and (customers is None or by not in customers.columns):
+            continue
+        arguments = (fcr_window_days,) if kpis is ticket_kpis else ()
+        parts.append(kpis(table, customers, freq, by, *arguments).set_index(["period", "group"]))
     if not parts:
-        raise ValueError("service KPIs need a tickets or a feedback table")
+        if tickets is None and feedback is None:
+            raise ValueError("service KPIs need a tickets or a feedback table")
+        raise KeyError(f"{by!r} is neither a column of the tickets or feedback table nor of the customers table")
     return pd.concat(parts, axis=1).sort_index().reset_index()
 
 
