@@ -614,7 +614,7 @@ def run_report(config: ScoreConfig, show_progress: bool = False) -> ReportOutcom
             "one-row-per-customer table has no periods to report on"
         )
     notes: list[str] = []
-    with stage_clock(show_progress, stages=7) as _clock:
+    with stage_clock(show_progress, stages=7, desc="Report"):
         with stage("load models"):
             models, theme_ids, evaluation, churn_version = _report_models(config, notes)
         with stage("load data"):

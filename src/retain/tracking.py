@@ -729,7 +729,7 @@ def evaluation_predictions(
     run_id = client.get_model_version(name, str(version)).run_id
     if not run_id:
         return None
-    with tempfile.TemporaryDirectory(prefix="retain-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="retain-eval-") as tmp, _quiet_artifact_copies():
         try:
             path = client.download_artifacts(run_id, artifact, tmp)
         except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact

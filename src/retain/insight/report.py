@@ -285,21 +285,21 @@ def _overview(parts: ReportParts) -> str:
     return htmlpage.section("overview", "Overview", f"<p>{links}</p>" + htmlpage.table(facts) + notes)
 
 
-def _images(*figures: Figure | None) -> str:
+def _images(*figures: Figure | None, side_by_side: bool = False) -> str:
     out = []
     for figure in figures:
         if figure is not None:
             out.append(htmlpage.image(figure))
             figure.clear()
-    return "".join(out)
+    return f'<div class="pair">{"".join(out)}</div>' if side_by_side else "".join(out)
 
 
-def _latest(table: pd.DataFrame, columns: Sequence[str], periods: int = 3) -> pd.DataFrame:
-    """The last ``periods`` periods of a per-group table, groups as rows."""
-    last = sorted(table["period"].unique())[-periods:]
-    shown = table.loc[table["period"].isin(last), ["period", "group", *[c for c in columns if c in table.columns]]]
-    shown = shown.assign(period=pd.to_datetime(shown["period"]).dt.strftime("%Y-%m-%d"))
-    return shown.sort_values(["period", "group"], ascending=[False, True])
+def _latest(table: pd.DataFrame, panels: Sequence[tuple[str, str]]) -> tuple[pd.Timestamp, pd.DataFrame]:
+    """The last period of a per-group table: one row per group, the panels' columns by their labels."""
+    last = table["period"].max()
+    columns = [(c, label) for c, label in panels if c in table.columns]
+    shown = table.loc[table["period"] == last, ["group", *[c for c, _ in columns]]]
+    return pd.Timestamp(last), shown.rename(columns=dict(columns)).sort_values("group")
 
 
 def _service_section(service: pd.DataFrame, by: Mapping[str, pd.DataFrame]) -> str:
@@ -310,12 +310,14 @@ def _service_section(service: pd.DataFrame, by: Mapping[str, pd.DataFrame]) -> s
         ),
         _images(kpi_trend_figure(service, SERVICE_PANELS, "Service KPIs")),
     ]
-    columns = [c for c, _ in SERVICE_PANELS]
     for name, table in by.items():
         if table.empty:
             continue
-        parts.append(f"<h3>By {html.escape(name)}, last three months</h3>")
-        parts.append(htmlpage.table(_latest(table, columns), floats=2))
+        last, shown = _latest(table, SERVICE_PANELS)
+        parts.append(f"<h3>By {html.escape(name)}, period of {last:%Y-%m-%d}</h3>")
+        parts.append(htmlpage.table(shown, floats=2))
+    if by:
+        parts.append(htmlpage.paragraph("Every period of every group is in the CSV tables beside this page."))
     return htmlpage.section("service", "Service KPIs", "\n".join(parts))
 
 
@@ -377,7 +379,7 @@ def _model_section(evaluation: pd.DataFrame) -> str:
         f"The champion churn model on its held-out evaluation dates{dates}, {len(evaluation):,} "
         "customer-dates: is its probability the churn rate it says (calibration), and how many "
         "churners does working the list from the top reach (gains)."
-    ) + _images(figures["calibration"], figures["lift"])
+    ) + _images(figures["calibration"], figures["lift"], side_by_side=True)
     for name in ("roc", "precision_recall"):
         figures[name].clear()
     return htmlpage.section("model", "Churn model", content)
@@ -418,4 +420,6 @@ _STYLE = """
 section { margin-top: 2.5em; }
 .breach { color: #a40000; font-weight: 600; }
 body { max-width: 72em; }
+.pair { display: flex; gap: 1em; }
+.pair img { width: 49%; }
 """
