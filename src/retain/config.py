@@ -684,6 +684,7 @@ class DemoConfig(Strict):
     churn: ChurnModelConfig = ChurnModelConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig(output_dir=Path("demo/outputs"))
+    report: ReportConfig = ReportConfig(output_dir=Path("demo/report"))
 
 
 class ConfigError(ValueError):

@@ -122,6 +122,7 @@ class DemoOutcome:
     #: The demo's database and a lead token for its page (a demo prints it; see DEMO_TOKEN_NAME).
     database_url: str | None = None
     lead_token: str | None = None
+    report: ReportOutcome | None = None
 
 
 def run_synth(
@@ -979,9 +980,19 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         churn_version=None if has_champion else churn.version,
     )
     seconds["score"] = score_outcome.seconds
+    report_outcome = run_report(
+        ScoreConfig(
+            data=data_config, features=config.features, label=config.label, text=config.text,
+            churn=config.churn, tracking=config.tracking, scoring=config.scoring,
+            report=config.report if "report" in config.model_fields_set
+            else config.report.model_copy(update={"output_dir": config.workdir / "report"}),
+        ),
+        show_progress=show_progress,
+    )
+    seconds["report"] = report_outcome.seconds
     return DemoOutcome(
         world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome,
-        seconds=seconds, database_url=database.url, lead_token=_demo_token(database),
+        seconds=seconds, database_url=database.url, lead_token=_demo_token(database), report=report_outcome,
     )
 
 
@@ -1122,6 +1133,7 @@ def format_demo_outcome(outcome: DemoOutcome) -> str:
             "",
             format_score_outcome(outcome.score),
             "",
+            *([format_report_outcome(outcome.report), ""] if outcome.report is not None else []),
             f"Time: {timing}.",
             *_how_to_open_the_page(outcome),
         ]
@@ -1134,7 +1146,8 @@ def _how_to_open_the_page(outcome: DemoOutcome) -> list[str]:
     return [
         "",
         "Open the at-risk list in a browser:",
-        f"  retain serve --database-url {outcome.database_url}",
+        f"  retain serve --database-url {outcome.database_url}"
+        + (f" --report {outcome.report.path}" if outcome.report is not None else ""),
         "  then go to http://localhost:8000/ and paste this lead token (made for the demo only;",
         f"  `retain tokens create --role lead --name <you>` makes your own): {outcome.lead_token}",
     ]
