@@ -96,12 +96,19 @@ def performance_estimate(run: BenchmarkRun) -> None:
         config = config_for(work, world)
         trained = run_cli(["train", "-c", str(config), "--until", TRAIN_UNTIL, "-q"], work)
         estimates: dict[str, float] = {}
+        checks: dict[str, dict[str, Any]] = {}
         seconds_scoring = 0.0
         for day in SCORING_DATES:
             scored = run_cli(["score", "-c", str(config), "--as-of", day, "--force-as-of", "-q"], work)
             seconds_scoring += scored.seconds
             summary = json.loads((work / "outputs" / "latest" / "score_summary.json").read_text(encoding="utf-8"))
-            estimates[day] = summary["monitoring"]["estimated_roc_auc"]
+            section = summary["monitoring"]
+            estimates[day] = section["estimated_roc_auc"]
+            # the run's other checks on a world without planted drift, for context (false alarms)
+            checks[day] = {
+                "score_psi": section["score_psi"], "feature_psi_max": max(f["psi"] for f in section["features"]),
+                "breaches": section["breaches"], "themes_checked": section.get("themes_checked"),
+            }
         run_cli(["score", "-c", str(config), "-q"], work)  # after the data: every earlier run's labels observed
         final = json.loads((work / "outputs" / "latest" / "score_summary.json").read_text(encoding="utf-8"))
         reported = {r["as_of"]: r for r in final["monitoring"]["realised"]}
@@ -121,6 +128,7 @@ def performance_estimate(run: BenchmarkRun) -> None:
                     "as_of": day, "estimated_roc_auc": estimates[day], **found,
                     "error": estimates[day] - found["realised_roc_auc"],
                     "realised_in_retain_summary": reported.get(day, {}).get("roc_auc"),
+                    "monitoring": checks[day],
                 }
             )
         errors = np.abs([d["error"] for d in per_date])

@@ -83,16 +83,47 @@ def test_demo_ends_with_how_to_open_the_page_and_a_token_that_opens_it(
 
     lines = demo_run.stdout.splitlines()
     serve = next(line for line in lines if "retain serve --database-url" in line)
-    url = serve.split("--database-url", 1)[1].strip()
+    url, report = serve.split("--database-url", 1)[1].split(" --report ")
     token = lines[-1].rsplit(" ", 1)[1]
     assert token.startswith("rtn_") and "http://localhost:8000/" in demo_run.stdout
-    engine = open_database(url)
-    with TestClient(create_app(engine)) as client:
+    assert Path(report.strip()) == workspace["root"] / "demo" / "report" / "report.html"
+    engine = open_database(url.strip())
+    with TestClient(create_app(engine, Path(report.strip()))) as client:
         listed = client.get("/api/customers", headers={"Authorization": f"Bearer {token}"})
         assert listed.status_code == 200 and listed.json()["total"] > 0
         me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
         assert me["role"] == "lead"
+        assert client.get("/api/report/status", headers={"Authorization": f"Bearer {token}"}).json()["available"]
+        page = client.get("/api/report", headers={"Authorization": f"Bearer {token}"})
+        assert page.status_code == 200 and '<section id="service">' in page.text
     engine.dispose()
+
+
+def test_the_report_covers_kpis_themes_drivers_and_the_model_and_is_logged_to_mlflow(
+    demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]
+) -> None:
+    import re
+
+    import mlflow
+
+    assert "report written to" in demo_run.stdout
+    config = workspace["root"] / "report.yaml"
+    config.write_text(
+        workspace["demo_score"].read_text() + f"report: {{output_dir: {workspace['root'] / 'report'}, months: 12}}\n"
+    )
+    result = run_retain("report", "-c", str(config), "--quiet")
+    assert result.returncode == 0, result.stderr
+    page = (workspace["root"] / "report" / "report.html").read_text()
+    sections = re.findall(r'<section id="([a-z_]+)"', page)
+    assert sections[:5] == ["overview", "service", "customers", "themes", "drivers"]
+    assert "model" in sections and "monitoring" in sections
+    assert "<script" not in page and 'src="http' not in page
+    for table in ("service", "service_by_segment", "service_by_channel", "customers", "themes", "drivers"):
+        assert (workspace["root"] / "report" / f"{table}.csv").is_file()
+    run_id = re.search(r"logged to MLflow as run ([0-9a-f]+)", result.stdout).group(1)
+    mlflow.set_tracking_uri(f"sqlite:///{workspace['root'] / 'mlflow.db'}")
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "reports")]
+    assert artifacts == ["reports/report.html"]
 
 
 def test_no_model_is_stored_as_a_pickle(demo_run: subprocess.CompletedProcess[str], workspace: dict[str, Path]) -> None:

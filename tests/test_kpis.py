@@ -139,3 +139,49 @@ def test_customer_kpis_by_hand() -> None:
     january = by_segment.loc[by_segment["period"] == T("2025-01-01")].set_index("group")
     assert january.loc["smb", "churn_rate"] == pytest.approx(1 / 2)  # a, b active; b churned
     assert january.loc["enterprise", "churn_rate"] == 0.0 and np.isnan(january.loc["enterprise", "cltv"])
+    # Churn in a period that ends after churn_known_until is not known yet: no rate, no CLTV.
+    known = customer_kpis(customers, events, freq="M", churn_known_until=T("2025-02-10")).set_index("period")
+    assert known.loc[T("2025-01-01"), "churn_rate"] == pytest.approx(1 / 3)
+    assert np.isnan(known.loc[T("2025-02-01"), "churn_rate"]) and np.isnan(known.loc[T("2025-02-01"), "cltv"])
+
+
+def test_theme_kpis_by_hand() -> None:
+    from retain.insight.kpis import theme_kpis
+
+    feedback = pd.DataFrame(
+        {
+            "created_at": [T("2025-01-03"), T("2025-01-15"), T("2025-01-20"), T("2025-02-02")],
+            "nps": [10.0, 3.0, np.nan, 9.0],
+            "ces": [2.0, 6.0, 4.0, np.nan],
+        },
+        index=[10, 11, 12, 13],
+    )
+    scores = pd.DataFrame(
+        {
+            "sentiment_negative": [0.1, 0.7, 0.6, 0.2],
+            "sentiment_neutral": [0.2, 0.2, 0.1, 0.2],
+            "sentiment_positive": [0.7, 0.1, 0.3, 0.6],
+            "theme_billing": [0.9, 0.8, 0.2, 0.5],  # January: rows 10 and 11; February: row 13 (0.5 counts)
+            "theme_bugs": [0.1, 0.0, 0.9, 0.1],  # January: row 12
+        },
+        index=[13, 12, 11, 10][::-1],  # same labels, aligned by index not position
+    )
+    kpis = theme_kpis(feedback, scores, ["billing", "bugs"], freq="M").set_index(["period", "theme"])
+    billing = kpis.loc[(T("2025-01-01"), "billing")]
+    assert billing["mentions"] == 2 and billing["share"] == pytest.approx(2 / 3)
+    assert billing["negative_share"] == pytest.approx(0.5)  # row 11 negative, row 10 positive
+    assert billing["net_sentiment"] == pytest.approx(((0.7 - 0.1) + (0.1 - 0.7)) / 2)
+    assert billing["nps"] == pytest.approx(0.0)  # one promoter (10), one detractor (3)
+    assert billing["ces_mean"] == pytest.approx(4.0)
+    bugs = kpis.loc[(T("2025-01-01"), "bugs")]
+    assert bugs["mentions"] == 1 and bugs["negative_share"] == 1.0 and np.isnan(bugs["nps"])
+    assert kpis.loc[(T("2025-02-01"), "billing"), "mentions"] == 1
+    assert kpis.loc[(T("2025-02-01"), "bugs"), "mentions"] == 0 and kpis.loc[(T("2025-02-01"), "bugs"), "share"] == 0.0
+
+
+def test_service_kpis_by_a_column_one_table_has_report_that_table_only() -> None:
+    by_channel = service_kpis(TICKETS, FEEDBACK, CUSTOMERS, freq="M", by="channel")
+    assert "tickets" in by_channel.columns and "nps" not in by_channel.columns
+    assert set(by_channel["group"]) == {"email", "phone"}
+    with pytest.raises(KeyError, match="nowhere"):
+        service_kpis(TICKETS, FEEDBACK, CUSTOMERS, freq="M", by="nowhere")

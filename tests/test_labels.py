@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retain.churn.labels import labels, last_activity, population
+from retain.churn.labels import labels, lapsed_at, last_activity, population
 from retain.config import LabelConfig
 
 AS_OF = pd.Timestamp("2024-06-01")
@@ -252,3 +252,22 @@ def test_only_data_up_to_as_of_decides_the_population(
     assert members_a == members_b
     # labels are indexed by the same population
     assert labels(customers_b, events_b, AS_OF, HORIZON, definition).index.tolist() == members_a
+
+
+def test_lapsed_at_is_the_last_purchase_once_the_horizon_has_passed_without_one() -> None:
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c"]}, index=[5, 6, 7])
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b"],
+            "occurred_at": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-01-01", "2025-03-20"]),
+            "event_type": ["purchase", "purchase", "purchase", "login"],
+        }
+    )
+    lapsed = lapsed_at(customers, events, pd.Timestamp("2025-04-01"), 30, ["purchase"])
+    assert list(lapsed.index) == [5, 6, 7]
+    # a: last purchase 1 Feb, 30 days passed by 1 April; b: last purchase 1 Jan (the login does
+    # not count); c: never bought, never lost
+    assert lapsed[5] == pd.Timestamp("2025-02-01") and lapsed[6] == pd.Timestamp("2025-01-01")
+    assert pd.isna(lapsed[7])
+    # By 20 February a's silence is shorter than the horizon: not lost yet
+    assert pd.isna(lapsed_at(customers, events, pd.Timestamp("2025-02-20"), 30, ["purchase"])[5])

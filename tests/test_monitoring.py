@@ -275,6 +275,13 @@ def test_score_on_the_training_world_breaches_nothing_and_reruns_identically(tra
     again = retain("score", "-c", str(config), "-q")
     assert again.returncode == 0, again.stderr
     assert summary_path.read_bytes() == before
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    logged = client.search_runs(experiments, "tags.`retain.job` = 'score'", max_results=1)[0].data.metrics
+    assert logged["monitoring_estimated_roc_auc"] == pytest.approx(section["estimated_roc_auc"])
+    assert logged["monitoring_breaches"] == 0
 
 
 @pytest.mark.slow

@@ -44,10 +44,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         for role in ("viewer", "lead"):
             tokens[role] = auth.create_token(conn, f"{role}-holder", role)
     engine.dispose()
+    from retain.insight.report import ReportParts, insight_report
+
+    (workdir / "report.html").write_text(insight_report(ReportParts(title="retain report", facts={"customers": "5"})))
     port = _free_port()
     log = workdir / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "retain.cli", "serve", "--database-url", url, "--port", str(port)],
+        [
+            sys.executable, "-m", "retain.cli", "serve", "--database-url", url, "--port", str(port),
+            "--report", str(workdir / "report.html"),
+        ],
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=workdir,
     )
     base = f"http://127.0.0.1:{port}"
@@ -245,3 +251,33 @@ def test_the_page_works_under_its_content_security_policy(server, browser) -> No
     page.click("#list tbody tr[data-customer=c2]")
     page.wait_for_selector("#detail:not([hidden]) #detail-reasons blockquote")
     assert not [m for m in messages if "Content Security Policy" in m], messages
+
+
+def test_the_page_opens_the_insight_report_while_it_exists(server, browser) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    base, tokens, log = server
+    report = log.parent / "report.html"
+    assert httpx.get(f"{base}/api/report").status_code == 401  # the token is needed, as for the list
+    page = browser.new_page()
+    _sign_in(page, base, tokens["viewer"])
+    page.wait_for_selector("#open-report:not([hidden])")
+    with page.context.expect_page() as opened:
+        page.click("#open-report")
+    shown = opened.value
+    shown.wait_for_load_state()
+    assert shown.locator("h1").inner_text() == "retain report"
+    assert "customers" in shown.locator("#overview").inner_text()
+    shown.close()
+    # Without the file the page shows no link, and the API says why
+    kept = report.read_text()
+    report.unlink()
+    try:
+        page.reload()  # the token is kept for the tab
+        page.wait_for_selector("#list tbody tr")
+        page.wait_for_function("document.querySelector('#open-report').hidden === true")
+        missing = httpx.get(f"{base}/api/report", headers={"Authorization": f"Bearer {tokens['viewer']}"})
+        assert missing.status_code == 404 and "retain report" in missing.json()["detail"]
+    finally:
+        report.write_text(kept)
+    page.close()

@@ -286,6 +286,39 @@ def explain(
 
 
 @app.command()
+def report(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config", "-c", help="A data set's config with an optional report: section (any train/score config works).",
+        ),
+    ] = Path("configs/report.yaml"),
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Write the report here instead of report.output_dir.")
+    ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write one self-contained HTML report: service KPIs, themes, churn drivers, value, model, drift.
+
+    Reads the data named in the config and, when there is one, the champion churn model with the
+    text models it was trained with (themes, drivers, the model's calibration and gains on its
+    held-out dates) and the latest scoring run's monitoring. Writes report.html (plots inline,
+    no other file needed) and the tables behind it as CSV to report.output_dir, and logs the page
+    to MLflow as a run named `report`. `retain serve -c CONFIG` links to the page.
+    """
+    _configure_logging(verbose, quiet)
+    from retain import jobs
+    from retain.config import ScoreConfig
+
+    cfg = _run(_load, config, ScoreConfig)
+    if output_dir is not None:
+        cfg = cfg.model_copy(update={"report": cfg.report.model_copy(update={"output_dir": output_dir})})
+    outcome = _run(jobs.run_report, cfg, show_progress=not quiet)
+    typer.echo(jobs.format_report_outcome(outcome))
+
+
+@app.command()
 def demo(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Demo config (YAML); default: built-in.")] = None,
     customers: Annotated[int | None, typer.Option(min=100, help="Override the number of synthetic customers.")] = None,
@@ -528,6 +561,13 @@ def serve(
     database_url: DatabaseUrl = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="The insight report to link from the page (retain report's report.html); default: "
+            "the config's report.output_dir/report.html.",
+        ),
+    ] = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -540,7 +580,11 @@ def serve(
     _configure_logging(verbose, quiet)
     from retain import jobs
 
-    _run(jobs.run_serve, _database(config, database_url), host, port, log_level="warning" if quiet else "info")
+    report_path = report if report is not None else _run(jobs.report_of, config)
+    _run(
+        jobs.run_serve, _database(config, database_url), host, port,
+        log_level="warning" if quiet else "info", report_path=report_path,
+    )
 
 
 tokens_app = typer.Typer(

@@ -497,6 +497,28 @@ class ScoringConfig(Strict):
         return self
 
 
+class ReportConfig(Strict):
+    """``retain report``: the insight report (KPIs, themes, drivers, value, model, monitoring)."""
+
+    output_dir: Path = Field(
+        Path("outputs/report"), description="Where report.html and its tables (CSV) are written."
+    )
+    freq: Literal["W", "M"] = Field("M", description="KPI periods: W (weeks from Monday) or M (months).")
+    group_by: tuple[str, ...] = Field(
+        ("segment", "channel", "region"),
+        description="Service KPIs per group too: customer attributes or ticket/feedback columns; "
+        "a name the data lacks is left out with a note.",
+    )
+    fcr_window_days: int = Field(7, ge=1, description="First-contact resolution: no follow-up ticket within N days.")
+    theme_threshold: float = Field(
+        0.5, gt=0.0, le=1.0, description="A feedback row mentions a theme at this probability or above."
+    )
+    months: int = Field(24, ge=1, description="Show the last N months of KPIs (older periods are left out).")
+    drivers: bool = Field(True, description="Compute the churn drivers (the slowest part).")
+    value: bool = Field(True, description="Expected customer value for purchase logs (BG/NBD + Gamma-Gamma).")
+    log_to_mlflow: bool = Field(True, description="Log report.html to MLflow as a run named `report`.")
+
+
 class RunConfig(Strict):
     """The sections a data set's config holds; ``retain train`` and ``retain score`` read the same file."""
 
@@ -507,6 +529,7 @@ class RunConfig(Strict):
     churn: ChurnModelConfig = ChurnModelConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    report: ReportConfig = ReportConfig()
     reports_dir: Path = Path("outputs/reports")
 
 
@@ -709,6 +732,7 @@ class DemoConfig(Strict):
     churn: ChurnModelConfig = ChurnModelConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig(output_dir=Path("demo/outputs"))
+    report: ReportConfig = ReportConfig(output_dir=Path("demo/report"))
 
 
 class ConfigError(ValueError):

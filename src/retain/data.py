@@ -596,6 +596,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; empty when the file is not there (e.g. no scoring run yet)."""
+    if not path.exists():
+        return {}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{path}: cannot be read as JSON ({exc})") from exc
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def write_text_file(text: str, path: Path) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, e.g. a taxonomy from theme discovery."""
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,8 +39,10 @@ from retain.config import (
 from retain.contracts import THEME_SEPARATOR, World
 from retain.scoring import (
     PLAN_ARCHIVE,
+    SUMMARY,
     ScoringError,
     ScoringModels,
+    feedback_scores,
     outreach_list,
     rank_scored,
     reasons_coverage,
@@ -50,7 +53,14 @@ from retain.scoring import (
 )
 from retain.text.scoring import score_feedback
 from retain.text.training import TextTrainResult, train_text_models
-from retain.training import TextModels, TrainingResult, observed_until, train, train_flat
+from retain.training import (
+    TextModels,
+    TrainingResult,
+    observed_since,
+    observed_until,
+    train,
+    train_flat,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +104,17 @@ class ScoreOutcome:
 
 
 @dataclass
+class ReportOutcome:
+    path: Path
+    #: The report's sections, in order, and the CSV file of each table behind them.
+    sections: list[str]
+    tables: dict[str, Path]
+    notes: list[str]
+    seconds: float
+    mlflow_run: str | None = None
+
+
+@dataclass
 class DemoOutcome:
     world_dir: Path
     rows: dict[str, int]
@@ -103,6 +124,7 @@ class DemoOutcome:
     #: The demo's database and a lead token for its page (a demo prints it; see DEMO_TOKEN_NAME).
     database_url: str | None = None
     lead_token: str | None = None
+    report: ReportOutcome | None = None
 
 
 def run_synth(
@@ -675,6 +697,121 @@ def earlier_runs_realised(
     return found, []
 
 
+def run_report(config: ScoreConfig, show_progress: bool = False) -> ReportOutcome:
+    """Write the insight report (``report.output_dir/report.html`` and its tables) and log it to MLflow.
+
+    KPIs come from the data alone; themes, drivers and the model section need the champion churn
+    model and the text models it was trained with (left out with a note when there is none);
+    monitoring comes from the latest scoring run's summary under ``scoring.output_dir``.
+    """
+    from retain.insight.report import ReportParts, insight_report, kpi_tables
+    from retain.timing import stage, stage_clock
+
+    started = time.perf_counter()
+    settings = config.report
+    if config.data.layout != "tables":
+        raise ConfigError(
+            "retain report needs dated tables (data.layout: tables, or a purchase log); a flat "
+            "one-row-per-customer table has no periods to report on"
+        )
+    notes: list[str] = []
+    with stage_clock(show_progress, stages=7, desc="Report"):
+        with stage("load models"):
+            models, theme_ids, evaluation, churn_version = _report_models(config, notes)
+        with stage("load data"):
+            world = data.load_world(config.data).world
+            end = observed_until(world)
+        with stage("text"):
+            text_scores = None
+            if models is not None and world.feedback is not None and (models.sentiment is not None or models.themes is not None):
+                since = (end - pd.DateOffset(months=settings.months)).normalize()
+                feedback = world.feedback.loc[world.feedback["created_at"] >= since]
+                text_scores = feedback_scores(feedback, models, theme_ids, config.features)
+        with stage("KPIs"):
+            tables, kpi_notes = kpi_tables(
+                world, end, config.label, config.features.horizon_days, settings, text_scores, theme_ids
+            )
+            notes += kpi_notes
+        with stage("drivers"):
+            drivers = _report_drivers(world, end, config, models, theme_ids, notes) if settings.drivers else None
+        with stage("value"):
+            value, value_summary = _report_value(world, end, config, notes) if settings.value else (None, {})
+        monitoring = data.read_json(config.scoring.output_dir / data.LATEST / SUMMARY).get("monitoring")
+        facts = {
+            "data": str(config.data.path),
+            "data from": f"{observed_since(world):%Y-%m-%d}",
+            "data until": f"{end:%Y-%m-%d %H:%M}",
+            "customers": f"{world.customers['customer_id'].nunique():,}",
+            "churn definition": f"{config.label.definition}, {config.features.horizon_days}-day horizon",
+            "churn model": f"{config.tracking.churn_model} version {churn_version}" if churn_version else "none",
+        }
+        parts = ReportParts(
+            title="retain report",
+            facts={k: v for k, v in facts.items() if v},
+            service=tables.get("service"),
+            service_by={k.removeprefix("service_by_"): v for k, v in tables.items() if k.startswith("service_by_")},
+            customers=tables.get("customers"),
+            themes=tables.get("themes"),
+            drivers=drivers,
+            value=value,
+            value_summary=value_summary,
+            evaluation=evaluation,
+            monitoring=monitoring,
+            notes=notes,
+        )
+        with stage("write"):
+            page = insight_report(parts)
+            if drivers is not None:
+                tables["drivers"] = drivers
+            out = settings.output_dir
+            paths = {name: data.write_frame(table, out / f"{name}.csv") for name, table in tables.items()}
+            path = data.write_text_file(page, out / "report.html")
+    run_id = None
+    if settings.log_to_mlflow:
+        run_id = tracking.log_report_run(config.tracking, page, tables, parts.facts)
+    sections = re.findall(r'<section id="([a-z_]+)"', page)
+    return ReportOutcome(
+        path=path, sections=sections, tables=paths, notes=notes, seconds=time.perf_counter() - started, mlflow_run=run_id
+    )
+
+
+def _report_models(
+    config: ScoreConfig, notes: list[str]
+) -> tuple[ScoringModels | None, list[str], pd.DataFrame | None, str | None]:
+    """The champion churn model's scoring models, theme ids and evaluation predictions, if any."""
+    try:
+        tracking.open_store(config.tracking, create=False)
+        models, theme_ids = load_scoring_models(config.tracking)
+    except (tracking.NoChampionError, tracking.StoreError) as exc:
+        notes.append(f"no themes, drivers or model section: {exc}")
+        return None, [], None, None
+    version = models.versions[config.tracking.churn_model]
+    evaluation = tracking.evaluation_predictions(config.tracking, config.tracking.churn_model, version)
+    if evaluation is None:
+        notes.append(f"{config.tracking.churn_model} version {version} logged no evaluation predictions: no model section")
+    return models, theme_ids, evaluation, version
+
+
+def _report_drivers(
+    world: World, end: pd.Timestamp, config: ScoreConfig, models: ScoringModels | None, theme_ids: list[str], notes: list[str]
+) -> pd.DataFrame | None:
+    return None
+
+
+def _report_value(
+    world: World, end: pd.Timestamp, config: ScoreConfig, notes: list[str]
+) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    return None, {}
+
+
+def format_report_outcome(outcome: ReportOutcome) -> str:
+    lines = [f"report written to {outcome.path} in {outcome.seconds:.1f} s: {', '.join(outcome.sections)}"]
+    lines += [f"  note: {n}" for n in outcome.notes]
+    if outcome.mlflow_run:
+        lines.append(f"logged to MLflow as run {outcome.mlflow_run} (artifact reports/report.html)")
+    return "\n".join(lines)
+
+
 def _text_scorer(
     config: ScoreConfig,
     models: ScoringModels,
@@ -830,6 +967,13 @@ def database_of(config_path: Path | None, url: str | None) -> DatabaseConfig:
     return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).scoring.database
 
 
+def report_of(config_path: Path | None) -> Path | None:
+    """The report.html a config's ``retain report`` writes (``configs/score.yaml`` by default), if any."""
+    if config_path is None and not Path("configs/score.yaml").is_file():
+        return None
+    return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).report.output_dir / "report.html"
+
+
 @contextlib.contextmanager
 def opened(database: DatabaseConfig, doing: str, create: bool = True) -> Iterator[Any]:
     """The database opened (and migrated; created unless ``create`` is False), its errors while
@@ -936,9 +1080,19 @@ def run_demo(config: DemoConfig, show_progress: bool = False) -> DemoOutcome:
         churn_version=None if has_champion else churn.version,
     )
     seconds["score"] = score_outcome.seconds
+    report_outcome = run_report(
+        ScoreConfig(
+            data=data_config, features=config.features, label=config.label, text=config.text,
+            churn=config.churn, tracking=config.tracking, scoring=config.scoring,
+            report=config.report if "report" in config.model_fields_set
+            else config.report.model_copy(update={"output_dir": config.workdir / "report"}),
+        ),
+        show_progress=show_progress,
+    )
+    seconds["report"] = report_outcome.seconds
     return DemoOutcome(
         world_dir=world_dir, rows=train_outcome.rows_used, train=train_outcome, score=score_outcome,
-        seconds=seconds, database_url=database.url, lead_token=_demo_token(database),
+        seconds=seconds, database_url=database.url, lead_token=_demo_token(database), report=report_outcome,
     )
 
 
@@ -1103,6 +1257,7 @@ def format_demo_outcome(outcome: DemoOutcome) -> str:
             "",
             format_score_outcome(outcome.score),
             "",
+            *([format_report_outcome(outcome.report), ""] if outcome.report is not None else []),
             f"Time: {timing}.",
             *_how_to_open_the_page(outcome),
         ]
@@ -1115,7 +1270,8 @@ def _how_to_open_the_page(outcome: DemoOutcome) -> list[str]:
     return [
         "",
         "Open the at-risk list in a browser:",
-        f"  retain serve --database-url {outcome.database_url}",
+        f"  retain serve --database-url {outcome.database_url}"
+        + (f" --report {outcome.report.path}" if outcome.report is not None else ""),
         "  then go to http://localhost:8000/ and paste this lead token (made for the demo only;",
         f"  `retain tokens create --role lead --name <you>` makes your own): {outcome.lead_token}",
     ]
@@ -1526,8 +1682,13 @@ def format_text_discovery(outcome: TextDiscoverOutcome) -> str:
 # --- retain serve / retain tokens ------------------------------------------------------------
 
 
-def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "info") -> None:
-    """Open (and migrate) the database, then serve the page and API until interrupted."""
+def run_serve(
+    database: DatabaseConfig, host: str, port: int, log_level: str = "info", report_path: Path | None = None
+) -> None:
+    """Open (and migrate) the database, then serve the page and API until interrupted.
+
+    ``report_path`` (``retain report``'s report.html) is linked from the page while it exists.
+    """
     import uvicorn
 
     from retain.serve import auth, db
@@ -1541,7 +1702,9 @@ def run_serve(database: DatabaseConfig, host: str, port: int, log_level: str = "
     if not any(t["revoked_at"] is None for t in tokens):
         logger.warning("no token exists yet: create one with `retain tokens create --role lead --name <you>`")
     # uvicorn's access log prints paths, which hold customer ids: the app logs route templates.
-    uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level, access_log=False)
+    if report_path is not None:
+        logger.info("the page links to the report %s%s", report_path, "" if report_path.is_file() else " (not written yet)")
+    uvicorn.run(create_app(engine, report_path), host=host, port=port, log_level=log_level, access_log=False)
 
 
 def run_tokens_create(database: DatabaseConfig, name: str, role: str) -> str:

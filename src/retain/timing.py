@@ -72,13 +72,15 @@ _CLOCK: ContextVar[StageClock | None] = ContextVar("retain_stage_clock", default
 
 
 @contextmanager
-def stage_clock(show_progress: bool = False, stages: int | None = None) -> Iterator[StageClock]:
+def stage_clock(
+    show_progress: bool = False, stages: int | None = None, desc: str = "Scoring"
+) -> Iterator[StageClock]:
     """Time the stages run inside the block; ``stages`` (if known) sizes the progress bar."""
     from tqdm.auto import tqdm
 
     clock = StageClock(show_progress=show_progress)
     token = _CLOCK.set(clock)
-    with tqdm(total=stages, desc="Scoring", unit="stage", disable=not show_progress, leave=False) as bar:
+    with tqdm(total=stages, desc=desc, unit="stage", disable=not show_progress, leave=False) as bar:
         clock._bar = bar
         try:
             yield clock

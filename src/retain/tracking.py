@@ -474,6 +474,23 @@ def _monitoring_metrics(section: Mapping[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def log_report_run(
+    tracking: TrackingConfig, page: str, tables: Mapping[str, pd.DataFrame], facts: Mapping[str, Any]
+) -> str:
+    """Log ``retain report`` to MLflow as a run named ``report``: the page and the tables behind it.
+
+    The page is ``reports/report.html`` (self-contained, so it opens from the MLflow UI); each
+    table is ``tables/<name>.csv``; ``facts`` (what the report covers) are parameters. Returns
+    the run id.
+    """
+    with tracked_run(tracking, "report", tags={"retain.job": "report"}) as run:
+        run.log_params({k: str(v)[:500] for k, v in facts.items()})
+        run.log_html(page, "report")
+        for name, table in tables.items():
+            run.log_frame(table, name, fmt="csv")
+        return run.run_id
+
+
 def log_model(
     run: TrackedRun,
     model: Any,
@@ -732,7 +749,7 @@ def evaluation_predictions(
     run_id = client.get_model_version(name, str(version)).run_id
     if not run_id:
         return None
-    with tempfile.TemporaryDirectory(prefix="retain-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="retain-eval-") as tmp, _quiet_artifact_copies():
         try:
             path = client.download_artifacts(run_id, artifact, tmp)
         except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact

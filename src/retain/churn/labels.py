@@ -118,6 +118,24 @@ def last_activity(
     return last.reindex(ids.astype(object))
 
 
+def lapsed_at(
+    customers: pd.DataFrame,
+    events: pd.DataFrame | None,
+    observed_until: pd.Timestamp,
+    horizon_days: int,
+    event_types: Sequence[str] | None = None,
+) -> pd.Series:
+    """When each customer was lost under the inactivity definition, for churn-rate KPIs.
+
+    The date of their last qualifying event, once ``horizon_days`` after it have been observed
+    (by ``observed_until``) without another; NaT while the customer is active or the silence is
+    still shorter than the horizon. Aligned with ``customers``' index.
+    """
+    last = last_activity(events, customers["customer_id"], pd.Timestamp(observed_until), event_types)
+    stamps = pd.Series(last.to_numpy(), index=customers.index, dtype="datetime64[ns]")
+    return stamps.where(stamps + pd.Timedelta(days=horizon_days) <= pd.Timestamp(observed_until))
+
+
 def _active_between(
     events: pd.DataFrame | None,
     ids: pd.Index,

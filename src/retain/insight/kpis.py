@@ -160,17 +160,23 @@ def service_kpis(
     by: str | None = None,
     fcr_window_days: int = 7,
 ) -> pd.DataFrame:
-    """:func:`ticket_kpis` and :func:`feedback_kpis` side by side, one row per (period, group)."""
-    parts: Sequence[pd.DataFrame] = [
-        part.set_index(["period", "group"])
-        for part in (
-            ticket_kpis(tickets, customers, freq, by, fcr_window_days) if tickets is not None else None,
-            feedback_kpis(feedback, customers, freq, by) if feedback is not None else None,
-        )
-        if part is not None
-    ]
+    """:func:`ticket_kpis` and :func:`feedback_kpis` side by side, one row per (period, group).
+
+    A ``by`` that only one table has (a ticket's ``channel``, a feedback's ``source``) gives that
+    table's KPIs only; one that neither table nor the customers have raises ``KeyError``.
+    """
+    parts: list[pd.DataFrame] = []
+    for table, kpis in ((tickets, ticket_kpis), (feedback, feedback_kpis)):
+        if table is None:
+            continue
+        if by is not None and by not in table.columns and (customers is None or by not in customers.columns):
+            continue
+        arguments = (fcr_window_days,) if kpis is ticket_kpis else ()
+        parts.append(kpis(table, customers, freq, by, *arguments).set_index(["period", "group"]))
     if not parts:
-        raise ValueError("service KPIs need a tickets or a feedback table")
+        if tickets is None and feedback is None:
+            raise ValueError("service KPIs need a tickets or a feedback table")
+        raise KeyError(f"{by!r} is neither a column of the tickets or feedback table nor of the customers table")
     return pd.concat(parts, axis=1).sort_index().reset_index()
 
 
@@ -180,6 +186,7 @@ def customer_kpis(
     freq: str = "M",
     by: str | None = None,
     purchase_type: str = "purchase",
+    churn_known_until: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Customer KPIs per period (and customer group): churn rate, purchases and a simple CLTV.
 
@@ -193,6 +200,8 @@ def customer_kpis(
         per purchasing customer), ``repeat_purchase_rate`` (share of purchasing customers with
         two or more purchases in the period) and ``cltv`` = average purchase value x purchase
         frequency x expected lifespan in periods (1 / churn rate; NaN while nobody churns).
+        With ``churn_known_until``, periods ending after it have no churn rate (nor CLTV): who
+        left in them is not known yet (an inactivity churn is only seen a horizon later).
     """
     if freq not in FREQUENCIES:
         raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
@@ -214,6 +223,9 @@ def customer_kpis(
             rows.append({"period": start, "group": name, "active_customers": int(row["active"]), "churned": int(row["gone"])})
     out = pd.DataFrame(rows, columns=["period", "group", "active_customers", "churned"])
     out["churn_rate"] = out["churned"] / out["active_customers"].where(out["active_customers"] > 0)
+    if churn_known_until is not None:
+        ends = pd.PeriodIndex(out["period"], freq=FREQUENCIES[freq]).end_time
+        out.loc[np.asarray(ends > pd.Timestamp(churn_known_until)), ["churned", "churn_rate"]] = np.nan
     if events is None or "amount" not in events.columns:
         return out
     bought = events.loc[(events["event_type"].astype(str) == purchase_type) & events["amount"].notna()]
@@ -241,3 +253,72 @@ def customer_kpis(
     lifespan = 1.0 / out["churn_rate"].where(out["churn_rate"] > 0)
     out["cltv"] = out["average_purchase_value"] * out["purchase_frequency"] * lifespan
     return out
+
+
+def theme_kpis(
+    feedback: pd.DataFrame,
+    text_scores: pd.DataFrame,
+    theme_ids: Sequence[str],
+    freq: str = "M",
+    threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Feedback KPIs per period and theme, from the text models' scores.
+
+    A feedback row mentions a theme when its ``theme_<id>`` probability is at least
+    ``threshold``; its sentiment is the most probable of ``sentiment_negative``, ``_neutral``
+    and ``_positive``.
+
+    Parameters
+    ----------
+    feedback
+        The feedback table (``created_at``; optional ``nps``, ``ces``, ``rating``).
+    text_scores
+        :func:`retain.text.scoring.score_feedback` of ``feedback``, on the same index.
+    theme_ids
+        The themes to report, in order.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``period``, ``theme``, ``mentions``, ``share`` (mentions / feedback in the period),
+        ``negative_share`` (of the mentions, the share whose sentiment is negative),
+        ``net_sentiment`` (mean of P(positive) - P(negative) over the mentions), and over the
+        mentions with an answer: ``nps`` (:func:`net_promoter_score`), ``ces_mean`` and
+        ``rating_mean``. Every period with feedback has a row per theme (zero mentions included).
+    """
+    scores = text_scores.reindex(feedback.index)
+    sentiment = scores[["sentiment_negative", "sentiment_neutral", "sentiment_positive"]].to_numpy(dtype=float)
+    known = ~np.isnan(sentiment).any(axis=1)
+    negative = np.where(known, np.argmax(np.nan_to_num(sentiment, nan=-1.0), axis=1) == 0, np.nan)
+    net = sentiment[:, 2] - sentiment[:, 0]
+    period = _periods(feedback["created_at"], freq).to_numpy()
+    answers = {
+        column: pd.to_numeric(feedback[column], errors="coerce").to_numpy(dtype=float)
+        if column in feedback.columns else np.full(len(feedback), np.nan)
+        for column in ("nps", "ces", "rating")
+    }
+    totals = pd.Series(1, index=feedback.index).groupby(period).sum()
+    parts = []
+    for theme in theme_ids:
+        mentions = scores[f"theme_{theme}"].to_numpy(dtype=float) >= threshold
+        frame = pd.DataFrame(
+            {"period": period, "negative": negative, "net": net, **answers}
+        ).loc[mentions]
+        grouped = frame.groupby("period")
+        part = pd.DataFrame(
+            {
+                "mentions": grouped.size(),
+                "negative_share": grouped["negative"].mean(),
+                "net_sentiment": grouped["net"].mean(),
+                "nps": grouped["nps"].agg(net_promoter_score),
+                "ces_mean": grouped["ces"].mean(),
+                "rating_mean": grouped["rating"].mean(),
+            }
+        ).reindex(totals.index)
+        part["mentions"] = part["mentions"].fillna(0).astype(int)
+        part["share"] = part["mentions"] / totals
+        parts.append(part.assign(theme=theme).rename_axis("period").reset_index())
+    columns = ["period", "theme", "mentions", "share", "negative_share", "net_sentiment", "nps", "ces_mean", "rating_mean"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns].sort_values(["period", "theme"], ignore_index=True)

@@ -451,6 +451,10 @@ def monitor_run(
     section["realised"] = [{k: _number(v) if isinstance(v, float) else v for k, v in r.items()} for r in realised]
     section["breaches"] = breaches
     section["breach"] = bool(breaches)
+    section["thresholds"] = {
+        "psi": settings.psi_warn, "ks": settings.ks_warn, "score_psi": settings.score_psi_warn,
+        "min_estimated_roc_auc": settings.min_estimated_roc_auc, "max_roc_auc_drop": settings.max_roc_auc_drop,
+    }
     section["notes"] = notes
     return MonitoringResult(section=section, breaches=breaches)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -57,8 +57,12 @@ class TokenIn(BaseModel):
     role: Literal["viewer", "lead", "publisher", "admin"]
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The API and page on ``engine`` (from :func:`retain.serve.db.open_database`)."""
+def create_app(engine: Engine, report_path: Path | None = None) -> FastAPI:
+    """The API and page on ``engine`` (from :func:`retain.serve.db.open_database`).
+
+    ``report_path`` is the ``report.html`` of ``retain report``: served at ``/api/report`` to
+    anyone who may read the list, and linked from the page while the file exists.
+    """
     from fastapi_offline import FastAPIOffline
 
     # The API docs page with Swagger UI's files served from the package, not a CDN: it works
@@ -300,6 +304,25 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(404, "no live token with that name or id")
         return {"revoked": revoked}
 
+    # --- the insight report ----------------------------------------------------------------
+
+    @app.get("/api/report/status", tags=["report"])
+    def report_status(_who: Annotated[Principal, Depends(needs("read_list"))]) -> dict[str, Any]:
+        """Whether the insight report (`retain report`) is there to open, and when it was written."""
+        if report_path is None or not report_path.is_file():
+            return {"available": False, "written_at": None}
+        written = datetime.fromtimestamp(report_path.stat().st_mtime, UTC)
+        return {"available": True, "written_at": written.isoformat(timespec="seconds")}
+
+    @app.get("/api/report", tags=["report"], response_class=HTMLResponse)
+    def report(_who: Annotated[Principal, Depends(needs("read_list"))]) -> HTMLResponse:
+        """The insight report: one self-contained HTML page (KPIs, themes, drivers, model, drift)."""
+        if report_path is None or not report_path.is_file():
+            raise HTTPException(
+                404, "no report: run `retain report -c CONFIG`, then `retain serve -c CONFIG` (or --report PATH)"
+            )
+        return HTMLResponse(report_path.read_text(encoding="utf-8"), headers=REPORT_HEADERS)
+
     # --- the page -------------------------------------------------------------------------
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
@@ -318,6 +341,13 @@ def _route_template(request: Request) -> str:
 
 
 #: The page runs only its own script and talks only to this server; no other site may frame it.
+#: The report is inert: inline styles and images, no script, nothing fetched, never framed.
+REPORT_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (

@@ -13,9 +13,6 @@ probability and observed frequency over equal-width probability bins.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from retain import htmlpage
 from retain.evaluation import sentiment_metrics, text_figures, theme_metrics
 from retain.text.inputs import as_texts
 
@@ -384,27 +382,27 @@ def text_report(
     sections.append(_overview(metrics, has_sentiment, has_themes))
     if has_themes:
         sections.append(
-            _section(
+            htmlpage.section(
                 "themes",
                 "Themes: precision, recall and F1 per theme",
-                _table(tables["theme_scores"], floats=3) + _image(figures["theme_f1"]),
+                htmlpage.table(tables["theme_scores"], floats=3) + htmlpage.image(figures["theme_f1"]),
             )
         )
     if has_sentiment:
         sections.append(
-            _section(
+            htmlpage.section(
                 "sentiment",
                 "Sentiment: confusion matrix",
                 "<p>Rows: true label; columns: predicted label (counts).</p>"
-                + _table(tables["sentiment_confusion"], index=True)
-                + _image(figures["sentiment_confusion"]),
+                + htmlpage.table(tables["sentiment_confusion"], index=True)
+                + htmlpage.image(figures["sentiment_confusion"]),
             )
         )
     sections.append(_calibration_section(tables, metrics, figures["calibration"]))
     sections.append(_errors_section(tables))
     for figure in figures.values():
-        _close(figure)
-    page = _page(title, sections)
+        figure.clear()
+    page = htmlpage.page(title, sections)
     logger.info("text report: %s", ", ".join(f"{k}={v:.3f}" for k, v in _headline(metrics)))
     return TextReport(metrics=metrics, tables=tables, html=page)
 
@@ -478,54 +476,6 @@ def _headline(metrics: dict[str, float]) -> list[tuple[str, float]]:
     return [(k, metrics[k]) for k in keys if k in metrics]
 
 
-# --------------------------------------------------------------------------------------------
-# HTML
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; }
-img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
-"""
-
-
-def _page(title: str, sections: list[str]) -> str:
-    body = "\n".join(sections)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
-    )
-
-
-def _section(anchor: str, heading: str, content: str) -> str:
-    return f'<section id="{anchor}">\n<h2>{html.escape(heading)}</h2>\n{content}\n</section>'
-
-
-def _table(frame: pd.DataFrame, floats: int = 3, index: bool = False) -> str:
-    return frame.to_html(
-        index=index, escape=True, border=0, float_format=lambda v: f"{v:.{floats}f}"
-    )
-
-
-def _image(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(_title(figure))}" src="data:image/png;base64,{data}">'
-
-
-def _title(figure: Figure) -> str:
-    axes = figure.get_axes()
-    return axes[0].get_title().replace("\n", " ") if axes else "figure"
-
-
-def _close(figure: Figure) -> None:
-    figure.clear()
-
-
 def _overview(metrics: dict[str, float], has_sentiment: bool, has_themes: bool) -> str:
     rows = pd.DataFrame(_headline(metrics), columns=["metric", "value"])
     parts = []
@@ -533,8 +483,8 @@ def _overview(metrics: dict[str, float], has_sentiment: bool, has_themes: bool) 
         parts.append("sentiment")
     if has_themes:
         parts.append("themes")
-    return _section(
-        "overview", "Overview", f"<p>Evaluated: {' and '.join(parts)}.</p>" + _table(rows)
+    return htmlpage.section(
+        "overview", "Overview", f"<p>Evaluated: {' and '.join(parts)}.</p>" + htmlpage.table(rows)
     )
 
 
@@ -568,19 +518,19 @@ def _calibration_section(
         "<p>Expected calibration error (ECE): the count-weighted mean gap between the mean "
         "predicted probability and the observed frequency in each probability bin.</p>"
     )
-    parts = [explanation, _image(figure)]
+    parts = [explanation, htmlpage.image(figure)]
     for key, name, metric in (
         ("sentiment_reliability", "Sentiment (top label)", "sentiment_ece"),
         ("theme_reliability", "Themes", "themes_ece"),
     ):
         if key in tables:
-            parts.append(f"<h3>{name}: ECE {metrics[metric]:.3f}</h3>" + _table(tables[key]))
-    return _section("calibration", "Calibration", "\n".join(parts))
+            parts.append(f"<h3>{name}: ECE {metrics[metric]:.3f}</h3>" + htmlpage.table(tables[key]))
+    return htmlpage.section("calibration", "Calibration", "\n".join(parts))
 
 
 def _errors_section(tables: dict[str, pd.DataFrame]) -> str:
     if "sentiment_errors" not in tables and "theme_errors" not in tables:
-        return _section("errors", "Errors", "<p>No texts were given, so no examples.</p>")
+        return htmlpage.section("errors", "Errors", "<p>No texts were given, so no examples.</p>")
     parts = []
     for key, name in (
         ("sentiment_errors", "Sentiment: most confident wrong predictions"),
@@ -588,6 +538,6 @@ def _errors_section(tables: dict[str, pd.DataFrame]) -> str:
     ):
         if key in tables:
             table = tables[key]
-            body = _table(table) if not table.empty else "<p>No errors.</p>"
+            body = htmlpage.table(table) if not table.empty else "<p>No errors.</p>"
             parts.append(f"<h3>{name}</h3>{body}")
-    return _section("errors", "Examples of errors", "\n".join(parts))
+    return htmlpage.section("errors", "Examples of errors", "\n".join(parts))

@@ -143,6 +143,20 @@ async function exportCsv() {
   document.body.append(link); link.click(); link.remove(); URL.revokeObjectURL(url);
 }
 
+async function showReportLink() {
+  const status = await (await api("api/report/status")).json();
+  $("open-report").hidden = !status.available;
+  if (status.available) $("open-report").title = `KPIs, themes, churn drivers, model and drift; written ${day(status.written_at)}`;
+}
+
+async function openReport() {
+  // The report needs the token like every request, so it is fetched and opened as a blob.
+  const response = await api("api/report");
+  const url = URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
+  window.open(url, "_blank", "noopener");
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 async function loadEffect() {
   const body = await (await api("api/outreach/effect")).json();
   const rows = $("effect-table").querySelector("tbody");
@@ -205,6 +219,7 @@ async function start() {
     // what "value" means depends on the data: a purchase log's spend, a flat table's column
     if (run.value_basis) $("value-head").title = `churn risk × monthly value; monthly value: ${run.value_basis}`;
   } catch (e) { $("run-info").textContent = "No list has been published yet: run `retain score --publish`."; return; }
+  showReportLink().catch(() => { $("open-report").hidden = true; });
   await fillChoices();
   await loadList();
   loadEffect().catch((e) => { $("effect-status").textContent = e.message; });
@@ -213,7 +228,7 @@ async function start() {
 function signOut(message) {
   sessionStorage.removeItem("retain-token");
   state.token = "";
-  $("app").hidden = true; $("sign-out").hidden = true; $("sign-in").hidden = false;
+  $("app").hidden = true; $("sign-out").hidden = true; $("open-report").hidden = true; $("sign-in").hidden = false;
   $("sign-in-error").textContent = message || "";
 }
 
@@ -226,6 +241,7 @@ document.addEventListener("DOMContentLoaded", () => {
     start();
   });
   $("sign-out").addEventListener("click", () => signOut(""));
+  $("open-report").addEventListener("click", () => openReport().catch((e) => { $("run-info").textContent = "Report: " + e.message; }));
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); state.page = 1; loadList(); });
   $("prev").addEventListener("click", () => { state.page -= 1; loadList(); });
   $("next").addEventListener("click", () => { state.page += 1; loadList(); });
