@@ -465,8 +465,10 @@ def raw_effects(drivers: DriverTable, config: DriversConfig | None = None) -> pd
         lift_draws = draws_with / draws_without
     difference_draws = draws_with - draws_without
     tail = (1 - config.confidence) / 2
-    lift_low, lift_high = np.nanquantile(lift_draws, [tail, 1 - tail], axis=0)
-    diff_low, diff_high = np.nanquantile(difference_draws, [tail, 1 - tail], axis=0)
+    # No interpolation between draws: a draw with nobody churning without the driver has an
+    # infinite lift, which is a fair upper end; draws with nobody having it (NaN) are skipped.
+    lift_low, lift_high = np.nanquantile(lift_draws, [tail, 1 - tail], axis=0, method="inverted_cdf")
+    diff_low, diff_high = np.nanquantile(difference_draws, [tail, 1 - tail], axis=0, method="inverted_cdf")
     value_with = value @ on / n_dates
     wilson_with = [wilson_interval(int(c), int(n), config.confidence) for c, n in zip(churned_with, n_with, strict=True)]
     wilson_without = [
