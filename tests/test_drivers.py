@@ -254,6 +254,23 @@ def test_reference_levels_and_rare_drivers() -> None:
     assert effects["driver"].iloc[-1] == "segment_consumer"  # no adjusted value: ranked last
 
 
+def test_a_small_world_without_text_models() -> None:
+    from retain.synth import generate_world
+
+    world = generate_world(1500, seed=3)
+    report = drivers_report(world, FeatureConfig(), LabelConfig(), None, DriversConfig(bootstrap=50))
+    assert list(report.columns) == list(REPORT_COLUMNS)
+    assert report["rank"].tolist() == list(range(1, len(report) + 1))
+    assert {"open_ticket", "slow_first_response", "low_csat", "channel_email", "nps_detractor"} <= set(report["driver"])
+    assert not any(d.startswith(("theme_", "negative_")) for d in report["driver"])  # no text models
+    ranked = report.loc[~report["reference"], "adjusted_churned_value"]
+    assert ranked.is_monotonic_decreasing
+    assert report.attrs["value_source"] == "monthly_value" and len(report.attrs["dates"]) >= 12
+    # only customers and events: nothing to derive a driver from, an empty table that says so
+    bare = World(customers=world.customers[["customer_id", "signup_at", "churned_at"]], events=world.events)
+    assert drivers_report(bare, FeatureConfig(), LabelConfig(), None).empty
+
+
 def test_unknown_config_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="bootstraps"):
         DriversConfig(bootstraps=10)  # type: ignore[call-arg]
@@ -291,13 +308,26 @@ def _synthetic_drivers(n_customers: int, seed: int) -> pd.DataFrame:
     return drivers_report(world, FeatureConfig(), LabelConfig(), text, DriversConfig(), taxonomy)
 
 
+#: Smallest adjusted coefficient of the planted service drivers. Measured on the 20,000-customer
+#: world (seeds 5, 1, 2): slow first response 0.80-0.83, open ticket 1.21-1.32, repeated contacts
+#: 0.55-0.57; with that planted term set to zero (seed 5): 0.22, 0.47 and 0.11. Their intervals
+#: still exclude zero with the slow-response or open-ticket term off (those indicators also carry
+#: older history and each other), so the sizes are checked too; the thresholds sit between.
+PLANTED_AT_LEAST = {"slow_first_response": 0.45, "open_ticket": 0.9, "repeated_contacts": 0.3}
+
+
 def _recovers_planted_structure(report: pd.DataFrame) -> list[str]:
     """What is wrong with the report against the planted structure (empty: recovered)."""
     table = report.set_index("driver")
+    problems = [
+        f"{d}: adjusted coefficient {table.loc[d, 'coefficient']:.2f} below {floor}"
+        for d, floor in PLANTED_AT_LEAST.items()
+        if table.loc[d, "coefficient"] < floor
+    ]
     unplanted = [f"{kind}_{theme}" for theme in UNPLANTED_THEMES for kind in ("theme", "negative")]
     worst_planted = table.loc[list(PLANTED), "rank"].max()
     best_unplanted = table.loc[unplanted, "rank"].min()
-    problems = [f"{d}: adjusted interval includes zero" for d in PLANTED if not table.loc[d, "adjusted_excludes_zero"]]
+    problems += [f"{d}: adjusted interval includes zero" for d in PLANTED if not table.loc[d, "adjusted_excludes_zero"]]
     if worst_planted >= best_unplanted:
         problems.append(f"a planted driver ranks {worst_planted}, an unplanted theme {best_unplanted}")
     return problems

@@ -647,16 +647,21 @@ def driver_effects(drivers: DriverTable, config: DriversConfig | None = None) ->
     dropped = [d for d in drivers.driver_ids if not enough[d]]
     if dropped:
         logger.info("drivers seen (or missed) in fewer than %d rows, left out: %s", config.min_rows, ", ".join(dropped))
-    kept = drivers.drivers[drivers.drivers["driver"].map(enough)].reset_index(drop=True)
+    kept = drivers.drivers[drivers.drivers["driver"].isin(enough.index[enough])].reset_index(drop=True)
     # An attribute whose reference level was dropped has none: its levels then compare to the rest.
     kept = DriverTable(
         rows=drivers.rows.drop(columns=dropped), drivers=kept, value_source=drivers.value_source,
         dates=drivers.dates,
     )
+    rows = drivers.rows
+    if kept.drivers.empty:
+        logger.warning("no churn driver to analyse: the data has no tickets, feedback or attributes to derive one from")
+        table = pd.DataFrame({c: pd.Series(dtype=object) for c in REPORT_COLUMNS})
+        table.attrs.update({"rows": len(rows), "left_out": dropped, "value_source": drivers.value_source})
+        return table
     raw = raw_effects(kept, config)
     adjusted = adjusted_effects(kept, config)
     table = kept.drivers.merge(raw, on="driver").merge(adjusted, on="driver")
-    rows = drivers.rows
     churned_value = float((rows[features.LABEL_COLUMN] * rows["value"]).sum()) / max(rows["as_of"].nunique(), 1)
     table["share_of_churned_value"] = table["adjusted_churned_value"] / churned_value if churned_value else np.nan
     table = table.sort_values(
