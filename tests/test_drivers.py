@@ -240,6 +240,21 @@ def test_adjusted_churned_value_is_the_fitted_churn_the_driver_adds() -> None:
     )
 
 
+def test_the_adjusted_intervals_count_customers_not_rows() -> None:
+    """The sandwich covariance sums scores per customer: the same customers seen three times as
+    often give the same coefficient intervals, not intervals sqrt(3) narrower."""
+    rows = _travelling_drivers(seed=5, dates=1)
+    unpenalised = DriversConfig(l2_penalty=1e-8)  # the penalty would weigh less on 3x the rows
+    once = adjusted_effects(_driver_table(rows, ["cause", "companion"]), unpenalised).set_index("driver")
+    thrice = adjusted_effects(
+        _driver_table(pd.concat([rows] * 3, ignore_index=True), ["cause", "companion"]), unpenalised
+    ).set_index("driver")
+    width_once = once["coefficient_high"] - once["coefficient_low"]
+    width_thrice = thrice["coefficient_high"] - thrice["coefficient_low"]
+    np.testing.assert_allclose(thrice["coefficient"], once["coefficient"], atol=1e-3)
+    np.testing.assert_allclose(width_thrice, width_once, rtol=0.01)
+
+
 def test_reference_levels_and_rare_drivers() -> None:
     rows = _travelling_drivers(seed=4)
     rows["segment_smb"] = np.arange(len(rows)) % 3 == 0
