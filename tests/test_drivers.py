@@ -286,6 +286,31 @@ def test_a_small_world_without_text_models() -> None:
     assert drivers_report(bare, FeatureConfig(), LabelConfig(), None).empty
 
 
+def test_text_models_or_their_scores_give_the_same_table() -> None:
+    from types import SimpleNamespace
+
+    from retain.synth import generate_world
+    from retain.text.inputs import theme_indicators
+    from retain.text.scoring import score_feedback
+    from retain.text.tfidf import make_sentiment_model, make_theme_model
+
+    world = generate_world(1500, seed=4)
+    taxonomy = load_config(REPO / "configs" / "themes.yaml", Taxonomy)
+    texts = world.feedback["text"].tolist()
+    models = SimpleNamespace(  # the shape of scoring.ScoringModels: no theme_ids of its own
+        sentiment=make_sentiment_model().fit(texts, world.feedback["sentiment"].to_numpy()),
+        themes=make_theme_model().fit(texts, theme_indicators(world.feedback["themes"], taxonomy.ids)),
+    )
+    config = DriversConfig(bootstrap=30)
+    from_models = drivers_report(world, FeatureConfig(), None, models, config, taxonomy)
+    scores = score_feedback(world.feedback, models.sentiment, models.themes, taxonomy.ids)
+    from_scores = drivers_report(world, FeatureConfig(), None, None, config, taxonomy, feedback_scores=scores)
+    pd.testing.assert_frame_equal(from_models, from_scores)
+    assert "negative_billing" in set(from_models["driver"])
+    label = from_models.set_index("driver").loc["negative_billing", "label"]
+    assert label == "negative feedback on Billing errors in the last 90 days"
+
+
 def test_unknown_config_keys_are_refused() -> None:
     with pytest.raises(ValidationError, match="bootstraps"):
         DriversConfig(bootstraps=10)  # type: ignore[call-arg]

@@ -35,6 +35,7 @@ from retain.config import DriversConfig, FeatureConfig, LabelConfig, Taxonomy
 from retain.contracts import World
 
 if TYPE_CHECKING:
+    from retain.scoring import ScoringModels
     from retain.training import TextModels
 
 logger = logging.getLogger(__name__)
@@ -686,9 +687,11 @@ def drivers_report(
     world: World,
     feature_config: FeatureConfig,
     label_config: LabelConfig | None,
-    text_models: TextModels | None,
+    text_models: TextModels | ScoringModels | None,
     config: DriversConfig | None = None,
     taxonomy: Taxonomy | None = None,
+    theme_ids: Sequence[str] | None = None,
+    feedback_scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The churn driver table of a world: raw and adjusted effects, ranked by adjusted churned value.
 
@@ -701,13 +704,20 @@ def drivers_report(
     label_config:
         The churn definition (None: contractual).
     text_models:
-        Sentiment and theme models (``retain.training.TextModels``, e.g. the registered
-        champions of ``jobs.registered_text_models``); they score every feedback text once.
-        None: no text drivers.
+        Anything with fitted ``sentiment`` and ``themes`` models (either may be None):
+        ``retain.training.TextModels`` (e.g. ``jobs.registered_text_models``) or
+        ``retain.scoring.ScoringModels``. They score every feedback text once. None: no text
+        drivers, unless ``feedback_scores`` are given.
     config:
         Window, thresholds, dates, bootstrap (:class:`retain.config.DriversConfig`).
     taxonomy:
-        For the themes' plain-language names.
+        For the themes' plain-language names (and their ids when nothing else gives them).
+    theme_ids:
+        The theme ids the models' outputs stand for, in order; default ``text_models.theme_ids``
+        when it has them, else the taxonomy's.
+    feedback_scores:
+        Text scores already computed (``text.scoring.score_feedback`` columns); used instead of
+        scoring with ``text_models``. Feedback without a score row counts as not said.
 
     Returns
     -------
@@ -718,20 +728,27 @@ def drivers_report(
     """
     config = config or DriversConfig()
     dates = driver_dates(world, feature_config.horizon_days, config.every_days, config.max_dates, label_config)
-    scores, theme_ids = _text_scores(world, text_models)
+    if theme_ids is None:
+        theme_ids = getattr(text_models, "theme_ids", None) or (taxonomy.ids if taxonomy is not None else [])
+    theme_ids = list(theme_ids)
+    if feedback_scores is None:
+        feedback_scores = _text_scores(world, text_models, theme_ids)
     names = {t.id: t.name for t in taxonomy.themes} if taxonomy is not None else None
     table = driver_table(
-        world, dates, scores, theme_ids, feature_config.horizon_days, config, label_config, names
+        world, dates, feedback_scores, theme_ids if feedback_scores is not None else [],
+        feature_config.horizon_days, config, label_config, names,
     )
     return driver_effects(table, config)
 
 
-def _text_scores(world: World, text_models: TextModels | None) -> tuple[pd.DataFrame | None, list[str]]:
+def _text_scores(
+    world: World, text_models: TextModels | ScoringModels | None, theme_ids: list[str]
+) -> pd.DataFrame | None:
     """Every feedback text scored once by the given models (none without models or feedback)."""
     if text_models is None or world.feedback is None or world.feedback.empty:
-        return None, []
+        return None
+    if text_models.sentiment is None and text_models.themes is None:
+        return None
     from retain.text.scoring import score_feedback
 
-    theme_ids = list(text_models.theme_ids)
-    scores = score_feedback(world.feedback, text_models.sentiment, text_models.themes, theme_ids)
-    return scores, theme_ids
+    return score_feedback(world.feedback, text_models.sentiment, text_models.themes, theme_ids)
