@@ -489,7 +489,10 @@ class ReportConfig(Strict):
         0.5, gt=0.0, le=1.0, description="A feedback row mentions a theme at this probability or above."
     )
     months: int = Field(24, ge=1, description="Show the last N months of KPIs (older periods are left out).")
-    drivers: bool = Field(True, description="Compute the churn drivers (the slowest part).")
+    drivers: bool = Field(True, description="Compute the churn drivers (docs/drivers.md).")
+    driver_analysis: DriversConfig = Field(
+        default_factory=lambda: DriversConfig(), description="How the drivers are read: window, dates, thresholds."
+    )
     value: bool = Field(True, description="Expected customer value for purchase logs (BG/NBD + Gamma-Gamma).")
     log_to_mlflow: bool = Field(True, description="Log report.html to MLflow as a run named `report`.")
 
