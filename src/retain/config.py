@@ -211,6 +211,29 @@ class LabelConfig(Strict):
     )
 
 
+class DriversConfig(Strict):
+    """Churn drivers (``retain.insight.drivers``, docs/drivers.md): which situations go with churn."""
+
+    window_days: int = Field(90, ge=1, description="A driver counts what happened in (as_of - window_days, as_of].")
+    every_days: int = Field(30, ge=1, description="Spacing of the as_of dates the drivers are read at.")
+    max_dates: int | None = Field(
+        None, ge=1, description="Read at most this many dates (the latest labelled ones); default all."
+    )
+    slow_response_hours: float = Field(
+        24.0, gt=0, description="A first response later than this (or still awaited after it) is slow."
+    )
+    low_csat: float = Field(2.0, description="A CSAT answer at or below this is low (1-5 scale).")
+    min_rows: int = Field(
+        30, ge=1, description="A driver seen (or missed) in fewer customer-dates than this is left out."
+    )
+    bootstrap: int = Field(200, ge=20, description="Bootstrap draws of customers for the lift and difference intervals.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    l2_penalty: float = Field(
+        1.0, gt=0, description="Ridge penalty of the adjusted regression (lambda in lambda/2 * |beta|^2)."
+    )
+    seed: int = 0
+
+
 class TextModelConfig(Strict):
     """TF-IDF + logistic regression text models for sentiment and themes."""
 
@@ -514,7 +537,10 @@ class ReportConfig(Strict):
         0.5, gt=0.0, le=1.0, description="A feedback row mentions a theme at this probability or above."
     )
     months: int = Field(24, ge=1, description="Show the last N months of KPIs (older periods are left out).")
-    drivers: bool = Field(True, description="Compute the churn drivers (the slowest part).")
+    drivers: bool = Field(True, description="Compute the churn drivers (docs/drivers.md).")
+    driver_analysis: DriversConfig = Field(
+        default_factory=lambda: DriversConfig(), description="How the drivers are read: window, dates, thresholds."
+    )
     value: bool = Field(True, description="Expected customer value for purchase logs (BG/NBD + Gamma-Gamma).")
     log_to_mlflow: bool = Field(True, description="Log report.html to MLflow as a run named `report`.")
 

@@ -55,6 +55,7 @@ from retain.text.scoring import score_feedback
 from retain.text.training import TextTrainResult, train_text_models
 from retain.training import (
     TextModels,
+    TrainingError,
     TrainingResult,
     observed_since,
     observed_until,
@@ -733,7 +734,7 @@ def run_report(config: ScoreConfig, show_progress: bool = False) -> ReportOutcom
             )
             notes += kpi_notes
         with stage("drivers"):
-            drivers = _report_drivers(world, end, config, models, theme_ids, notes) if settings.drivers else None
+            drivers = _report_drivers(world, config, models, theme_ids, notes) if settings.drivers else None
         with stage("value"):
             value, value_summary = _report_value(world, end, config, notes) if settings.value else (None, {})
         monitoring = data.read_json(config.scoring.output_dir / data.LATEST / SUMMARY).get("monitoring")
@@ -793,9 +794,24 @@ def _report_models(
 
 
 def _report_drivers(
-    world: World, end: pd.Timestamp, config: ScoreConfig, models: ScoringModels | None, theme_ids: list[str], notes: list[str]
+    world: World, config: ScoreConfig, models: ScoringModels | None, theme_ids: list[str], notes: list[str]
 ) -> pd.DataFrame | None:
-    return None
+    """The churn drivers (docs/drivers.md), or None with a note when the data cannot give them."""
+    from retain.insight.drivers import drivers_report
+
+    taxonomy = load_config(config.text.taxonomy, Taxonomy) if theme_ids and config.text.taxonomy.is_file() else None
+    try:
+        table = drivers_report(
+            world, config.features, config.label, models, config.report.driver_analysis, taxonomy,
+            theme_ids=theme_ids or None,
+        )
+    except (ValueError, TrainingError) as exc:
+        notes.append(f"no churn drivers: {exc}")
+        return None
+    if table.empty:
+        notes.append("no churn drivers: no situation was seen often enough (report.driver_analysis.min_rows)")
+        return None
+    return table
 
 
 def _report_value(

@@ -210,23 +210,54 @@ def theme_figure(themes: pd.DataFrame) -> Figure:
     return figure
 
 
-def driver_figure(drivers: pd.DataFrame, top: int = 20) -> Figure | None:
-    """Lift of churn with each driver, with its interval (log scale), top drivers first."""
-    needed = {"driver", "lift", "lift_low", "lift_high"}
+def driver_figure(drivers: pd.DataFrame, top: int = 15) -> Figure | None:
+    """Each driver's raw lift and adjusted odds ratio with their intervals (log scale), top first."""
+    needed = {"lift", "lift_low", "lift_high"}
     if not needed <= set(drivers.columns):
         return None
     shown = drivers.head(top).iloc[::-1]
-    figure, (ax,) = _figure(1, 1, "Churn lift with each driver (95% interval)", width=9.0, height=0.32 * len(shown) + 1.2)
+    names = shown["label"] if "label" in shown.columns else shown["driver"]
+    adjusted = {"odds_ratio", "coefficient_low", "coefficient_high"} <= set(shown.columns)
+    figure, axes = _figure(
+        1, 2 if adjusted else 1, "Churn drivers (95% intervals)", width=11.0, height=0.34 * len(shown) + 1.4
+    )
     y = np.arange(len(shown))
-    lift = shown["lift"].to_numpy(dtype=float)
-    low, high = shown["lift_low"].to_numpy(dtype=float), shown["lift_high"].to_numpy(dtype=float)
-    ax.errorbar(lift, y, xerr=[np.clip(lift - low, 0, None), np.clip(high - lift, 0, None)], fmt="o", capsize=3)
-    ax.axvline(1.0, color="grey", linestyle=":")
-    ax.set_yticks(y, [str(d) for d in shown["driver"]], fontsize="small")
-    ax.set_xscale("log")
-    ax.set_xlabel("churn rate with / churn rate without")
-    ax.grid(True, axis="x", alpha=0.3)
+    panels = [("lift", shown["lift"], shown["lift_low"], shown["lift_high"], "churn rate with / without")]
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if adjusted:
+        panels.append(
+            ("adjusted", shown["odds_ratio"], np.exp(shown["coefficient_low"]), np.exp(shown["coefficient_high"]),
+             "odds ratio, all drivers together")
+        )
+    for ax, (name, middle, low, high, label) in zip(axes, panels, strict=True):
+        middle, low, high = (np.asarray(v, dtype=float) for v in (middle, low, high))
+        ax.errorbar(middle, y, xerr=[np.clip(middle - low, 0, None), np.clip(high - middle, 0, None)], fmt="o", capsize=3)
+        ax.axvline(1.0, color="grey", linestyle=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_title("raw" if name == "lift" else "adjusted", fontsize="medium")
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.set_yticks(y, [str(n) for n in names] if ax is axes[0] else [""] * len(y), fontsize="small")
     return figure
+
+
+DRIVER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rank", "rank"),
+    ("label", "driver"),
+    ("customers_with", "customers with it"),
+    ("rate_with", "churn with"),
+    ("rate_without", "churn without"),
+    ("lift", "lift"),
+    ("lift_low", "lift low"),
+    ("lift_high", "lift high"),
+    ("odds_ratio", "adjusted odds ratio"),
+    ("adjusted_churned_value", "adjusted churned value"),
+    ("share_of_churned_value", "share of churned value"),
+    ("adjusted_excludes_zero", "adjusted interval excludes no effect"),
+)
 
 
 def drift_figure(features: pd.DataFrame, threshold: float | None = None, top: int = 25) -> Figure | None:
@@ -353,7 +384,11 @@ def _driver_section(drivers: pd.DataFrame) -> str:
             "not proof of cause: see docs/drivers.md."
         )
         + _images(driver_figure(drivers))
-        + htmlpage.table(drivers.head(30), floats=3)
+        + htmlpage.table(
+            drivers.head(30)[[c for c, _ in DRIVER_COLUMNS if c in drivers.columns]].rename(columns=dict(DRIVER_COLUMNS)),
+            floats=2,
+        )
+        + htmlpage.paragraph("Churned value is per scoring date; every column, with intervals, is in drivers.csv.")
     )
     return htmlpage.section("drivers", "Churn drivers", content)
 
