@@ -726,11 +726,11 @@ def _purchase_value(worlds: DataFrame, as_of: pd.Timestamp, config: ScoreConfig)
                 world: World = pickle.loads(payload)["world"]
                 found = purchase_histories(world, as_of)
                 marker = pd.DataFrame(
-                    {"customer_id": [None], "has_amounts": [found is not None],
-                     "needs_value": [needs_purchase_value(world.customers)]}
+                    {"customer_id": [None], **{c: [np.nan] for c in SUMMARY_COLUMNS},
+                     "has_amounts": [found is not None], "needs_value": [needs_purchase_value(world.customers)]}
                 )
                 rows = [marker] if found is None or found.empty else [found.reset_index(), marker]
-                yield _for_arrow(pd.concat(rows, ignore_index=True), ("customer_id",))
+                yield _for_arrow(pd.concat(rows, ignore_index=True)[marker.columns], ("customer_id",))
 
     if config.scoring.purchase_value == "recent_spend":
         return purchase_value_model(None, config.scoring, config.features)
