@@ -308,7 +308,8 @@ def score_world(
         ``outreach_status``, ``last_contacted_at`` (``outreach.playbook.assign_outreach``). Every
         customer is here, control ones too; :func:`outreach_list` is the list people act on.
     """
-    valuation = fit_purchase_value(world, as_of, scoring_config, feature_config)
+    with stage("purchase value"):
+        valuation = fit_purchase_value(world, as_of, scoring_config, feature_config)
     scores = score_customers(
         world, as_of, models, theme_ids, feature_config, label_config, text_scorer, purchase_value=valuation
     )
