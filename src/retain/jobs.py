@@ -781,7 +781,7 @@ def run_explain(
     computes exact reasons for the customers named, against the whole population; nothing is
     written or published.
     """
-    from retain.scoring import explain_customers, score_customers
+    from retain.scoring import explain_customers, fit_purchase_value, score_customers
 
     started = time.perf_counter()
     if config.data.layout == "flat":
@@ -792,7 +792,8 @@ def run_explain(
     when, _ = score_date(as_of, observed_until(loaded.world), config, force_as_of)
     scorer = _text_scorer(config, models, theme_ids, {}, show_progress, update=False)
     scores = score_customers(
-        loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer
+        loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer,
+        purchase_value=fit_purchase_value(loaded.world, when, config.scoring, config.features),
     )
     explained = explain_customers(
         scores, customer_ids, when, models, config.features, config.scoring, loaded.world
