@@ -709,7 +709,10 @@ def _report_drivers(
         notes.append(f"no churn drivers: {exc}")
         return None
     if table.empty:
-        notes.append("no churn drivers: no situation was seen often enough (report.driver_analysis.min_rows)")
+        notes.append(
+            "no churn drivers: no candidate (a ticket, feedback, channel or customer attribute) was seen in "
+            f"at least {config.report.driver_analysis.min_rows} customer-dates (report.driver_analysis.min_rows)"
+        )
         return None
     return table
 
@@ -717,7 +720,28 @@ def _report_drivers(
 def _report_value(
     world: World, end: pd.Timestamp, config: ScoreConfig, notes: list[str]
 ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    return None, {}
+    """A purchase log's expected customer value (BG/NBD x Gamma-Gamma fitted to ``end``), and its summary."""
+    from retain.insight.value import expected_value_table
+    from retain.scoring import needs_purchase_value
+
+    if not needs_purchase_value(world.customers) or world.events is None or "amount" not in world.events.columns:
+        return None, {}
+    horizon = config.scoring.purchase_value_horizon_days or config.features.horizon_days
+    try:
+        table = expected_value_table(world.events, end, horizon)
+    except (ValueError, RuntimeError) as exc:
+        notes.append(f"no customer value section: BG/NBD and Gamma-Gamma could not be fitted ({exc})")
+        return None, {}
+    summary = {
+        "customers with a purchase": f"{len(table):,}",
+        "repeat buyers": f"{int((table['frequency'] > 0).sum()):,}",
+        f"expected purchases in the next {horizon} days": f"{table['expected_purchases'].sum():,.0f}",
+        f"expected spend in the next {horizon} days": f"{table['expected_value'].sum():,.0f}",
+        "customers probably still active (P(alive) >= 0.5)": f"{(table['probability_alive'] >= 0.5).mean():.1%}",
+        "mean expected basket": f"{table['expected_average_value'].mean():,.2f}",
+        "models": "BG/NBD and Gamma-Gamma fitted on every buyer's history to the end of the data (docs/kpis.md)",
+    }
+    return table, summary
 
 
 def format_report_outcome(outcome: ReportOutcome) -> str:
