@@ -39,6 +39,7 @@ THREADS = 2
 # One module per benchmark family; adding a family is one module and one line here.
 FAMILY_MODULES = (
     "benchmarks.text", "benchmarks.churn", "benchmarks.zero_label", "benchmarks.throughput", "benchmarks.scale",
+    "benchmarks.insight",
     "benchmarks.monitoring",
 )
 # Native thread pools read these when they start; set before a benchmark process is spawned.
@@ -158,7 +159,7 @@ def load_families() -> dict[str, Benchmark]:
 
 
 def _protocol_order(bench_id: str) -> tuple[int, int]:
-    family = "TCS".find(bench_id[0])
+    family = "TCSI".find(bench_id[0])
     return (family if family >= 0 else 99, int(bench_id[1:]) if bench_id[1:].isdigit() else 0)
 
 

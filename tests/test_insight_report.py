@@ -63,7 +63,9 @@ def test_the_report_is_one_page_with_every_section_and_nothing_external(world) -
          "as_of": pd.Timestamp("2024-09-01")}
     )
     drivers = pd.DataFrame(
-        {"driver": ["slow first response", "<b>open ticket</b>"], "lift": [2.0, 3.0], "lift_low": [1.5, 2.0], "lift_high": [2.5, 4.5]}
+        {"rank": [1, 2], "driver": ["slow_first_response", "open_ticket"], "label": ["slow first response", "<b>open ticket</b>"],
+         "lift": [2.0, 3.0], "lift_low": [1.5, 2.0], "lift_high": [2.5, 4.5],
+         "odds_ratio": [1.5, 2.5], "coefficient_low": [0.1, 0.5], "coefficient_high": [0.7, 1.3]}
     )
     monitoring = {
         "estimated_roc_auc": 0.81,

@@ -451,3 +451,34 @@ def test_sentiment_and_themes_share_one_vectorisation_when_they_can(scored: Scor
         texts, feedback["sentiment"]
     )
     assert not shared_text_features(other, themes)
+
+
+def test_customers_without_a_monthly_value_are_valued_from_their_purchases(scored: Scored) -> None:
+    """A third of the customers lose their contracted value: the list values them with BG/NBD x
+    Gamma-Gamma fitted on the whole log to as_of; the others keep theirs; the summary says so.
+
+    The synthetic world's baskets are lognormal, heavier-tailed than Gamma-Gamma allows (its fit
+    gives q <= 1, no finite mean): here they are redrawn from a Gamma."""
+    from retain.scoring import fit_purchase_value, value_from_purchases
+
+    customers = scored.world.customers.copy()
+    unvalued = customers.index[::3]
+    customers.loc[unvalued, "monthly_value"] = np.nan
+    events = scored.world.events.copy()
+    bought = events["amount"].notna().to_numpy()
+    events.loc[bought, "amount"] = np.random.default_rng(0).gamma(6.0, 5.0, bought.sum())
+    world = World(customers=customers, events=events, tickets=scored.world.tickets, feedback=scored.world.feedback)
+    ranked = _score(world, scored.models)
+    assert "BG/NBD x Gamma-Gamma" in ranked.attrs["value_basis"]
+    valuation = fit_purchase_value(world, AS_OF, SCORING, FEATURES)
+    assert valuation.models is not None
+    table = ranked[["customer_id"]]
+    expected = value_from_purchases(world, table, AS_OF, valuation)
+    contracted = customers.set_index("customer_id")["monthly_value"].reindex(ranked["customer_id"]).to_numpy()
+    np.testing.assert_allclose(
+        ranked["monthly_value"], np.where(np.isnan(contracted), expected.to_numpy(), contracted), rtol=1e-12
+    )
+    assert np.isnan(contracted).sum() > 50
+    recent_spend = SCORING.model_copy(update={"purchase_value": "recent_spend"})
+    listed = score_world(world, AS_OF, scored.models, THEME_IDS, FEATURES, recent_spend, PLAYBOOK)
+    assert listed.attrs["value_basis"] == "purchases (average monthly spend over the last 365 days)"

@@ -114,6 +114,26 @@ def test_same_tiers_reasons_evidence_and_outreach(engines: Engines) -> None:
     assert engines.spark.attrs == engines.pandas.attrs
 
 
+def test_purchase_values_come_from_one_fit_on_the_whole_log(spark, written: Written, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Customers without a monthly value: each partition values them with the BG/NBD and
+    Gamma-Gamma fitted once on every partition's histories, as the pandas engine does (a fit per
+    partition would give other values). Baskets redrawn from a Gamma (see test_scoring_path)."""
+    world = written.world
+    customers = world.customers.copy()
+    customers.loc[customers.index[::3], "monthly_value"] = np.nan
+    events = world.events.copy()
+    bought = events["amount"].notna().to_numpy()
+    events.loc[bought, "amount"] = np.random.default_rng(0).gamma(6.0, 5.0, bought.sum())
+    directory = tmp_path / "world"
+    data.write_world(World(customers=customers, events=events, tickets=world.tickets, feedback=world.feedback), directory)
+    loaded = data.load_world(DataConfig(path=directory, export_time="2025-07-01"), write_quarantine=False)
+    engines = _both_engines(spark, Written(directory, loaded.world, written.models), SCORING, tmp_path / "out")
+    assert "BG/NBD x Gamma-Gamma" in engines.spark.attrs["value_basis"]
+    assert engines.spark.attrs == engines.pandas.attrs
+    assert engines.spark["customer_id"].tolist() == engines.pandas["customer_id"].tolist()
+    np.testing.assert_allclose(engines.spark["monthly_value"], engines.pandas["monthly_value"], rtol=1e-12, atol=0)
+
+
 def test_customer_scores_are_partitioned_parquet(engines: Engines) -> None:
     parts = sorted(p.name for p in Path(engines.scores_path).glob("customer_partition=*"))
     assert len(parts) == PARTITIONS

@@ -500,6 +500,18 @@ class ScoringConfig(Strict):
         "Dated tables in Parquet only. Same as `retain score --engine`.",
     )
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
+    purchase_value: Literal["probabilistic", "recent_spend"] = Field(
+        "probabilistic",
+        description="The monthly value of a customer without a contracted monthly_value, from the "
+        "purchases (events with an amount) on or before as_of. probabilistic: BG/NBD x Gamma-Gamma "
+        "fitted on the whole purchase log to as_of, the spend expected over the next "
+        "purchase_value_horizon_days if the customer is still active, per month (docs/kpis.md); "
+        "falls back to recent_spend, saying why, when the models cannot be fitted. recent_spend: "
+        "the average monthly spend of the last 365 days.",
+    )
+    purchase_value_horizon_days: int | None = Field(
+        None, ge=1, description="probabilistic purchase value: the horizon of the expected spend (default features.horizon_days)."
+    )
     monitoring: MonitoringConfig = Field(default_factory=lambda: MonitoringConfig())
     tiers: tuple[RiskTier, ...] = (
         RiskTier(name="high", min_probability=0.5),

@@ -44,9 +44,8 @@ from retain.scoring import (
     ScoringModels,
     feedback_scores,
     outreach_list,
-    rank_scored,
     reasons_coverage,
-    score_customers,
+    score_and_rank,
     score_flat,
     summarise,
     write_scores,
@@ -538,7 +537,7 @@ def run_score(
     from retain.timing import stage, stage_clock
 
     started = time.perf_counter()
-    with stage_clock(show_progress, stages=11 if config.data.layout == "tables" else 7) as clock:
+    with stage_clock(show_progress, stages=12 if config.data.layout == "tables" else 7) as clock:
         with stage("load models"):
             tracking.open_store(config.tracking, create=False)
             models, theme_ids = load_scoring_models(
@@ -580,12 +579,9 @@ def run_score(
             data_end = observed_until(loaded.world)
             when, how = score_date(as_of, data_end, config, force_as_of)
             logger.info("scoring as of %s (%s)", when.date(), how)
-            scores = score_customers(
-                loaded.world, when, models, theme_ids, config.features, config.label,
-                text_scorer=_text_scorer(config, models, theme_ids, text_counts, show_progress),
-            )
-            ranked = rank_scored(
-                scores, when, models, config.features, config.scoring, playbook, loaded.world, contacts=contacts
+            scores, ranked = score_and_rank(
+                loaded.world, when, models, theme_ids, config.features, config.scoring, playbook, config.label,
+                contacts=contacts, text_scorer=_text_scorer(config, models, theme_ids, text_counts, show_progress),
             )
             rejected = {name: len(r.rejected) for name, r in loaded.reports.items()}
             warnings = loaded.warnings
@@ -809,7 +805,10 @@ def _report_drivers(
         notes.append(f"no churn drivers: {exc}")
         return None
     if table.empty:
-        notes.append("no churn drivers: no situation was seen often enough (report.driver_analysis.min_rows)")
+        notes.append(
+            "no churn drivers: no candidate (a ticket, feedback, channel or customer attribute) was seen in "
+            f"at least {config.report.driver_analysis.min_rows} customer-dates (report.driver_analysis.min_rows)"
+        )
         return None
     return table
 
@@ -817,7 +816,28 @@ def _report_drivers(
 def _report_value(
     world: World, end: pd.Timestamp, config: ScoreConfig, notes: list[str]
 ) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    return None, {}
+    """A purchase log's expected customer value (BG/NBD x Gamma-Gamma fitted to ``end``), and its summary."""
+    from retain.insight.value import expected_value_table
+    from retain.scoring import needs_purchase_value
+
+    if not needs_purchase_value(world.customers) or world.events is None or "amount" not in world.events.columns:
+        return None, {}
+    horizon = config.scoring.purchase_value_horizon_days or config.features.horizon_days
+    try:
+        table = expected_value_table(world.events, end, horizon)
+    except (ValueError, RuntimeError) as exc:
+        notes.append(f"no customer value section: BG/NBD and Gamma-Gamma could not be fitted ({exc})")
+        return None, {}
+    summary = {
+        "customers with a purchase": f"{len(table):,}",
+        "repeat buyers": f"{int((table['frequency'] > 0).sum()):,}",
+        f"expected purchases in the next {horizon} days": f"{table['expected_purchases'].sum():,.0f}",
+        f"expected spend in the next {horizon} days": f"{table['expected_value'].sum():,.0f}",
+        "customers probably still active (P(alive) >= 0.5)": f"{(table['probability_alive'] >= 0.5).mean():.1%}",
+        "mean expected basket": f"{table['expected_average_value'].mean():,.2f}",
+        "models": "BG/NBD and Gamma-Gamma fitted on every buyer's history to the end of the data (docs/kpis.md)",
+    }
+    return table, summary
 
 
 def format_report_outcome(outcome: ReportOutcome) -> str:
@@ -881,7 +901,7 @@ def run_explain(
     computes exact reasons for the customers named, against the whole population; nothing is
     written or published.
     """
-    from retain.scoring import explain_customers, score_customers
+    from retain.scoring import explain_customers, fit_purchase_value, score_customers
 
     started = time.perf_counter()
     if config.data.layout == "flat":
@@ -892,7 +912,8 @@ def run_explain(
     when, _ = score_date(as_of, observed_until(loaded.world), config, force_as_of)
     scorer = _text_scorer(config, models, theme_ids, {}, show_progress, update=False)
     scores = score_customers(
-        loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer
+        loaded.world, when, models, theme_ids, config.features, config.label, text_scorer=scorer,
+        purchase_value=fit_purchase_value(loaded.world, when, config.scoring, config.features),
     )
     explained = explain_customers(
         scores, customer_ids, when, models, config.features, config.scoring, loaded.world

@@ -23,6 +23,13 @@ from retain.churn.evidence import reason_evidence
 from retain.churn.reasons import top_reasons
 from retain.config import FeatureConfig, LabelConfig, Playbook, ScoringConfig
 from retain.contracts import World
+from retain.insight.value import (
+    DAYS_PER_MONTH,
+    ValueModels,
+    expected_value,
+    fit_value_models,
+    purchase_summary,
+)
 from retain.outreach.control import control_group
 from retain.outreach.playbook import assign_outreach
 from retain.outreach.ranking import CUSTOMER_ATTRIBUTES, rank_customers
@@ -40,6 +47,7 @@ PLAN_ARCHIVE = "outreach_plans"
 """Under the output directory: every run's plan by scoring date, kept after its run is pruned,
 so its effect can be measured once the horizon has passed (``retain outreach report``)."""
 SUMMARY = "score_summary.json"
+RECENT_SPEND = "purchases (average monthly spend over the last 365 days)"
 
 
 class ScoringError(ValueError):
@@ -63,6 +71,23 @@ class ScoringModels:
     reference: Any = None
 
 
+@dataclass(frozen=True)
+class PurchaseValue:
+    """How customers without a contracted monthly value are valued from their purchases.
+
+    Fitted once on the whole purchase log to ``as_of`` (:func:`fit_purchase_value`) and handed
+    to every part of the customers (:func:`score_customers`), so scoring in parts gives what
+    scoring everyone does.
+    """
+
+    #: What the value is, as the run's summary says it (``value_basis``).
+    basis: str = RECENT_SPEND
+    #: BG/NBD and Gamma-Gamma fitted on the log to ``as_of``; None: recent spend.
+    models: ValueModels | None = None
+    #: The horizon of the expected spend.
+    horizon_days: int = 90
+
+
 @dataclass
 class CustomerScores:
     """Stage one of scoring: what each customer's own rows give, so it can run per partition.
@@ -77,16 +102,18 @@ class CustomerScores:
     table: pd.DataFrame
     #: The churn model's probability per row of ``table``.
     probability: np.ndarray
-    #: Average monthly spend over the last 365 days where the data has purchase amounts, else None.
+    #: Monthly value from purchases (``purchase_basis``) where the data has purchase amounts, else None.
     purchase_value: np.ndarray | None
     #: ``segment``, ``region``, ``plan`` as the customers table has them, same index as ``table``.
     attributes: pd.DataFrame
     #: Text scores of the feedback the features read (None without text models).
     text_scores: pd.DataFrame | None = None
+    #: What ``purchase_value`` is (:attr:`PurchaseValue.basis`).
+    purchase_basis: str = RECENT_SPEND
 
     def monthly_value(self) -> tuple[np.ndarray, str]:
         """Each customer's monthly value and what it is based on (:func:`_monthly_value`)."""
-        return _monthly_value(self.table, self.purchase_value)
+        return _monthly_value(self.table, self.purchase_value, self.purchase_basis)
 
     @classmethod
     def concat(cls, parts: Sequence[CustomerScores]) -> CustomerScores:
@@ -102,6 +129,7 @@ class CustomerScores:
             purchase_value=None if any(v is None for v in values) else np.concatenate(values),
             attributes=pd.concat([p.attributes for p in parts], ignore_index=True).set_index(table.index),
             text_scores=pd.concat(texts, ignore_index=True) if texts else None,
+            purchase_basis=parts[0].purchase_basis,
         )
 
 
@@ -125,11 +153,13 @@ def score_customers(
     feature_config: FeatureConfig,
     label_config: LabelConfig | None = None,
     text_scorer: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    purchase_value: PurchaseValue | None = None,
 ) -> CustomerScores:
     """Stage one: text scores, features, churn probability and purchase value of each customer.
 
     ``text_scorer`` scores a feedback frame (default: the models, :func:`feedback_scores`); a
-    caller may pass one that reads a cache of earlier runs.
+    caller may pass one that reads a cache of earlier runs. ``purchase_value``: how purchases are
+    valued, fitted on the whole log (:func:`fit_purchase_value`; default recent spend).
 
     Raises
     ------
@@ -151,7 +181,8 @@ def score_customers(
         customers = world.customers.drop_duplicates("customer_id").set_index("customer_id")
         attributes = customers[[c for c in CUSTOMER_ATTRIBUTES if c in customers.columns]]
         attributes = attributes.reindex(table["customer_id"].to_numpy()).set_index(table.index)
-        value = value_from_purchases(world, table, as_of)
+        valuation = purchase_value or PurchaseValue()
+        value = value_from_purchases(world, table, as_of, valuation)
     with stage("churn probability"):
         probability = churn_probability(table, models.churn, as_of)
     return CustomerScores(
@@ -160,6 +191,7 @@ def score_customers(
         purchase_value=None if value is None else value.to_numpy(dtype=float),
         attributes=attributes,
         text_scores=text_scores,
+        purchase_basis=valuation.basis,
     )
 
 
@@ -279,10 +311,31 @@ def score_world(
         ``outreach_status``, ``last_contacted_at`` (``outreach.playbook.assign_outreach``). Every
         customer is here, control ones too; :func:`outreach_list` is the list people act on.
     """
-    scores = score_customers(world, as_of, models, theme_ids, feature_config, label_config, text_scorer)
-    return rank_scored(
-        scores, as_of, models, feature_config, scoring_config, playbook, world, contacts=contacts
+    return score_and_rank(
+        world, as_of, models, theme_ids, feature_config, scoring_config, playbook, label_config, contacts, text_scorer
+    )[1]
+
+
+def score_and_rank(
+    world: World,
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    theme_ids: list[str],
+    feature_config: FeatureConfig,
+    scoring_config: ScoringConfig,
+    playbook: Playbook,
+    label_config: LabelConfig | None = None,
+    contacts: pd.DataFrame | None = None,
+    text_scorer: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> tuple[CustomerScores, pd.DataFrame]:
+    """:func:`score_world`, also returning stage one's :class:`CustomerScores` (what monitoring reads)."""
+    with stage("purchase value"):
+        valuation = fit_purchase_value(world, as_of, scoring_config, feature_config)
+    scores = score_customers(
+        world, as_of, models, theme_ids, feature_config, label_config, text_scorer, purchase_value=valuation
     )
+    ranked = rank_scored(scores, as_of, models, feature_config, scoring_config, playbook, world, contacts=contacts)
+    return scores, ranked
 
 
 def rank_scored(
@@ -314,6 +367,7 @@ def rank_scored(
     return _rank(
         table, as_of, models, scoring_config, playbook, scores.purchase_value, evidence,
         attributes=scores.attributes, contacts=contacts, probabilities=scores.probability,
+        purchase_basis=scores.purchase_basis,
     )
 
 
@@ -446,12 +500,13 @@ def _rank(
     attributes: pd.DataFrame | None = None,
     contacts: pd.DataFrame | None = None,
     probabilities: np.ndarray | None = None,
+    purchase_basis: str = RECENT_SPEND,
 ) -> pd.DataFrame:
     X = model_inputs(table, models.churn, as_of)
     if probabilities is None:
         with stage("churn probability"):
             probabilities = models.churn.predict_proba(X)[:, 1]
-    value, basis = _monthly_value(table, purchase_value)
+    value, basis = _monthly_value(table, purchase_value, purchase_basis)
     explain = explained_rows(table["customer_id"], probabilities, value, scoring_config)
     with stage("reasons"):
         reasons = explain_reasons(
@@ -488,7 +543,9 @@ def _rank(
     return ranked
 
 
-def _monthly_value(table: pd.DataFrame, purchase_value: np.ndarray | None) -> tuple[np.ndarray, str]:
+def _monthly_value(
+    table: pd.DataFrame, purchase_value: np.ndarray | None, purchase_basis: str = RECENT_SPEND
+) -> tuple[np.ndarray, str]:
     """Each customer's monthly value (0 where unknown) and what it is based on."""
     value = (
         table["monthly_value"].to_numpy(dtype=float)
@@ -498,7 +555,7 @@ def _monthly_value(table: pd.DataFrame, purchase_value: np.ndarray | None) -> tu
     basis = "monthly_value"
     if purchase_value is not None and np.isnan(value).any():
         value = np.where(np.isnan(value), np.asarray(purchase_value, dtype=float), value)
-        basis = "purchases (average monthly spend over the last 365 days)"
+        basis = purchase_basis
     if np.isnan(value).all():
         logger.info("no monthly value or purchase amounts: the list is ranked by churn probability")
         return np.ones(len(table)), "none (ranked by churn probability)"
@@ -604,15 +661,80 @@ def outreach_list(ranked: pd.DataFrame, include_control: bool = False) -> pd.Dat
     return listed
 
 
-def value_from_purchases(world: World, table: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | None:
-    """Average monthly purchase amount over the 365 days to ``as_of``, where there is no monthly value.
+def needs_purchase_value(customers: pd.DataFrame) -> bool:
+    """Whether some customer has no contracted monthly value, so purchases must value them."""
+    return "monthly_value" not in customers.columns or bool(customers["monthly_value"].isna().any())
 
-    A stand-in for customers without a contracted value (purchase logs), so the list ranks by
-    expected spend lost rather than by probability alone.
+
+def purchase_histories(world: World, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """Each buyer's purchases to ``as_of`` as BG/NBD reads them (``insight.value.purchase_summary``,
+    days), or None when the events carry no amount. Per customer: a part of the customers gives
+    its own rows of the whole."""
+    if world.events is None or "amount" not in world.events.columns:
+        return None
+    return purchase_summary(world.events, as_of)
+
+
+def fit_purchase_value(
+    world: World, as_of: pd.Timestamp, scoring_config: ScoringConfig, feature_config: FeatureConfig
+) -> PurchaseValue:
+    """How this run values purchases (``scoring.purchase_value``), fitted on the whole log to ``as_of``."""
+    if not needs_purchase_value(world.customers) or scoring_config.purchase_value == "recent_spend":
+        return PurchaseValue(horizon_days=_value_horizon(scoring_config, feature_config))
+    return purchase_value_model(purchase_histories(world, as_of), scoring_config, feature_config)
+
+
+def purchase_value_model(
+    histories: pd.DataFrame | None, scoring_config: ScoringConfig, feature_config: FeatureConfig
+) -> PurchaseValue:
+    """BG/NBD x Gamma-Gamma fitted on every buyer's history (:func:`purchase_histories`), or recent
+    spend, saying why, when ``scoring.purchase_value`` asks for it or the models cannot be fitted."""
+    horizon = _value_horizon(scoring_config, feature_config)
+    if scoring_config.purchase_value == "recent_spend" or histories is None:
+        return PurchaseValue(horizon_days=horizon)
+    try:
+        models = fit_value_models(histories)
+    except (ValueError, RuntimeError) as exc:
+        logger.warning("purchase value: BG/NBD and Gamma-Gamma not fitted (%s); using recent spend", exc)
+        return PurchaseValue(
+            basis=f"{RECENT_SPEND[:-1]}; the probabilistic value could not be fitted)", horizon_days=horizon
+        )
+    logger.info(
+        "purchase value: BG/NBD (r=%.3g, alpha=%.3g, a=%.3g, b=%.3g) and Gamma-Gamma (p=%.3g, q=%.3g, "
+        "v=%.3g) fitted on %d buyers",
+        *models.purchases.params_, *models.spend.params_, len(histories),
+    )
+    basis = f"purchases (expected spend over the next {horizon} days if still active, per month: BG/NBD x Gamma-Gamma)"
+    return PurchaseValue(basis=basis, models=models, horizon_days=horizon)
+
+
+def _value_horizon(scoring_config: ScoringConfig, feature_config: FeatureConfig) -> int:
+    return scoring_config.purchase_value_horizon_days or feature_config.horizon_days
+
+
+def value_from_purchases(
+    world: World, table: pd.DataFrame, as_of: pd.Timestamp, valuation: PurchaseValue | None = None
+) -> pd.Series | None:
+    """Each customer's monthly value from their purchases to ``as_of``, where there is no monthly value.
+
+    For customers without a contracted value (purchase logs), so the list ranks by expected spend
+    lost rather than by probability alone. With fitted models (``valuation.models``): the spend
+    BG/NBD x Gamma-Gamma expect over ``valuation.horizon_days`` if the customer is still active at
+    ``as_of`` (``insight.value.expected_value(..., if_alive=True)``: the churn probability beside
+    it says how likely they are to leave), per month; a customer with no purchase is worth 0.
+    Otherwise the average monthly spend of the 365 days to ``as_of``. None without amounts.
     """
     if world.events is None or "amount" not in world.events.columns:
         return None
     events = world.events
+    ids = table["customer_id"].astype(object).astype(str)
+    if valuation is not None and valuation.models is not None:
+        histories = purchase_summary(events, as_of, valuation.models.time_unit_days)
+        if histories.empty:
+            return None
+        spend = expected_value(valuation.models, histories, valuation.horizon_days, if_alive=True)
+        monthly = pd.Series(spend / (valuation.horizon_days / DAYS_PER_MONTH), index=histories.index)
+        return pd.Series(monthly.reindex(ids.to_numpy()).fillna(0.0).to_numpy(), index=table.index)
     recent = events.loc[
         (events["occurred_at"] <= as_of) & (events["occurred_at"] > as_of - pd.Timedelta(days=365))
         & events["amount"].notna()

@@ -20,7 +20,13 @@ as the contract normalises it, so ``1001``, ``1001.0`` and `` 1001`` meet):
    the export time (fixed once on the driver) are the pandas engine's own code. It returns the
    validated world (kept, ``persist``), per table the rows used and the rejected and amended
    rows with their global input row number and reason.
-3. **score** (``mapInPandas`` over the validated worlds): :func:`~retain.scoring.score_customers`
+3. **purchase value** (``mapInPandas`` over the validated worlds, with ``scoring.purchase_value:
+   probabilistic``): each buyer's purchase history (``insight.value.purchase_summary``, four
+   numbers) to the driver, which, when some customer has no monthly value, fits BG/NBD and
+   Gamma-Gamma once on all of them (:func:`~retain.scoring.purchase_value_model`) and hands the
+   fitted models to the next step: every partition values its customers with the whole log's
+   models (a fit per partition would differ from one partition to the next).
+4. **score** (``mapInPandas`` over the validated worlds): :func:`~retain.scoring.score_customers`
    with the fitted models, broadcast once (the "equivalent" of ``mlflow.pyfunc.spark_udf``: one
    call scores a partition's text, features and churn together, as the pandas engine does). It
    returns customer id, probability, purchase value, segment/region/plan and the churn model's
@@ -65,13 +71,19 @@ import pandas as pd
 from retain import data
 from retain.config import ConfigError, DataConfig, ScoreConfig, SparkConfig
 from retain.contracts import CONTRACTS, TIME_COLUMNS, ContractError, Validated, World
+from retain.insight.value import SUMMARY_COLUMNS
 from retain.outreach.ranking import CUSTOMER_ATTRIBUTES
 from retain.scoring import (
+    RECENT_SPEND,
     CustomerScores,
+    PurchaseValue,
     ScoringError,
     ScoringModels,
     explained_customers,
     feedback_scores,
+    needs_purchase_value,
+    purchase_histories,
+    purchase_value_model,
     rank_scored,
     score_customers,
     text_window,
@@ -101,6 +113,12 @@ REPORT_SCHEMA = (
     "n_valid long, latest string, earliest string, payload binary"
 )
 _SHARED_KEYS = {"tickets": "ticket_id", "feedback": "feedback_id"}
+#: Per partition: each buyer's purchase history (BG/NBD's summary), and one row (no customer id)
+#: saying whether the part has purchase amounts and customers without a monthly value.
+HISTORY_SCHEMA = (
+    "customer_id string, frequency double, recency double, T double, monetary_value double, "
+    "has_amounts boolean, needs_value boolean"
+)
 
 
 @dataclass(frozen=True)
@@ -260,10 +278,13 @@ def _score(
         categorical = categorical_inputs(models.churn, config.features.attributes)
         features = [*models.churn.feature_names_in_]
         features += [] if "monthly_value" in features else ["monthly_value"]
+        with stage("spark: purchase value"):
+            valuation = _purchase_value(worlds, when, config)
         scored = worlds.mapInPandas(
             _score_partitions(
                 # the monitoring reference is read on the driver only
-                spark.sparkContext.broadcast(replace(models, reference=None)), when, theme_ids, config, features, categorical
+                spark.sparkContext.broadcast(replace(models, reference=None)), when, theme_ids, config, features, categorical,
+                valuation,
             ),
             _scores_schema(features, categorical),
         )
@@ -273,7 +294,7 @@ def _score(
             output.write.mode("overwrite").partitionBy(PARTITION).parquet(where)
             # With its schema: a run that scores nobody writes no file to infer it from.
             written = spark.read.schema(output.schema).parquet(where).toPandas()
-            scores = _customer_scores(written, when, features, categorical)
+            scores = _customer_scores(written, when, features, categorical, valuation.basis)
         if scores.table.empty:
             signups = counts.loc[(counts["kind"] == "count") & (counts["table"] == "customers")]
             first = pd.Timestamp(min(int(n) for n in signups["earliest"].dropna()))
@@ -628,6 +649,7 @@ def _score_partitions(
     config: ScoreConfig,
     features: list[str],
     categorical: list[str],
+    valuation: PurchaseValue,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         _quiet_pyspark()
@@ -639,7 +661,8 @@ def _score_partitions(
                 if world.customers.empty:
                     continue
                 scores = score_customers(
-                    world, as_of, models.value, theme_ids, config.features, config.label
+                    world, as_of, models.value, theme_ids, config.features, config.label,
+                    purchase_value=valuation,
                 )
                 yield _for_arrow(
                     _scores_frame(int(part), scores, stored["rows"]["customers"], world, features, categorical)
@@ -697,8 +720,37 @@ def _as_text(values: pd.Series) -> np.ndarray:
 # --- the driver --------------------------------------------------------------------------------
 
 
+def _purchase_value(worlds: DataFrame, as_of: pd.Timestamp, config: ScoreConfig) -> PurchaseValue:
+    """The pandas engine's :func:`~retain.scoring.fit_purchase_value`: BG/NBD and Gamma-Gamma
+    fitted here on every partition's purchase histories, so each partition values its customers
+    with the models of the whole log (a fit per partition would differ from one part to the next)."""
+
+    def histories(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for payload in batch["payload"]:
+                world: World = pickle.loads(payload)["world"]
+                found = purchase_histories(world, as_of)
+                marker = pd.DataFrame(
+                    {"customer_id": [None], **{c: [np.nan] for c in SUMMARY_COLUMNS},
+                     "has_amounts": [found is not None], "needs_value": [needs_purchase_value(world.customers)]}
+                )
+                rows = [marker] if found is None or found.empty else [found.reset_index(), marker]
+                yield _for_arrow(pd.concat(rows, ignore_index=True)[marker.columns], ("customer_id",))
+
+    if config.scoring.purchase_value == "recent_spend":
+        return purchase_value_model(None, config.scoring, config.features)
+    rows = worlds.mapInPandas(histories, HISTORY_SCHEMA).toPandas()
+    markers = rows["customer_id"].isna()
+    if not rows.loc[markers, "needs_value"].any():
+        return purchase_value_model(None, config.scoring, config.features)
+    found = rows.loc[~markers].set_index("customer_id")[list(SUMMARY_COLUMNS)].sort_index()
+    has_amounts = bool(rows.loc[markers, "has_amounts"].any())
+    return purchase_value_model(found if has_amounts else None, config.scoring, config.features)
+
+
 def _customer_scores(
-    frame: pd.DataFrame, as_of: pd.Timestamp, features: list[str], categorical: list[str]
+    frame: pd.DataFrame, as_of: pd.Timestamp, features: list[str], categorical: list[str],
+    purchase_basis: str = RECENT_SPEND,
 ) -> CustomerScores:
     """The per-customer scores read back, in the customers table's order, with pandas' dtypes."""
     frame = frame.sort_values([ORDER, "customer_id"], kind="stable").reset_index(drop=True)
@@ -718,7 +770,7 @@ def _customer_scores(
     )
     return CustomerScores(
         table=table, probability=frame["churn_probability"].to_numpy(dtype=float),
-        purchase_value=value, attributes=attributes,
+        purchase_value=value, attributes=attributes, purchase_basis=purchase_basis,
     )
 
 

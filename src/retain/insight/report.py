@@ -277,19 +277,28 @@ def drift_figure(features: pd.DataFrame, threshold: float | None = None, top: in
 
 
 def value_figure(value: pd.DataFrame, column: str = "expected_value") -> Figure | None:
-    """How expected customer value is spread: a histogram (log scale) of ``column``."""
+    """How expected customer value is spread: a histogram (log scale) and how concentrated it is."""
     if column not in value.columns:
         return None
     values = value[column].to_numpy(dtype=float)
     values = values[np.isfinite(values) & (values > 0)]
     if values.size == 0:
         return None
-    figure, (ax,) = _figure(1, 1, "Expected customer value", width=8.0, height=3.2)
-    ax.hist(values, bins=np.geomspace(values.min(), values.max(), 40))
-    ax.set_xscale("log")
-    ax.set_xlabel(column.replace("_", " "))
-    ax.set_ylabel("customers")
-    ax.grid(True, alpha=0.3)
+    figure, (hist_ax, share_ax) = _figure(1, 2, "Expected customer value", height=3.4)
+    low = max(float(np.quantile(values, 0.01)), 1e-9)
+    hist_ax.hist(np.clip(values, low, None), bins=np.geomspace(low, values.max() * 1.001, 40))
+    hist_ax.set_xscale("log")
+    hist_ax.set_xlabel(f"{column.replace('_', ' ')} (lowest 1% shown at the 1st percentile)")
+    hist_ax.set_ylabel("customers")
+    ordered = np.sort(values)[::-1]
+    share = np.concatenate([[0.0], np.cumsum(ordered) / ordered.sum()])
+    customers = np.arange(ordered.size + 1) / ordered.size
+    share_ax.plot(customers, share)
+    share_ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    share_ax.set_xlabel("share of customers (most valuable first)")
+    share_ax.set_ylabel("share of expected value")
+    for ax in (hist_ax, share_ax):
+        ax.grid(True, alpha=0.3)
     return figure
 
 
