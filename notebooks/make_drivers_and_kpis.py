@@ -147,7 +147,7 @@ monitoring.feature_drift(train_X, later_X, columns).round(3)"""),
 and the latest scoring run's monitoring) as one HTML page with its plots inline; the same function makes it
 from the tables above."""),
     ("code", """page = insight_report(ReportParts(title="retain report (notebook)", service=service, customers=customer,
-                                 themes=themes, drivers=table, value=worth))
+                                 themes=themes, drivers=table))
 WORKDIR.mkdir(parents=True, exist_ok=True)
 (WORKDIR / "report.html").write_text(page)
 print(f"{WORKDIR / 'report.html'}: {len(page) / 1e6:.1f} MB")"""),
