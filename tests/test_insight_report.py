@@ -95,3 +95,38 @@ def test_a_report_without_models_still_shows_the_kpis(world) -> None:  # type: i
     tables, _ = kpi_tables(world, pd.Timestamp("2024-12-31"), LabelConfig(), 90, ReportConfig(), None, [])
     page = insight_report(ReportParts(title="t", service=tables["service"], customers=tables["customers"]))
     assert re.findall(r'<section id="([a-z_]+)"', page) == ["overview", "service", "customers"]
+
+
+def test_retain_report_without_a_model_writes_the_kpis_and_says_what_is_missing(tmp_path, world) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from retain import data
+
+    data.write_world(world, tmp_path / "world")
+    config = tmp_path / "report.yaml"
+    config.write_text(
+        f"data: {{path: {tmp_path / 'world'}}}\n"
+        f"tracking: {{tracking_uri: 'sqlite:///{tmp_path / 'mlflow.db'}'}}\n"
+        f"scoring: {{output_dir: {tmp_path / 'outputs'}}}\n"
+        f"report: {{output_dir: {tmp_path / 'report'}, months: 6, drivers: false}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "retain.cli", "report", "-c", str(config), "--quiet"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "overview, service, customers" in result.stdout
+    assert "note: no themes, drivers or model section" in result.stdout and "retain train" in result.stdout
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert re.findall(r'<section id="([a-z_]+)"', page) == ["overview", "service", "customers"]
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.csv")) == [
+        "customers.csv", "service.csv", "service_by_channel.csv", "service_by_region.csv", "service_by_segment.csv",
+    ]
+    # A flat one-row-per-customer table has no periods: refused as a config error (exit 2)
+    config.write_text(config.read_text().replace(f"data: {{path: {tmp_path / 'world'}}}", "data: {path: x.csv, layout: flat, flat: {file: x.csv, label_column: churned}}"))
+    refused = subprocess.run(
+        [sys.executable, "-m", "retain.cli", "report", "-c", str(config), "--quiet"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    assert refused.returncode == 2 and "retain report needs dated tables" in refused.stderr
