@@ -437,9 +437,21 @@ def _monitoring_section(monitoring: Mapping[str, Any]) -> str:
         parts.append(f'<p class="breach">Breaches in the latest scoring run:</p><ul>{items}</ul>')
     else:
         parts.append(htmlpage.paragraph("No monitoring threshold was crossed in the latest scoring run."))
-    scalars = {k: v for k, v in monitoring.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    labels = {
+        "estimated_roc_auc": "churn model ROC-AUC estimated before labels (CBPE)",
+        "estimated_roc_auc_drop": "drop from the ROC-AUC at training",
+        "reference": "reference (saved with the model at training)",
+        "score_psi": "score drift: PSI of the churn probabilities",
+        "themes_checked": "themes with enough feedback in the latest week",
+    }
+    scalars = [
+        (labels.get(k, k.replace("_", " ")), v)
+        for k, v in monitoring.items()
+        if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+    ]
     if scalars:
-        parts.append(htmlpage.table(pd.DataFrame(list(scalars.items()), columns=["", "value"]), floats=3))
+        parts.append(htmlpage.table(pd.DataFrame(scalars, columns=["", "value"]), floats=3))
+    parts += [htmlpage.paragraph(str(note)) for note in monitoring.get("notes") or []]
     features = monitoring.get("features")
     if isinstance(features, list) and features:
         table = pd.DataFrame(features)
