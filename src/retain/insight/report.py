@@ -420,9 +420,10 @@ def _model_section(evaluation: pd.DataFrame) -> str:
         stamps = pd.to_datetime(evaluation["as_of"])
         dates = f" ({stamps.nunique()} dates, {stamps.min():%Y-%m-%d} to {stamps.max():%Y-%m-%d})"
     content = htmlpage.paragraph(
-        f"The champion churn model on its held-out evaluation dates{dates}, {len(evaluation):,} "
-        "customer-dates: is its probability the churn rate it says (calibration), and how many "
-        "churners does working the list from the top reach (gains)."
+        f"The champion churn model's evaluation predictions, logged when it was trained: {len(evaluation):,} "
+        f"customer-dates{dates} it was not fitted on (later dates in a backtest; other customers in "
+        "cross-validation when the data is too short for one). Is its probability the churn rate it says "
+        "(calibration), and how many churners does working the list from the top reach (gains)?"
     ) + _images(figures["calibration"], figures["lift"], side_by_side=True)
     for name in ("roc", "precision_recall"):
         figures[name].clear()
