@@ -223,7 +223,7 @@ def driver_figure(drivers: pd.DataFrame, top: int = 15) -> Figure | None:
     )
     y = np.arange(len(shown))
     panels = [("lift", shown["lift"], shown["lift_low"], shown["lift_high"], "churn rate with / without")]
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     if adjusted:
         panels.append(
@@ -235,6 +235,7 @@ def driver_figure(drivers: pd.DataFrame, top: int = 15) -> Figure | None:
         ax.errorbar(middle, y, xerr=[np.clip(middle - low, 0, None), np.clip(high - middle, 0, None)], fmt="o", capsize=3)
         ax.axvline(1.0, color="grey", linestyle=":")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
@@ -446,7 +447,7 @@ def _monitoring_section(monitoring: Mapping[str, Any]) -> str:
         "themes_checked": "themes with enough feedback in the latest week",
     }
     scalars = [
-        (labels.get(k, k.replace("_", " ")), v)
+        (labels.get(k, k.replace("_", " ")), f"{v:.3f}" if isinstance(v, float) else str(v))
         for k, v in monitoring.items()
         if isinstance(v, (int, float, str)) and not isinstance(v, bool)
     ]
