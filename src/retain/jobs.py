@@ -662,7 +662,8 @@ def earlier_runs_realised(
 
     The earlier runs are the archived outreach plans (``<output_dir>/outreach_plans``: every
     scored customer and probability, kept after the run is pruned) dated before ``as_of``
-    whose horizon ends by the time the data observes churn (``training.labels_observed_until``);
+    whose horizon ends by the time the data observes churn (``training.labels_observed_until``)
+    and by ``as_of`` (a past ``--as-of`` never reads labels seen after it);
     each customer's label is read from the data as it is now (``churn.labels.labels``).
     """
     from retain.churn.labels import labels
@@ -676,6 +677,8 @@ def earlier_runs_realised(
         observed = labels_observed_until(world, config.label)
     except TrainingError as exc:
         return [], [f"realised performance not computed: {exc}"]
+    # A past as_of (--as-of) on data that runs on: judge only what was known at as_of.
+    observed = min(observed, as_of)
     horizon = pd.Timedelta(days=config.features.horizon_days)
     found: list[dict[str, Any]] = []
     for path in sorted(archive.glob("plan_*.parquet")):
