@@ -670,8 +670,8 @@ def earlier_runs_realised(
     from retain.insight.monitoring import realised_performance
     from retain.training import TrainingError, labels_observed_until
 
-    archive = config.scoring.output_dir / PLAN_ARCHIVE
-    if world is None or not archive.is_dir():
+    plans = data.dated_files(config.scoring.output_dir / PLAN_ARCHIVE, "plan_")
+    if world is None or not plans:
         return [], []
     try:
         observed = labels_observed_until(world, config.label)
@@ -681,8 +681,7 @@ def earlier_runs_realised(
     observed = min(observed, as_of)
     horizon = pd.Timedelta(days=config.features.horizon_days)
     found: list[dict[str, Any]] = []
-    for path in sorted(archive.glob("plan_*.parquet")):
-        when = pd.Timestamp(path.stem.removeprefix("plan_"))
+    for when, path in plans.items():
         if when >= as_of or when + horizon > observed:
             continue
         plan = data.read_frame(path)
