@@ -556,10 +556,15 @@ def run_score(
                 config, models, theme_ids, playbook, lambda end: score_date(as_of, end, config, force_as_of), contacts
             )
             ranked, world, how, rejected, warnings = run.ranked, run.world, run.as_of_chosen, run.rejected, run.warnings
-            # The driver holds every customer's features and probability, not all the feedback.
+            # The driver holds every customer's features and probability, not all the feedback,
+            # events or customer rows (``run.world`` has the explained customers' rows only).
             watched = Watched(
                 run.scores.table, run.scores.probability,
-                notes=("theme surges not checked on the Spark engine: the feedback stays on the cluster",),
+                notes=(
+                    "theme surges not checked on the Spark engine: the feedback stays on the cluster",
+                    "realised performance of earlier runs not computed on the Spark engine: the labels stay on the cluster",
+                ),
+                labels_world=False,
             )
         elif config.data.layout == "flat":
             with stage("load data"):
@@ -627,6 +632,8 @@ class Watched:
     probability: Any
     feedback: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
+    #: Whether the run's world holds every customer and event (realised performance reads labels from it).
+    labels_world: bool = True
 
 
 def dated_text_scores(text_scores: pd.DataFrame | None, world: World) -> pd.DataFrame | None:
@@ -644,7 +651,7 @@ def monitor(
     from retain.insight.monitoring import monitor_run
 
     settings = config.scoring.monitoring
-    realised, notes = earlier_runs_realised(config, world, pd.Timestamp(as_of))
+    realised, notes = earlier_runs_realised(config, world if watched.labels_world else None, pd.Timestamp(as_of))
     result = monitor_run(
         watched.probability, settings, reference=models.reference, table=watched.table,
         features=list(models.churn.feature_names_in_), feedback_scores=watched.feedback, as_of=pd.Timestamp(as_of),
