@@ -155,3 +155,12 @@ def test_inactivity_without_events_has_no_churn_rate_and_says_why(world) -> None
     )
     assert tables["customers"]["churn_rate"].isna().all()  # not 0: nobody can be seen to lapse
     assert any(note.startswith("no churn rate") for note in notes)
+
+
+def test_service_kpis_are_never_grouped_by_a_customer_or_a_text(world) -> None:  # type: ignore[no-untyped-def]
+    """Per-customer (or per-text) groups would put single customers in the page and its CSVs."""
+    settings = ReportConfig(months=6, group_by=("customer_id", "text", "channel"))
+    tables, notes = kpi_tables(world, pd.Timestamp("2024-12-31"), LabelConfig(), 90, settings, None, [])
+    assert "service_by_customer_id" not in tables and "service_by_text" not in tables
+    assert "service_by_channel" in tables
+    assert [n.split(":")[0] for n in notes] == ["service KPIs by customer_id", "service KPIs by text"]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from retain import htmlpage
+from retain.contracts import CONTRACTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -125,6 +126,11 @@ def kpi_tables(
             service_kpis(world.tickets, world.feedback, world.customers, settings.freq, None, settings.fcr_window_days)
         )
         for name in settings.group_by:
+            if name in _PER_ROW_COLUMNS:
+                notes.append(
+                    f"service KPIs by {name}: left out, a per-row id, date or text would show single customers"
+                )
+                continue
             try:
                 table = service_kpis(
                     world.tickets, world.feedback, world.customers, settings.freq, name, settings.fcr_window_days
@@ -157,6 +163,12 @@ def kpi_tables(
             theme_kpis(world.feedback, text_scores, theme_ids, settings.freq, settings.theme_threshold)
         )
     return tables, notes
+
+
+#: Columns that identify a row, date it or hold its text: never a KPI group (one customer per group).
+_PER_ROW_COLUMNS = frozenset(
+    c.name for contract in CONTRACTS.values() for c in contract.columns if c.kind in ("id", "timestamp", "text")
+)
 
 
 # --------------------------------------------------------------------------------------------
