@@ -395,3 +395,12 @@ def test_the_check_fails_when_a_planted_effect_is_switched_off(monkeypatch: pyte
     monkeypatch.setattr(synth, "HAZARD", dataclasses.replace(synth.HAZARD, low_csat=0.0))
     problems = _recovers_planted_structure(_synthetic_drivers(20_000, seed=5))
     assert any(p.startswith("low_csat") for p in problems)
+
+
+def test_low_rating_reads_the_stored_zero_to_one_scale() -> None:
+    """Ratings are stored 0-1 (data.rating_scale mapped: 1 of 5 is 0, 2 of 5 is 0.25, 5 of 5 is 1),
+    so a low rating (1-2 of 5) is a window mean of 0.25 or less, not of 2 or less (every rating)."""
+    table = pd.DataFrame({"customer_id": list("abcde"), "rating_mean_90d": [0.0, 0.25, 0.5, 1.0, np.nan]})
+    on, drivers = driver_indicators(table, 90)
+    assert on["low_rating"].tolist() == [True, True, False, False, False]
+    assert drivers.set_index("driver").loc["low_rating", "label"] == "low rating (1-2 of 5) in the last 90 days"

@@ -130,3 +130,37 @@ def test_retain_report_without_a_model_writes_the_kpis_and_says_what_is_missing(
         capture_output=True, text=True, check=False, timeout=600,
     )
     assert refused.returncode == 2 and "retain report needs dated tables" in refused.stderr
+
+
+def test_inactivity_churn_rate_stops_a_horizon_before_the_qualifying_events_end(world) -> None:  # type: ignore[no-untyped-def]
+    """Purchases recorded to Sep 30 while tickets run to Dec 31: silence after Sep 30 is not seen,
+    so no month after July 2 (Sep 30 - 90 days) may count customers as lost."""
+    import dataclasses
+
+    events = world.events.loc[world.events["occurred_at"] < pd.Timestamp("2024-10-01")]
+    shorter = dataclasses.replace(world, events=events)
+    label = LabelConfig(definition="inactivity", event_types=["purchase"])
+    tables, _ = kpi_tables(shorter, pd.Timestamp("2024-12-31"), label, 90, ReportConfig(months=12), None, [])
+    customers = tables["customers"].set_index("period")
+    assert customers.loc[pd.Timestamp("2024-06-01"), "churn_rate"] > 0
+    assert customers.loc[customers.index >= pd.Timestamp("2024-07-01"), "churn_rate"].isna().all()
+
+
+def test_inactivity_without_events_has_no_churn_rate_and_says_why(world) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    label = LabelConfig(definition="inactivity", event_types=["purchase"])
+    tables, notes = kpi_tables(
+        dataclasses.replace(world, events=None), pd.Timestamp("2024-12-31"), label, 90, ReportConfig(months=12), None, []
+    )
+    assert tables["customers"]["churn_rate"].isna().all()  # not 0: nobody can be seen to lapse
+    assert any(note.startswith("no churn rate") for note in notes)
+
+
+def test_service_kpis_are_never_grouped_by_a_customer_or_a_text(world) -> None:  # type: ignore[no-untyped-def]
+    """Per-customer (or per-text) groups would put single customers in the page and its CSVs."""
+    settings = ReportConfig(months=6, group_by=("customer_id", "text", "channel"))
+    tables, notes = kpi_tables(world, pd.Timestamp("2024-12-31"), LabelConfig(), 90, settings, None, [])
+    assert "service_by_customer_id" not in tables and "service_by_text" not in tables
+    assert "service_by_channel" in tables
+    assert [n.split(":")[0] for n in notes] == ["service KPIs by customer_id", "service KPIs by text"]

@@ -143,6 +143,11 @@ def test_customer_kpis_by_hand() -> None:
     known = customer_kpis(customers, events, freq="M", churn_known_until=T("2025-02-10")).set_index("period")
     assert known.loc[T("2025-01-01"), "churn_rate"] == pytest.approx(1 / 3)
     assert np.isnan(known.loc[T("2025-02-01"), "churn_rate"]) and np.isnan(known.loc[T("2025-02-01"), "cltv"])
+    # Who is still active at a period's start is not known either once it starts after churn_known_until
+    # (a churn between Jan 31 and Feb 1 would not be seen yet), so February has no count.
+    early = customer_kpis(customers, events, freq="M", churn_known_until=T("2025-01-31")).set_index("period")
+    assert early.loc[T("2025-01-01"), "active_customers"] == 3
+    assert np.isnan(early.loc[T("2025-02-01"), "active_customers"])
 
 
 def test_theme_kpis_by_hand() -> None:

@@ -542,7 +542,7 @@ class ReportConfig(Strict):
     group_by: tuple[str, ...] = Field(
         ("segment", "channel", "region"),
         description="Service KPIs per group too: customer attributes or ticket/feedback columns; "
-        "a name the data lacks is left out with a note.",
+        "a name the data lacks, or an id, date or text column, is left out with a note.",
     )
     fcr_window_days: int = Field(7, ge=1, description="First-contact resolution: no follow-up ticket within N days.")
     theme_threshold: float = Field(

@@ -556,10 +556,15 @@ def run_score(
                 config, models, theme_ids, playbook, lambda end: score_date(as_of, end, config, force_as_of), contacts
             )
             ranked, world, how, rejected, warnings = run.ranked, run.world, run.as_of_chosen, run.rejected, run.warnings
-            # The driver holds every customer's features and probability, not all the feedback.
+            # The driver holds every customer's features and probability, not all the feedback,
+            # events or customer rows (``run.world`` has the explained customers' rows only).
             watched = Watched(
                 run.scores.table, run.scores.probability,
-                notes=("theme surges not checked on the Spark engine: the feedback stays on the cluster",),
+                notes=(
+                    "theme surges not checked on the Spark engine: the feedback stays on the cluster",
+                    "realised performance of earlier runs not computed on the Spark engine: the labels stay on the cluster",
+                ),
+                labels_world=False,
             )
         elif config.data.layout == "flat":
             with stage("load data"):
@@ -627,6 +632,8 @@ class Watched:
     probability: Any
     feedback: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
+    #: Whether the run's world holds every customer and event (realised performance reads labels from it).
+    labels_world: bool = True
 
 
 def dated_text_scores(text_scores: pd.DataFrame | None, world: World) -> pd.DataFrame | None:
@@ -644,7 +651,7 @@ def monitor(
     from retain.insight.monitoring import monitor_run
 
     settings = config.scoring.monitoring
-    realised, notes = earlier_runs_realised(config, world, pd.Timestamp(as_of))
+    realised, notes = earlier_runs_realised(config, world if watched.labels_world else None, pd.Timestamp(as_of))
     result = monitor_run(
         watched.probability, settings, reference=models.reference, table=watched.table,
         features=list(models.churn.feature_names_in_), feedback_scores=watched.feedback, as_of=pd.Timestamp(as_of),
@@ -662,24 +669,26 @@ def earlier_runs_realised(
 
     The earlier runs are the archived outreach plans (``<output_dir>/outreach_plans``: every
     scored customer and probability, kept after the run is pruned) dated before ``as_of``
-    whose horizon ends by the time the data observes churn (``training.labels_observed_until``);
+    whose horizon ends by the time the data observes churn (``training.labels_observed_until``)
+    and by ``as_of`` (a past ``--as-of`` never reads labels seen after it);
     each customer's label is read from the data as it is now (``churn.labels.labels``).
     """
     from retain.churn.labels import labels
     from retain.insight.monitoring import realised_performance
     from retain.training import TrainingError, labels_observed_until
 
-    archive = config.scoring.output_dir / PLAN_ARCHIVE
-    if world is None or not archive.is_dir():
+    plans = data.dated_files(config.scoring.output_dir / PLAN_ARCHIVE, "plan_")
+    if world is None or not plans:
         return [], []
     try:
         observed = labels_observed_until(world, config.label)
     except TrainingError as exc:
         return [], [f"realised performance not computed: {exc}"]
+    # A past as_of (--as-of) on data that runs on: judge only what was known at as_of.
+    observed = min(observed, as_of)
     horizon = pd.Timedelta(days=config.features.horizon_days)
     found: list[dict[str, Any]] = []
-    for path in sorted(archive.glob("plan_*.parquet")):
-        when = pd.Timestamp(path.stem.removeprefix("plan_"))
+    for when, path in plans.items():
         if when >= as_of or when + horizon > observed:
             continue
         plan = data.read_frame(path)

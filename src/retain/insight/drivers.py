@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 CONTROLS = ("log_value", "log_tenure", "log_feedback")
 #: An expected count of texts (a sum of probabilities) from which a text driver is on.
 EXPECTED_TEXTS = 0.5
+#: A low rating: ratings are stored 0-1 (``data.rating_scale`` mapped), so 2 of 5 is (2 - 1) / (5 - 1).
+LOW_RATING = 0.25
 #: Customer attributes whose levels become drivers; the most common level is the reference.
 ATTRIBUTES = features.CATEGORY_ATTRIBUTES
 
@@ -271,7 +273,7 @@ def driver_indicators(
     if has(f"ces_mean_{w}d"):
         add("high_effort", f"high effort (CES 5-7 of 7) {in_window}", "feedback", col(f"ces_mean_{w}d") >= 5)
     if has(f"rating_mean_{w}d"):
-        add("low_rating", f"low rating (1-2 of 5) {in_window}", "feedback", col(f"rating_mean_{w}d") <= 2)
+        add("low_rating", f"low rating (1-2 of 5) {in_window}", "feedback", col(f"rating_mean_{w}d") <= LOW_RATING)
     for theme in theme_ids:
         name = names.get(theme, theme)
         if has(f"theme_{theme}_not_negative"):

@@ -201,7 +201,8 @@ def customer_kpis(
         two or more purchases in the period) and ``cltv`` = average purchase value x purchase
         frequency x expected lifespan in periods (1 / churn rate; NaN while nobody churns).
         With ``churn_known_until``, periods ending after it have no churn rate (nor CLTV): who
-        left in them is not known yet (an inactivity churn is only seen a horizon later).
+        left in them is not known yet (an inactivity churn is only seen a horizon later); periods
+        starting after it have no ``active_customers`` either.
     """
     if freq not in FREQUENCIES:
         raise ValueError(f"freq must be one of {sorted(FREQUENCIES)}, got {freq!r}")
@@ -226,6 +227,9 @@ def customer_kpis(
     if churn_known_until is not None:
         ends = pd.PeriodIndex(out["period"], freq=FREQUENCIES[freq]).end_time
         out.loc[np.asarray(ends > pd.Timestamp(churn_known_until)), ["churned", "churn_rate"]] = np.nan
+        # Who is still active at a period's start is not known either once it starts later.
+        starts = pd.to_datetime(out["period"])
+        out.loc[np.asarray(starts > pd.Timestamp(churn_known_until)), "active_customers"] = np.nan
     if events is None or "amount" not in events.columns:
         return out
     bought = events.loc[(events["event_type"].astype(str) == purchase_type) & events["amount"].notna()]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from retain import htmlpage
+from retain.contracts import CONTRACTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -105,12 +106,13 @@ def kpi_tables(
     ``service`` and ``service_by_<name>`` (:func:`~retain.insight.kpis.service_kpis`),
     ``customers`` (:func:`~retain.insight.kpis.customer_kpis`; under the inactivity definition a
     customer is lost at their last qualifying event once ``horizon_days`` have passed without
-    another, so the churn rate stops ``horizon_days`` before the data ends) and ``themes``
+    another, so the churn rate stops ``horizon_days`` before the qualifying events end) and ``themes``
     (:func:`~retain.insight.kpis.theme_kpis`, with ``text_scores``), each trimmed to the last
     ``settings.months`` months. ``settings`` is a :class:`retain.config.ReportConfig`.
     """
     from retain.churn.labels import lapsed_at
     from retain.insight.kpis import customer_kpis, service_kpis, theme_kpis
+    from retain.training import TrainingError, labels_observed_until
 
     since = (pd.Timestamp(observed_until) - pd.DateOffset(months=settings.months)).normalize()
     tables: dict[str, pd.DataFrame] = {}
@@ -124,6 +126,11 @@ def kpi_tables(
             service_kpis(world.tickets, world.feedback, world.customers, settings.freq, None, settings.fcr_window_days)
         )
         for name in settings.group_by:
+            if name in _PER_ROW_COLUMNS:
+                notes.append(
+                    f"service KPIs by {name}: left out, a per-row id, date or text would show single customers"
+                )
+                continue
             try:
                 table = service_kpis(
                     world.tickets, world.feedback, world.customers, settings.freq, name, settings.fcr_window_days
@@ -137,8 +144,15 @@ def kpi_tables(
     customers = world.customers
     known_until = pd.Timestamp(observed_until)
     if label.definition == "inactivity":
+        # Silence is only seen while qualifying events are recorded (training.labels_observed_until):
+        # other tables running on must not make everyone look lost.
+        try:
+            known_until = min(known_until, labels_observed_until(world, label))
+        except TrainingError as exc:  # no qualifying event at all: nobody can be seen to lapse
+            notes.append(f"no churn rate: {exc}")
+            known_until = pd.to_datetime(world.customers["signup_at"]).min()
         customers = customers.assign(
-            churned_at=lapsed_at(customers, world.events, observed_until, horizon_days, label.event_types)
+            churned_at=lapsed_at(customers, world.events, known_until, horizon_days, label.event_types)
         )
         known_until = known_until - pd.Timedelta(days=horizon_days)
     tables["customers"] = recent(
@@ -149,6 +163,12 @@ def kpi_tables(
             theme_kpis(world.feedback, text_scores, theme_ids, settings.freq, settings.theme_threshold)
         )
     return tables, notes
+
+
+#: Columns that identify a row, date it or hold its text: never a KPI group (one customer per group).
+_PER_ROW_COLUMNS = frozenset(
+    c.name for contract in CONTRACTS.values() for c in contract.columns if c.kind in ("id", "timestamp", "text")
+)
 
 
 # --------------------------------------------------------------------------------------------
