@@ -268,7 +268,12 @@ def test_the_page_opens_the_insight_report_while_it_exists(server, browser) -> N
     shown.wait_for_load_state()
     assert shown.locator("h1").inner_text() == "retain report"
     assert "customers" in shown.locator("#overview").inner_text()
+    # the report's own inline styles apply (its policy, not the list page's)
+    assert shown.evaluate("getComputedStyle(document.querySelector('th')).backgroundColor") == "rgb(243, 243, 243)"
+    link = shown.url
     shown.close()
+    assert "/report/" in link and tokens["viewer"] not in link
+    assert httpx.get(f"{base}/report/not-a-link").status_code == 404
     # Without the file the page shows no link, and the API says why
     kept = report.read_text()
     report.unlink()

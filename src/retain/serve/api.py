@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -314,14 +315,38 @@ def create_app(engine: Engine, report_path: Path | None = None) -> FastAPI:
         written = datetime.fromtimestamp(report_path.stat().st_mtime, UTC)
         return {"available": True, "written_at": written.isoformat(timespec="seconds")}
 
-    @app.get("/api/report", tags=["report"], response_class=HTMLResponse)
-    def report(_who: Annotated[Principal, Depends(needs("read_list"))]) -> HTMLResponse:
-        """The insight report: one self-contained HTML page (KPIs, themes, drivers, model, drift)."""
+    def report_page() -> HTMLResponse:
         if report_path is None or not report_path.is_file():
             raise HTTPException(
                 404, "no report: run `retain report -c CONFIG`, then `retain serve -c CONFIG` (or --report PATH)"
             )
         return HTMLResponse(report_path.read_text(encoding="utf-8"), headers=REPORT_HEADERS)
+
+    @app.get("/api/report", tags=["report"], response_class=HTMLResponse)
+    def report(_who: Annotated[Principal, Depends(needs("read_list"))]) -> HTMLResponse:
+        """The insight report: one self-contained HTML page (KPIs, themes, drivers, model, drift)."""
+        return report_page()
+
+    # A browser tab cannot send the bearer token, and a page made from a fetched blob would run
+    # under the list page's policy (no inline styles): the page asks for a short-lived link.
+    report_links: dict[str, float] = {}
+
+    @app.post("/api/report/link", tags=["report"])
+    def report_link(_who: Annotated[Principal, Depends(needs("read_list"))]) -> dict[str, Any]:
+        """A link that opens the report in a browser tab without the token, for the next 5 minutes."""
+        now = time.monotonic()
+        for key in [k for k, expires in report_links.items() if expires < now]:
+            del report_links[key]
+        key = secrets.token_urlsafe(24)
+        report_links[key] = now + REPORT_LINK_SECONDS
+        return {"url": f"report/{key}", "expires_in_seconds": REPORT_LINK_SECONDS}
+
+    @app.get("/report/{key}", include_in_schema=False)
+    def report_by_link(key: str) -> HTMLResponse:
+        expires = report_links.get(key)
+        if expires is None or expires < time.monotonic():
+            raise HTTPException(404, "this report link has expired: open the report from the page again")
+        return report_page()
 
     # --- the page -------------------------------------------------------------------------
 
@@ -341,6 +366,9 @@ def _route_template(request: Request) -> str:
 
 
 #: The page runs only its own script and talks only to this server; no other site may frame it.
+#: How long a link from ``POST /api/report/link`` opens the report.
+REPORT_LINK_SECONDS = 300
+
 #: The report is inert: inline styles and images, no script, nothing fetched, never framed.
 REPORT_HEADERS = {
     "Cache-Control": "no-store",

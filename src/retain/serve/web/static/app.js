@@ -150,11 +150,9 @@ async function showReportLink() {
 }
 
 async function openReport() {
-  // The report needs the token like every request, so it is fetched and opened as a blob.
-  const response = await api("api/report");
-  const url = URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
-  window.open(url, "_blank", "noopener");
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  // A tab cannot carry the token: the server hands out a link that works for a few minutes.
+  const link = await (await api("api/report/link", { method: "POST" })).json();
+  window.open(link.url, "_blank", "noopener");
 }
 
 async function loadEffect() {
