@@ -115,3 +115,12 @@ def test_a_playbook_min_tier_must_be_a_configured_tier(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="hihg"):
         check_playbook_tiers(playbook, config)
     check_playbook_tiers(load_config(REPO / "configs" / "playbook.yaml", Playbook), ScoreConfig(data=DataConfig(path=tmp_path)))
+
+
+def test_an_empty_mlflow_tracking_uri_means_the_default_store(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from retain.config import DEFAULT_TRACKING_URI, TrackingConfig
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # `export MLFLOW_TRACKING_URI=` would give MLflow's file store
+    assert TrackingConfig().tracking_uri == DEFAULT_TRACKING_URI
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert TrackingConfig().tracking_uri == "sqlite:///elsewhere.db"

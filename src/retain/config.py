@@ -312,7 +312,7 @@ class TrackingConfig(Strict):
     """MLflow tracking store, experiment and registered model names."""
 
     tracking_uri: str = Field(
-        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     )
     experiment: str = "retain"
     sentiment_model: str = "retain-sentiment"
