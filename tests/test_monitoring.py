@@ -328,9 +328,10 @@ def test_a_model_registered_without_a_reference_is_scored_and_says_so(trained: P
             (aside / path.name).rename(path)
 
 
-def test_earlier_runs_are_judged_once_their_horizon_has_passed(tmp_path: Path) -> None:
+def _archived_plans(tmp_path: Path, data_end: str, plans: list[str]):  # type: ignore[no-untyped-def]
+    """Four customers (c churns on 2024-02-15, a on 2024-03-01), data ending at ``data_end``, the
+    same plan archived under each name in ``plans``, and a config with a 20-day horizon."""
     from retain.contracts import World
-    from retain.jobs import earlier_runs_realised
 
     customers = pd.DataFrame(
         {
@@ -340,17 +341,25 @@ def test_earlier_runs_are_judged_once_their_horizon_has_passed(tmp_path: Path) -
         }
     )
     events = pd.DataFrame(
-        {"customer_id": ["b"], "occurred_at": pd.to_datetime(["2024-03-01"]), "event_type": ["login"]}
+        {"customer_id": ["b"], "occurred_at": pd.to_datetime([data_end]), "event_type": ["login"]}
     )
-    world = World(customers=customers, events=events)  # the data ends on 2024-03-01
     archive = tmp_path / "out" / "outreach_plans"
     archive.mkdir(parents=True)
     plan = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "churn_probability": [0.9, 0.2, 0.3, 0.4]})
-    plan.to_parquet(archive / "plan_2024-01-31.parquet")  # horizon 20 days: labels seen by 2024-02-20
-    plan.to_parquet(archive / "plan_2024-02-20.parquet")  # its horizon ends after the data: not yet
+    for name in plans:
+        plan.to_parquet(archive / name)
     config = ScoreConfig.model_validate(
         {"data": {"path": str(tmp_path)}, "features": {"horizon_days": 20}, "scoring": {"output_dir": str(tmp_path / "out")}}
     )
+    return World(customers=customers, events=events), config
+
+
+def test_earlier_runs_are_judged_once_their_horizon_has_passed(tmp_path: Path) -> None:
+    from retain.jobs import earlier_runs_realised
+
+    # the data ends on 2024-03-01; horizon 20 days: the Jan 31 plan's labels are seen by Feb 20,
+    # the Feb 20 plan's horizon ends after the data: not yet
+    world, config = _archived_plans(tmp_path, "2024-03-01", ["plan_2024-01-31.parquet", "plan_2024-02-20.parquet"])
     found, notes = earlier_runs_realised(config, world, pd.Timestamp("2024-02-25"))
     assert notes == [] and [r["as_of"] for r in found] == ["2024-01-31"]
     # only c churned in (Jan 31, Feb 20] (a on Mar 1); c (0.3) is ranked above b only of a, b, d: AUC 1/3
@@ -361,54 +370,18 @@ def test_earlier_runs_are_judged_once_their_horizon_has_passed(tmp_path: Path) -
 def test_an_earlier_run_is_not_judged_on_labels_seen_after_as_of(tmp_path: Path) -> None:
     """Scoring a past date (``--as-of``) on data that runs on: the realised figure at as_of may
     only read labels observed by then."""
-    from retain.contracts import World
     from retain.jobs import earlier_runs_realised
 
-    customers = pd.DataFrame(
-        {
-            "customer_id": ["a", "b", "c", "d"],
-            "signup_at": pd.to_datetime(["2024-01-01"] * 4),
-            "churned_at": pd.to_datetime(["2024-03-01", None, "2024-02-15", None]),
-        }
-    )
-    events = pd.DataFrame(
-        {"customer_id": ["b"], "occurred_at": pd.to_datetime(["2024-06-01"]), "event_type": ["login"]}
-    )
-    world = World(customers=customers, events=events)  # the data ends on 2024-06-01
-    archive = tmp_path / "out" / "outreach_plans"
-    archive.mkdir(parents=True)
-    plan = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "churn_probability": [0.9, 0.2, 0.3, 0.4]})
-    plan.to_parquet(archive / "plan_2024-01-31.parquet")  # horizon 20 days: labels seen by 2024-02-20
-    config = ScoreConfig.model_validate(
-        {"data": {"path": str(tmp_path)}, "features": {"horizon_days": 20}, "scoring": {"output_dir": str(tmp_path / "out")}}
-    )
+    world, config = _archived_plans(tmp_path, "2024-06-01", ["plan_2024-01-31.parquet"])  # data to June
     # as of Feb 10 the window (Jan 31, Feb 20] has not ended, though the data (to June) shows it
     assert earlier_runs_realised(config, world, pd.Timestamp("2024-02-10"))[0] == []
     assert [r["as_of"] for r in earlier_runs_realised(config, world, pd.Timestamp("2024-02-20"))[0]] == ["2024-01-31"]
 
 
 def test_a_stray_file_in_the_plan_archive_is_ignored_not_fatal(tmp_path: Path) -> None:
-    from retain.contracts import World
     from retain.jobs import earlier_runs_realised
 
-    customers = pd.DataFrame(
-        {
-            "customer_id": ["a", "b", "c", "d"],
-            "signup_at": pd.to_datetime(["2024-01-01"] * 4),
-            "churned_at": pd.to_datetime(["2024-03-01", None, "2024-02-15", None]),
-        }
-    )
-    events = pd.DataFrame(
-        {"customer_id": ["b"], "occurred_at": pd.to_datetime(["2024-03-01"]), "event_type": ["login"]}
-    )
-    world = World(customers=customers, events=events)  # the data ends on 2024-03-01
-    archive = tmp_path / "out" / "outreach_plans"
-    archive.mkdir(parents=True)
-    plan = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "churn_probability": [0.9, 0.2, 0.3, 0.4]})
-    plan.to_parquet(archive / "plan_2024-01-31.parquet")
-    plan.to_parquet(archive / "plan_2024-01-31 copy.parquet")  # a copy someone made by hand
-    config = ScoreConfig.model_validate(
-        {"data": {"path": str(tmp_path)}, "features": {"horizon_days": 20}, "scoring": {"output_dir": str(tmp_path / "out")}}
-    )
+    # a copy someone made by hand beside the plan
+    world, config = _archived_plans(tmp_path, "2024-03-01", ["plan_2024-01-31.parquet", "plan_2024-01-31 copy.parquet"])
     found, _ = earlier_runs_realised(config, world, pd.Timestamp("2024-02-25"))
     assert [r["as_of"] for r in found] == ["2024-01-31"]
