@@ -1008,16 +1008,23 @@ def database_of(config_path: Path | None, url: str | None) -> DatabaseConfig:
     """
     if url is not None:
         return DatabaseConfig().model_copy(update={"url": url})
-    if config_path is None and not Path("configs/score.yaml").is_file():
-        return DatabaseConfig()
-    return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).scoring.database
+    config = _serving_config(config_path)
+    return config.scoring.database if config is not None else DatabaseConfig()
 
 
 def report_of(config_path: Path | None) -> Path | None:
     """The report.html a config's ``retain report`` writes (``configs/score.yaml`` by default), if any."""
-    if config_path is None and not Path("configs/score.yaml").is_file():
+    config = _serving_config(config_path)
+    return config.report.output_dir / "report.html" if config is not None else None
+
+
+def _serving_config(config_path: Path | None) -> ScoreConfig | None:
+    """The score config ``retain runs``, ``serve`` and ``tokens`` read: the one given, else
+    ``configs/score.yaml`` when it exists, else None."""
+    default = Path("configs/score.yaml")
+    if config_path is None and not default.is_file():
         return None
-    return load_config(config_path or Path("configs/score.yaml"), ScoreConfig).report.output_dir / "report.html"
+    return load_config(config_path or default, ScoreConfig)
 
 
 @contextlib.contextmanager
